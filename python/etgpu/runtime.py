@@ -1,0 +1,112 @@
+"""Running a .etgpu file from Python through the C API (libetgpu.so, via ctypes)."""
+
+import ctypes
+import json
+from pathlib import Path
+from typing import List, Sequence, Union
+
+import torch
+
+from etgpu._paths import library_path
+from etgpu.dtypes import CODE_TO_TORCH, dtype_code
+
+_MAX_RANK = 8
+_lib = None
+
+
+class EtGpuError(RuntimeError):
+    """An error reported by the etgpu runtime (its message says what and where)."""
+
+
+def _library():
+    global _lib
+    if _lib is None:
+        lib = ctypes.CDLL(str(library_path("libetgpu.so")))
+        lib.etgpu_last_error.restype = ctypes.c_char_p
+        lib.etgpu_open_file.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+        lib.etgpu_open_bytes.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p,
+                                         ctypes.POINTER(ctypes.c_void_p)]
+        lib.etgpu_close.argtypes = [ctypes.c_void_p]
+        lib.etgpu_num_inputs.argtypes = [ctypes.c_void_p]
+        lib.etgpu_num_outputs.argtypes = [ctypes.c_void_p]
+        lib.etgpu_execute.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_void_p),
+                                      ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_int32),
+                                      ctypes.POINTER(ctypes.POINTER(ctypes.c_int64))]
+        lib.etgpu_output_dtype.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int8)]
+        lib.etgpu_output_shape.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int32),
+                                           ctypes.POINTER(ctypes.c_int64)]
+        lib.etgpu_read_output.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+        lib.etgpu_stats_json.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+        lib.etgpu_stats_json.restype = ctypes.c_size_t
+        _lib = lib
+    return _lib
+
+
+def _check(code: int) -> None:
+    if code != 0:
+        raise EtGpuError(_library().etgpu_last_error().decode())
+
+
+class Model:
+    """A loaded .etgpu program on an engine (device: "auto", "cuda" or "cpu")."""
+
+    def __init__(self, source: Union[str, Path, bytes], device: str = "auto"):
+        lib = _library()
+        self._handle = ctypes.c_void_p()
+        if isinstance(source, (bytes, bytearray)):
+            buffer = ctypes.create_string_buffer(bytes(source), len(source))
+            _check(lib.etgpu_open_bytes(buffer, len(source), device.encode(), ctypes.byref(self._handle)))
+        else:
+            _check(lib.etgpu_open_file(str(source).encode(), device.encode(), ctypes.byref(self._handle)))
+
+    def close(self) -> None:
+        if getattr(self, "_handle", None):
+            _library().etgpu_close(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        self.close()
+
+    @property
+    def num_inputs(self) -> int:
+        return _library().etgpu_num_inputs(self._handle)
+
+    @property
+    def num_outputs(self) -> int:
+        return _library().etgpu_num_outputs(self._handle)
+
+    def stats(self) -> dict:
+        lib = _library()
+        size = lib.etgpu_stats_json(self._handle, None, 0)
+        buffer = ctypes.create_string_buffer(size + 1)
+        lib.etgpu_stats_json(self._handle, buffer, size + 1)
+        return json.loads(buffer.value.decode())
+
+    def run(self, inputs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        lib = _library()
+        tensors = [t.detach().cpu().contiguous() for t in inputs]
+        n = len(tensors)
+        data = (ctypes.c_void_p * n)(*[t.data_ptr() for t in tensors])
+        dtypes = (ctypes.c_int8 * n)(*[dtype_code(t.dtype) for t in tensors])
+        ranks = (ctypes.c_int32 * n)(*[t.dim() for t in tensors])
+        shape_arrays = [(ctypes.c_int64 * max(t.dim(), 1))(*t.shape) for t in tensors]
+        shapes = (ctypes.POINTER(ctypes.c_int64) * n)(
+            *[ctypes.cast(s, ctypes.POINTER(ctypes.c_int64)) for s in shape_arrays])
+        _check(lib.etgpu_execute(self._handle, n, data, dtypes, ranks, shapes))
+        return [self._read_output(i) for i in range(self.num_outputs)]
+
+    def _read_output(self, index: int) -> torch.Tensor:
+        lib = _library()
+        code = ctypes.c_int8()
+        rank = ctypes.c_int32()
+        shape = (ctypes.c_int64 * _MAX_RANK)()
+        _check(lib.etgpu_output_dtype(self._handle, index, ctypes.byref(code)))
+        _check(lib.etgpu_output_shape(self._handle, index, ctypes.byref(rank), shape))
+        out = torch.empty([shape[d] for d in range(rank.value)], dtype=CODE_TO_TORCH[code.value])
+        nbytes = out.numel() * out.element_size()
+        _check(lib.etgpu_read_output(self._handle, index, ctypes.c_void_p(out.data_ptr()), nbytes))
+        return out
+
+
+def load(path: Union[str, Path], device: str = "auto") -> Model:
+    return Model(path, device)

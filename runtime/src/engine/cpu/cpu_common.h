@@ -1,0 +1,134 @@
+// Shared pieces of the CPU reference engine: scalar conversions for every dtype, and an
+// iterator over an output's elements that yields the matching offsets of broadcast operands.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "engine/ops.h"
+#include "etgpu/status.h"
+
+namespace etgpu::cpu {
+
+inline float bf16_to_float(uint16_t v) {
+  uint32_t bits = static_cast<uint32_t>(v) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline uint16_t float_to_bf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if (std::isnan(f)) return static_cast<uint16_t>((bits >> 16) | 0x40);
+  bits += 0x7FFF + ((bits >> 16) & 1);  // round to nearest even
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+float half_to_float(uint16_t h);
+uint16_t float_to_half(float f);
+
+// Reads element `i` of a `dtype` buffer as double (floats) — exact for every dtype but
+// int64 values beyond 2^53, which use load_int.
+inline double load(const void* p, DType dtype, int64_t i) {
+  switch (dtype) {
+    case DType::F32: return static_cast<const float*>(p)[i];
+    case DType::F16: return half_to_float(static_cast<const uint16_t*>(p)[i]);
+    case DType::BF16: return bf16_to_float(static_cast<const uint16_t*>(p)[i]);
+    case DType::I64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+    case DType::I32: return static_cast<const int32_t*>(p)[i];
+    case DType::I16: return static_cast<const int16_t*>(p)[i];
+    case DType::I8: return static_cast<const int8_t*>(p)[i];
+    case DType::U8: return static_cast<const uint8_t*>(p)[i];
+    case DType::Bool: return static_cast<const uint8_t*>(p)[i] != 0;
+  }
+  return 0;
+}
+
+inline int64_t load_int(const void* p, DType dtype, int64_t i) {
+  switch (dtype) {
+    case DType::I64: return static_cast<const int64_t*>(p)[i];
+    case DType::I32: return static_cast<const int32_t*>(p)[i];
+    case DType::I16: return static_cast<const int16_t*>(p)[i];
+    case DType::I8: return static_cast<const int8_t*>(p)[i];
+    case DType::U8: return static_cast<const uint8_t*>(p)[i];
+    case DType::Bool: return static_cast<const uint8_t*>(p)[i] != 0;
+    default: return static_cast<int64_t>(load(p, dtype, i));
+  }
+}
+
+// Float to integer as torch casts: truncation toward zero.
+inline void store(void* p, DType dtype, int64_t i, double v) {
+  switch (dtype) {
+    case DType::F32: static_cast<float*>(p)[i] = static_cast<float>(v); return;
+    case DType::F16: static_cast<uint16_t*>(p)[i] = float_to_half(static_cast<float>(v)); return;
+    case DType::BF16: static_cast<uint16_t*>(p)[i] = float_to_bf16(static_cast<float>(v)); return;
+    case DType::I64: static_cast<int64_t*>(p)[i] = static_cast<int64_t>(v); return;
+    case DType::I32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); return;
+    case DType::I16: static_cast<int16_t*>(p)[i] = static_cast<int16_t>(v); return;
+    case DType::I8: static_cast<int8_t*>(p)[i] = static_cast<int8_t>(v); return;
+    case DType::U8: static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(static_cast<int64_t>(v)); return;
+    case DType::Bool: static_cast<uint8_t*>(p)[i] = v != 0; return;
+  }
+}
+
+inline void store_int(void* p, DType dtype, int64_t i, int64_t v) {
+  switch (dtype) {
+    case DType::I64: static_cast<int64_t*>(p)[i] = v; return;
+    case DType::I32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); return;
+    case DType::I16: static_cast<int16_t*>(p)[i] = static_cast<int16_t>(v); return;
+    case DType::I8: static_cast<int8_t*>(p)[i] = static_cast<int8_t>(v); return;
+    case DType::U8: static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v); return;
+    case DType::Bool: static_cast<uint8_t*>(p)[i] = v != 0; return;
+    default: store(p, dtype, i, static_cast<double>(v));
+  }
+}
+
+// Element strides of `x` when broadcast (right-aligned) to `out`'s rank: 0 where x has size 1.
+std::vector<int64_t> broadcast_strides(const TensorRef& x, const TensorRef& out);
+
+// Walks `out` in row-major order, keeping one offset per operand (given its strides).
+class StridedWalk {
+ public:
+  StridedWalk(const TensorRef& out, std::vector<std::vector<int64_t>> operand_strides,
+              std::vector<int64_t> base_offsets = {});
+  int64_t offset(size_t operand) const { return offsets_[operand]; }
+  void next();
+
+ private:
+  int rank_;
+  std::vector<int64_t> shape_;
+  std::vector<std::vector<int64_t>> strides_;
+  std::vector<int64_t> index_;
+  std::vector<int64_t> offsets_;
+};
+
+// Copies the strided view (shape of `out`, `strides`, `offset` in elements) of `x` into `out`.
+void strided_copy(const TensorRef& x, const std::vector<int64_t>& strides, int64_t offset,
+                  const TensorRef& out);
+
+// Kernels, one entry per op family (each file in this folder implements its family).
+Status unary(const Node& n, const UnaryParams& p);
+Status binary(const Node& n, const BinaryParams& p);
+Status where(const Node& n, const WhereParams& p);
+Status cast(const Node& n, const CastParams& p);
+Status fill(const Node& n, const FillParams& p);
+Status arange(const Node& n, const ArangeParams& p);
+Status matmul(const Node& n, const MatMulParams& p);
+Status reduce(const Node& n, const ReduceParams& p);
+Status softmax(const Node& n, const SoftmaxParams& p);
+Status layer_norm(const Node& n, const LayerNormParams& p);
+Status rms_norm(const Node& n, const RmsNormParams& p);
+Status permute(const Node& n, const PermuteParams& p);
+Status expand(const Node& n, const ExpandParams& p);
+Status slice(const Node& n, const SliceParams& p);
+Status select(const Node& n, const SelectParams& p);
+Status cat(const Node& n, const CatParams& p);
+Status index_select(const Node& n, const IndexSelectParams& p);
+Status gather(const Node& n, const GatherParams& p);
+Status sdpa(const Node& n, const SdpaParams& p);
+Status copy_into(const Node& n, const CopyIntoParams& p);
+
+}  // namespace etgpu::cpu

@@ -1,0 +1,52 @@
+// The narrow interface every engine (CPU reference, CUDA) provides: memory, transfers, and one
+// entry point that runs an instruction. Everything an engine needs is allocated in `init`-time
+// calls (allocate/upload); `run` allocates nothing.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "engine/ops.h"
+#include "etgpu/status.h"
+
+namespace etgpu {
+
+struct EngineStats {
+  size_t bytes_allocated = 0;
+  size_t peak_bytes_allocated = 0;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  virtual const char* name() const = 0;
+  // True when engine memory is host memory: constants can then be used where they lie.
+  virtual bool uses_host_memory() const = 0;
+
+  virtual Result<void*> allocate(size_t bytes) = 0;
+  virtual void release(void* ptr) = 0;
+  virtual Status upload(void* dst, const void* src, size_t bytes) = 0;
+  virtual Status download(void* dst, const void* src, size_t bytes) = 0;
+  virtual Status zero(void* dst, size_t bytes) = 0;
+  // Waits for all queued work; reports any asynchronous failure.
+  virtual Status synchronize() = 0;
+
+  virtual Status run(const Node& node) = 0;
+  // Called once per execute around the instruction stream. An engine that can replay a recorded
+  // step for these bound shapes (CUDA graphs) does so in begin_step and sets *replayed; the
+  // executor then skips `run` for this step.
+  virtual Status begin_step(uint64_t /*shape_key*/, bool* replayed) {
+    *replayed = false;
+    return Status::ok();
+  }
+  virtual Status end_step() { return Status::ok(); }
+
+  virtual EngineStats stats() const = 0;
+};
+
+std::unique_ptr<Engine> make_cpu_engine(int num_threads);
+// Null when the CUDA engine was not built or no usable GPU exists; `why` says which.
+std::unique_ptr<Engine> make_cuda_engine(std::string* why);
+
+}  // namespace etgpu

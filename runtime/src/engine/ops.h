@@ -1,0 +1,65 @@
+// The instruction set an engine implements: one parameter struct per op family. The numeric
+// values of the enums equal those of schema/etgpu.fbs (the executor checks this at compile time).
+#pragma once
+
+#include <cstdint>
+#include <variant>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace etgpu {
+
+enum class UnaryOp : uint8_t {
+  Neg = 0, Abs, Sqrt, Rsqrt, Exp, Log, Relu, GeluErf, GeluTanh, Silu, Sigmoid, Tanh,
+  LogicalNot, Sin, Cos, Reciprocal, Erf, Floor, Ceil, Round, Clamp, PowScalar, Square,
+  Log1p, Expm1, Sign, Trunc, BitwiseNot, IsNan, Softplus, Elu, LeakyRelu, HardSigmoid, HardSwish,
+  kCount
+};
+
+enum class BinaryOp : uint8_t {
+  Add = 0, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge,
+  LogicalAnd, LogicalOr, FloorDiv, Remainder, BitwiseAnd, BitwiseOr, BitwiseXor, Atan2, TruncDiv,
+  kCount
+};
+
+enum class ReduceOp : uint8_t { Sum = 0, Mean, Amax, Amin, Prod, Argmax, Argmin, Any, All, kCount };
+
+// Operand order in Node::in is given per struct.
+struct UnaryParams { UnaryOp op; double alpha; double beta; };                 // in: x
+struct BinaryParams { BinaryOp op; bool has_b; double scalar; bool scalar_first; double alpha; };  // in: a [, b]
+struct WhereParams {};                                                        // in: cond, a, b
+struct CastParams {};                                                         // in: x
+struct FillParams { double value; };                                          // in: -
+struct ArangeParams { double start; double step; };                           // in: -
+struct MatMulParams { bool trans_b; bool has_bias; };                         // in: a, b [, bias]
+struct ReduceParams { ReduceOp op; std::vector<int> dims; bool keepdim; };   // in: x
+struct SoftmaxParams { int dim; bool log; };                                  // in: x
+struct LayerNormParams { bool has_weight; bool has_bias; double eps; int normalized_ndim; };  // in: x [, w] [, b]
+struct RmsNormParams { bool has_weight; double eps; bool unit_offset; };      // in: x [, w]
+struct PermuteParams { std::vector<int> perm; };                              // in: x
+struct ExpandParams {};                                                       // in: x
+struct SliceParams { int dim; int64_t start; int64_t step; };                 // in: x (out gives length)
+struct SelectParams { int dim; int64_t index; };                              // in: x
+struct CatParams { int dim; };                                                // in: inputs...
+struct IndexSelectParams { int dim; };                                        // in: x, index
+struct GatherParams { int dim; };                                             // in: x, index
+struct SdpaParams { bool has_mask; double scale; bool causal; };              // in: q, k, v [, mask]
+struct CopyIntoParams { int dim; int64_t start; };                            // in: x; out: dst (written in place)
+
+using OpParams = std::variant<UnaryParams, BinaryParams, WhereParams, CastParams, FillParams,
+                              ArangeParams, MatMulParams, ReduceParams, SoftmaxParams,
+                              LayerNormParams, RmsNormParams, PermuteParams, ExpandParams,
+                              SliceParams, SelectParams, CatParams, IndexSelectParams,
+                              GatherParams, SdpaParams, CopyIntoParams>;
+
+const char* op_name(const OpParams& params);
+
+// One instruction, resolved: concrete shapes and engine pointers.
+struct Node {
+  OpParams params;
+  std::vector<TensorRef> in;
+  TensorRef out;
+};
+
+}  // namespace etgpu

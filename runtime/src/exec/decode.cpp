@@ -1,0 +1,234 @@
+#include "exec/decode.h"
+
+#include <string>
+
+namespace etgpu {
+namespace {
+
+static_assert(static_cast<int>(UnaryOp::kCount) == static_cast<int>(ir::UnaryOp::MAX) + 1,
+              "engine UnaryOp must mirror the schema");
+static_assert(static_cast<int>(BinaryOp::kCount) == static_cast<int>(ir::BinaryOp::MAX) + 1,
+              "engine BinaryOp must mirror the schema");
+static_assert(static_cast<int>(ReduceOp::kCount) == static_cast<int>(ir::ReduceOp::MAX) + 1,
+              "engine ReduceOp must mirror the schema");
+
+// Collects operand ids while checking them against the tensor table.
+class Operands {
+ public:
+  Operands(const ir::Graph& graph, int instruction, DecodedInstruction* out)
+      : num_tensors_(static_cast<int>(graph.tensors()->size())), instruction_(instruction), out_(out) {}
+
+  Status required(int id, const char* role) {
+    ETGPU_CHECK(id >= 0 && id < num_tensors_, "instruction ", instruction_, ": ", role,
+                " refers to tensor ", id, " but the graph has ", num_tensors_);
+    out_->inputs.push_back(id);
+    return Status::ok();
+  }
+  // Returns whether the operand is present.
+  Result<bool> optional(int id, const char* role) {
+    if (id < 0) return false;
+    ETGPU_RETURN_IF_ERROR(required(id, role));
+    return true;
+  }
+  Status output(int id) {
+    ETGPU_CHECK(id >= 0 && id < num_tensors_, "instruction ", instruction_,
+                ": output refers to tensor ", id, " but the graph has ", num_tensors_);
+    out_->out = id;
+    return Status::ok();
+  }
+
+ private:
+  int num_tensors_;
+  int instruction_;
+  DecodedInstruction* out_;
+};
+
+template <typename E>
+Status check_enum(E value, E max, int instruction, const char* what) {
+  ETGPU_CHECK(static_cast<int>(value) >= 0 && static_cast<int>(value) <= static_cast<int>(max),
+              "instruction ", instruction, ": unknown ", what, " ", static_cast<int>(value));
+  return Status::ok();
+}
+
+std::vector<int> int_list(const flatbuffers::Vector<int32_t>* v) {
+  return v ? std::vector<int>(v->begin(), v->end()) : std::vector<int>();
+}
+
+#define ETGPU_ASSIGN_OPTIONAL(var, expr)        \
+  bool var = false;                             \
+  do {                                          \
+    auto var##_result = (expr);                 \
+    ETGPU_RETURN_IF_ERROR(var##_result.status()); \
+    var = var##_result.value();                 \
+  } while (0)
+
+Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstruction* d) {
+  switch (ins.op_type()) {
+    case ir::Op::Unary: {
+      auto* p = ins.op_as_Unary();
+      ETGPU_RETURN_IF_ERROR(check_enum(p->op(), ir::UnaryOp::MAX, i, "unary op"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      d->params = UnaryParams{static_cast<UnaryOp>(p->op()), p->alpha(), p->beta()};
+      return ops.output(p->out());
+    }
+    case ir::Op::Binary: {
+      auto* p = ins.op_as_Binary();
+      ETGPU_RETURN_IF_ERROR(check_enum(p->op(), ir::BinaryOp::MAX, i, "binary op"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->a(), "a"));
+      ETGPU_ASSIGN_OPTIONAL(has_b, ops.optional(p->b(), "b"));
+      d->params = BinaryParams{static_cast<BinaryOp>(p->op()), has_b, p->scalar(), p->scalar_first(),
+                               p->alpha()};
+      return ops.output(p->out());
+    }
+    case ir::Op::Where: {
+      auto* p = ins.op_as_Where();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->cond(), "cond"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->a(), "a"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->b(), "b"));
+      d->params = WhereParams{};
+      return ops.output(p->out());
+    }
+    case ir::Op::Cast: {
+      auto* p = ins.op_as_Cast();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      d->params = CastParams{};
+      return ops.output(p->out());
+    }
+    case ir::Op::Fill: {
+      auto* p = ins.op_as_Fill();
+      d->params = FillParams{p->value()};
+      return ops.output(p->out());
+    }
+    case ir::Op::Arange: {
+      auto* p = ins.op_as_Arange();
+      d->params = ArangeParams{p->start(), p->step()};
+      return ops.output(p->out());
+    }
+    case ir::Op::MatMul: {
+      auto* p = ins.op_as_MatMul();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->a(), "a"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->b(), "b"));
+      ETGPU_ASSIGN_OPTIONAL(has_bias, ops.optional(p->bias(), "bias"));
+      d->params = MatMulParams{p->trans_b(), has_bias};
+      return ops.output(p->out());
+    }
+    case ir::Op::Reduce: {
+      auto* p = ins.op_as_Reduce();
+      ETGPU_RETURN_IF_ERROR(check_enum(p->op(), ir::ReduceOp::MAX, i, "reduce op"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      d->params = ReduceParams{static_cast<ReduceOp>(p->op()), int_list(p->dims()), p->keepdim()};
+      return ops.output(p->out());
+    }
+    case ir::Op::Softmax: {
+      auto* p = ins.op_as_Softmax();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      d->params = SoftmaxParams{p->dim(), p->log()};
+      return ops.output(p->out());
+    }
+    case ir::Op::LayerNorm: {
+      auto* p = ins.op_as_LayerNorm();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      ETGPU_ASSIGN_OPTIONAL(has_weight, ops.optional(p->weight(), "weight"));
+      ETGPU_ASSIGN_OPTIONAL(has_bias, ops.optional(p->bias(), "bias"));
+      d->params = LayerNormParams{has_weight, has_bias, p->eps(), p->normalized_ndim()};
+      return ops.output(p->out());
+    }
+    case ir::Op::RmsNorm: {
+      auto* p = ins.op_as_RmsNorm();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      ETGPU_ASSIGN_OPTIONAL(has_weight, ops.optional(p->weight(), "weight"));
+      d->params = RmsNormParams{has_weight, p->eps(), p->unit_offset()};
+      return ops.output(p->out());
+    }
+    case ir::Op::Permute: {
+      auto* p = ins.op_as_Permute();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      d->params = PermuteParams{int_list(p->perm())};
+      return ops.output(p->out());
+    }
+    case ir::Op::Expand: {
+      auto* p = ins.op_as_Expand();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      d->params = ExpandParams{};
+      return ops.output(p->out());
+    }
+    case ir::Op::Slice: {
+      auto* p = ins.op_as_Slice();
+      ETGPU_CHECK(p->start() != nullptr, "instruction ", i, ": slice has no start");
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      d->params = SliceParams{p->dim(), 0, p->step()};
+      d->dynamic_scalar = *p->start();
+      return ops.output(p->out());
+    }
+    case ir::Op::Select: {
+      auto* p = ins.op_as_Select();
+      ETGPU_CHECK(p->index() != nullptr, "instruction ", i, ": select has no index");
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      d->params = SelectParams{p->dim(), 0};
+      d->dynamic_scalar = *p->index();
+      return ops.output(p->out());
+    }
+    case ir::Op::Cat: {
+      auto* p = ins.op_as_Cat();
+      ETGPU_CHECK(p->inputs() && p->inputs()->size() > 0, "instruction ", i, ": cat has no inputs");
+      for (int id : *p->inputs()) ETGPU_RETURN_IF_ERROR(ops.required(id, "input"));
+      d->params = CatParams{p->dim()};
+      return ops.output(p->out());
+    }
+    case ir::Op::IndexSelect: {
+      auto* p = ins.op_as_IndexSelect();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->index(), "index"));
+      d->params = IndexSelectParams{p->dim()};
+      return ops.output(p->out());
+    }
+    case ir::Op::Gather: {
+      auto* p = ins.op_as_Gather();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->index(), "index"));
+      d->params = GatherParams{p->dim()};
+      return ops.output(p->out());
+    }
+    case ir::Op::Sdpa: {
+      auto* p = ins.op_as_Sdpa();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->q(), "q"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->k(), "k"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->v(), "v"));
+      ETGPU_ASSIGN_OPTIONAL(has_mask, ops.optional(p->mask(), "mask"));
+      d->params = SdpaParams{has_mask, p->scale(), p->causal()};
+      return ops.output(p->out());
+    }
+    case ir::Op::CopyInto: {
+      auto* p = ins.op_as_CopyInto();
+      ETGPU_CHECK(p->start() != nullptr, "instruction ", i, ": copy_into has no start");
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      d->params = CopyIntoParams{p->dim(), 0};
+      d->dynamic_scalar = *p->start();
+      return ops.output(p->dst());
+    }
+    default:
+      break;
+  }
+  return err("instruction ", i, " has unknown op type ", static_cast<int>(ins.op_type()),
+             " (payload from a newer etgpu?)");
+}
+
+}  // namespace
+
+Result<DecodedInstruction> decode_instruction(const ir::Graph& graph, int index) {
+  const ir::Instruction* ins = graph.instructions()->Get(index);
+  ETGPU_CHECK(ins != nullptr && ins->op() != nullptr, "instruction ", index, " is empty");
+  DecodedInstruction decoded;
+  Operands ops(graph, index, &decoded);
+  ETGPU_RETURN_IF_ERROR(decode(*ins, index, ops, &decoded));
+  return decoded;
+}
+
+void apply_dynamic_scalar(OpParams* params, int64_t value, int64_t size) {
+  if (value < 0) value += size;
+  if (auto* p = std::get_if<SliceParams>(params)) p->start = value;
+  if (auto* p = std::get_if<SelectParams>(params)) p->index = value;
+  if (auto* p = std::get_if<CopyIntoParams>(params)) p->start = value;
+}
+
+}  // namespace etgpu

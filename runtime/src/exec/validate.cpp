@@ -1,0 +1,251 @@
+// Shape and dtype rules per op, for concrete shapes. A payload may be hostile: these checks are
+// what lets every engine index its operands without bounds checks of its own.
+#include <algorithm>
+
+#include "exec/decode.h"
+
+namespace etgpu {
+namespace {
+
+int normalize_dim(int dim, int rank) { return dim < 0 ? dim + rank : dim; }
+
+bool same_shape(const TensorRef& a, const TensorRef& b) {
+  if (a.rank != b.rank) return false;
+  return std::equal(a.shape, a.shape + a.rank, b.shape);
+}
+
+// `x` broadcasts to `out` (numpy rules, aligned at the right).
+bool broadcasts_to(const TensorRef& x, const TensorRef& out) {
+  if (x.rank > out.rank) return false;
+  for (int i = 1; i <= x.rank; ++i) {
+    const int64_t xs = x.shape[x.rank - i], os = out.shape[out.rank - i];
+    if (xs != os && xs != 1) return false;
+  }
+  return true;
+}
+
+Status check(const Node& n, const UnaryParams&) {
+  ETGPU_CHECK(same_shape(n.in[0], n.out), "unary: output shape differs from input");
+  return Status::ok();
+}
+
+Status check(const Node& n, const BinaryParams& p) {
+  ETGPU_CHECK(broadcasts_to(n.in[0], n.out), "binary: a does not broadcast to the output");
+  if (p.has_b) ETGPU_CHECK(broadcasts_to(n.in[1], n.out), "binary: b does not broadcast to the output");
+  return Status::ok();
+}
+
+Status check(const Node& n, const WhereParams&) {
+  for (int i = 0; i < 3; ++i) ETGPU_CHECK(broadcasts_to(n.in[i], n.out), "where: operand ", i,
+                                          " does not broadcast to the output");
+  ETGPU_CHECK(n.in[0].dtype == DType::Bool, "where: condition must be bool");
+  return Status::ok();
+}
+
+Status check(const Node& n, const CastParams&) {
+  ETGPU_CHECK(n.in[0].numel() == n.out.numel(), "cast: element counts differ");
+  return Status::ok();
+}
+
+Status check(const Node&, const FillParams&) { return Status::ok(); }
+Status check(const Node&, const ArangeParams&) { return Status::ok(); }
+
+Status check(const Node& n, const MatMulParams& p) {
+  const TensorRef &a = n.in[0], &b = n.in[1], &o = n.out;
+  ETGPU_CHECK(a.rank >= 2 && b.rank >= 2 && o.rank >= 2, "matmul: operands need rank >= 2");
+  const int64_t m = a.size(-2), k = a.size(-1);
+  const int64_t bk = p.trans_b ? b.size(-1) : b.size(-2), nn = p.trans_b ? b.size(-2) : b.size(-1);
+  ETGPU_CHECK(k == bk, "matmul: inner dims differ (", k, " vs ", bk, ")");
+  ETGPU_CHECK(o.size(-2) == m && o.size(-1) == nn, "matmul: output is not [", m, ", ", nn, "]");
+  TensorRef batch_a = a, batch_b = b, batch_o = o;
+  batch_a.rank -= 2; batch_b.rank -= 2; batch_o.rank -= 2;
+  ETGPU_CHECK(broadcasts_to(batch_a, batch_o) && broadcasts_to(batch_b, batch_o),
+              "matmul: batch dims do not broadcast");
+  ETGPU_CHECK(a.dtype == b.dtype && a.dtype == o.dtype && is_floating(a.dtype),
+              "matmul: operands must share one float dtype");
+  if (p.has_bias) {
+    const TensorRef& bias = n.in[2];
+    ETGPU_CHECK(broadcasts_to(bias, o), "matmul: bias does not broadcast to the output");
+  }
+  return Status::ok();
+}
+
+Status check_dims_in_range(const std::vector<int>& dims, int rank, const char* op) {
+  for (int d : dims) {
+    const int nd = normalize_dim(d, rank);
+    ETGPU_CHECK(nd >= 0 && nd < std::max(rank, 1), op, ": dim ", d, " out of range for rank ", rank);
+  }
+  return Status::ok();
+}
+
+Status check(const Node& n, const ReduceParams& p) {
+  ETGPU_RETURN_IF_ERROR(check_dims_in_range(p.dims, n.in[0].rank, "reduce"));
+  int64_t kept = 1;
+  for (int d = 0; d < n.in[0].rank; ++d) {
+    bool reduced = p.dims.empty();
+    for (int r : p.dims) reduced |= normalize_dim(r, n.in[0].rank) == d;
+    if (!reduced) kept *= n.in[0].shape[d];
+  }
+  ETGPU_CHECK(n.out.numel() == kept, "reduce: output has ", n.out.numel(), " elements, expected ", kept);
+  return Status::ok();
+}
+
+Status check(const Node& n, const SoftmaxParams& p) {
+  ETGPU_RETURN_IF_ERROR(check_dims_in_range({p.dim}, n.in[0].rank, "softmax"));
+  ETGPU_CHECK(same_shape(n.in[0], n.out), "softmax: output shape differs from input");
+  return Status::ok();
+}
+
+Status check(const Node& n, const LayerNormParams& p) {
+  ETGPU_CHECK(same_shape(n.in[0], n.out), "layer_norm: output shape differs from input");
+  ETGPU_CHECK(p.normalized_ndim >= 1 && p.normalized_ndim <= n.in[0].rank, "layer_norm: bad normalized_ndim");
+  int64_t inner = 1;
+  for (int d = n.in[0].rank - p.normalized_ndim; d < n.in[0].rank; ++d) inner *= n.in[0].shape[d];
+  for (size_t i = 1; i < n.in.size(); ++i) {
+    ETGPU_CHECK(n.in[i].numel() == inner, "layer_norm: affine parameter has ", n.in[i].numel(),
+                " elements, expected ", inner);
+  }
+  return Status::ok();
+}
+
+Status check(const Node& n, const RmsNormParams& p) {
+  ETGPU_CHECK(same_shape(n.in[0], n.out) && n.in[0].rank >= 1, "rms_norm: output shape differs from input");
+  if (p.has_weight) ETGPU_CHECK(n.in[1].numel() == n.in[0].size(-1), "rms_norm: weight size mismatch");
+  return Status::ok();
+}
+
+Status check(const Node& n, const PermuteParams& p) {
+  const int rank = n.in[0].rank;
+  ETGPU_CHECK(static_cast<int>(p.perm.size()) == rank && n.out.rank == rank, "permute: rank mismatch");
+  std::vector<bool> seen(rank, false);
+  for (int i = 0; i < rank; ++i) {
+    const int d = normalize_dim(p.perm[i], rank);
+    ETGPU_CHECK(d >= 0 && d < rank && !seen[d], "permute: invalid permutation");
+    seen[d] = true;
+    ETGPU_CHECK(n.out.shape[i] == n.in[0].shape[d], "permute: output shape mismatch");
+  }
+  return Status::ok();
+}
+
+Status check(const Node& n, const ExpandParams&) {
+  ETGPU_CHECK(broadcasts_to(n.in[0], n.out), "expand: input does not broadcast to the output");
+  return Status::ok();
+}
+
+Status check_same_except(const TensorRef& x, const TensorRef& out, int dim, const char* op) {
+  ETGPU_CHECK(x.rank == out.rank, op, ": rank mismatch");
+  for (int d = 0; d < x.rank; ++d) {
+    ETGPU_CHECK(d == dim || x.shape[d] == out.shape[d], op, ": size mismatch at dim ", d);
+  }
+  return Status::ok();
+}
+
+Status check(const Node& n, const SliceParams& p) {
+  const TensorRef &x = n.in[0];
+  const int dim = normalize_dim(p.dim, x.rank);
+  ETGPU_CHECK(dim >= 0 && dim < x.rank && p.step >= 1, "slice: bad dim or step");
+  ETGPU_RETURN_IF_ERROR(check_same_except(x, n.out, dim, "slice"));
+  const int64_t len = n.out.shape[dim];
+  ETGPU_CHECK(p.start >= 0 && (len == 0 || p.start + (len - 1) * p.step < x.shape[dim]),
+              "slice: [", p.start, " + ", len, " x ", p.step, ") exceeds size ", x.shape[dim]);
+  return Status::ok();
+}
+
+Status check(const Node& n, const SelectParams& p) {
+  const TensorRef& x = n.in[0];
+  const int dim = normalize_dim(p.dim, x.rank);
+  ETGPU_CHECK(dim >= 0 && dim < x.rank && n.out.rank == x.rank - 1, "select: bad dim");
+  ETGPU_CHECK(p.index >= 0 && p.index < x.shape[dim], "select: index ", p.index,
+              " is out of range for size ", x.shape[dim]);
+  return Status::ok();
+}
+
+Status check(const Node& n, const CatParams& p) {
+  const int dim = normalize_dim(p.dim, n.out.rank);
+  ETGPU_CHECK(dim >= 0 && dim < n.out.rank, "cat: bad dim");
+  int64_t total = 0;
+  for (const TensorRef& x : n.in) {
+    ETGPU_RETURN_IF_ERROR(check_same_except(x, n.out, dim, "cat"));
+    ETGPU_CHECK(x.dtype == n.out.dtype, "cat: dtype mismatch");
+    total += x.shape[dim];
+  }
+  ETGPU_CHECK(total == n.out.shape[dim], "cat: inputs sum to ", total, " along dim, output has ",
+              n.out.shape[dim]);
+  return Status::ok();
+}
+
+Status check_index_dtype(const TensorRef& index, const char* op) {
+  ETGPU_CHECK(index.dtype == DType::I64 || index.dtype == DType::I32, op, ": index must be int64 or int32");
+  return Status::ok();
+}
+
+Status check(const Node& n, const IndexSelectParams& p) {
+  const TensorRef &x = n.in[0], &index = n.in[1];
+  const int dim = normalize_dim(p.dim, x.rank);
+  ETGPU_RETURN_IF_ERROR(check_index_dtype(index, "index_select"));
+  ETGPU_CHECK(dim >= 0 && dim < x.rank && n.out.rank == x.rank - 1 + index.rank,
+              "index_select: output rank must be x.rank - 1 + index.rank");
+  // out = x.shape[:dim] + index.shape + x.shape[dim+1:]
+  for (int d = 0; d < dim; ++d) ETGPU_CHECK(n.out.shape[d] == x.shape[d], "index_select: shape mismatch");
+  for (int d = 0; d < index.rank; ++d) ETGPU_CHECK(n.out.shape[dim + d] == index.shape[d], "index_select: shape mismatch");
+  for (int d = dim + 1; d < x.rank; ++d) ETGPU_CHECK(n.out.shape[d - 1 + index.rank] == x.shape[d], "index_select: shape mismatch");
+  return Status::ok();
+}
+
+Status check(const Node& n, const GatherParams& p) {
+  const TensorRef &x = n.in[0], &index = n.in[1];
+  const int dim = normalize_dim(p.dim, x.rank);
+  ETGPU_RETURN_IF_ERROR(check_index_dtype(index, "gather"));
+  ETGPU_CHECK(dim >= 0 && dim < x.rank && index.rank == x.rank && same_shape(index, n.out), "gather: shape mismatch");
+  for (int d = 0; d < x.rank; ++d) ETGPU_CHECK(d == dim || index.shape[d] <= x.shape[d], "gather: index larger than input");
+  return Status::ok();
+}
+
+Status check(const Node& n, const SdpaParams& p) {
+  const TensorRef &q = n.in[0], &k = n.in[1], &v = n.in[2], &o = n.out;
+  ETGPU_CHECK(q.rank == 4 && k.rank == 4 && v.rank == 4 && o.rank == 4, "sdpa: q, k, v and out must be 4-d");
+  ETGPU_CHECK(k.shape[0] == q.shape[0] && v.shape[0] == q.shape[0], "sdpa: batch mismatch");
+  ETGPU_CHECK(k.shape[1] == v.shape[1] && k.shape[1] > 0 && q.shape[1] % k.shape[1] == 0,
+              "sdpa: query heads ", q.shape[1], " are not a multiple of key heads ", k.shape[1]);
+  ETGPU_CHECK(k.shape[2] == v.shape[2] && k.shape[3] == q.shape[3], "sdpa: k/v shape mismatch");
+  ETGPU_CHECK(o.shape[0] == q.shape[0] && o.shape[1] == q.shape[1] && o.shape[2] == q.shape[2] &&
+                  o.shape[3] == v.shape[3], "sdpa: output shape mismatch");
+  ETGPU_CHECK(q.dtype == k.dtype && q.dtype == v.dtype && q.dtype == o.dtype && is_floating(q.dtype),
+              "sdpa: q, k, v must share one float dtype");
+  if (p.has_mask) {
+    TensorRef full = o;
+    full.shape[3] = k.shape[2];
+    ETGPU_CHECK(broadcasts_to(n.in[3], full), "sdpa: mask does not broadcast to [B, H, L, S]");
+  }
+  return Status::ok();
+}
+
+Status check(const Node& n, const CopyIntoParams& p) {
+  const TensorRef &x = n.in[0], &dst = n.out;
+  const int dim = normalize_dim(p.dim, dst.rank);
+  ETGPU_CHECK(dim >= 0 && dim < dst.rank, "copy_into: bad dim");
+  ETGPU_RETURN_IF_ERROR(check_same_except(x, dst, dim, "copy_into"));
+  ETGPU_CHECK(x.dtype == dst.dtype, "copy_into: dtype mismatch");
+  ETGPU_CHECK(p.start >= 0 && p.start + x.shape[dim] <= dst.shape[dim], "copy_into: writing [", p.start,
+              ", ", p.start + x.shape[dim], ") past the end of size ", dst.shape[dim]);
+  return Status::ok();
+}
+
+}  // namespace
+
+Status validate_node(const Node& node) {
+  Status status = std::visit([&](const auto& params) { return check(node, params); }, node.params);
+  if (!status.is_ok()) return err(status.message());
+  return status;
+}
+
+const char* op_name(const OpParams& params) {
+  static const char* names[] = {"unary", "binary", "where", "cast", "fill", "arange", "matmul",
+                                "reduce", "softmax", "layer_norm", "rms_norm", "permute", "expand",
+                                "slice", "select", "cat", "index_select", "gather", "sdpa",
+                                "copy_into"};
+  static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<OpParams>);
+  return names[params.index()];
+}
+
+}  // namespace etgpu
