@@ -64,10 +64,18 @@ def lower_node(ctx: LoweringContext, node: torch.fx.Node) -> None:
             raise Unsupported(f"{node.name}: element {index} of {source.name} is not produced by etgpu")
         ctx.bind(node, items[index])
         return
+    if _is_symbolic_scalar(node):
+        return  # size arithmetic: rules read sizes from node metadata, so nothing to compute
     rule = lookup(node.target)
     if rule is None:
         raise Unsupported(f"no etgpu lowering for {target_name(node.target)}")
     rule(ctx, node)
+
+
+def _is_symbolic_scalar(node: torch.fx.Node) -> bool:
+    value = node.meta.get("val")
+    return isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool)) and not isinstance(
+        node.target, torch._ops.OpOverload)
 
 
 def _lower_outputs(ep: ExportedProgram, ctx: LoweringContext, output_node: torch.fx.Node) -> None:

@@ -87,7 +87,7 @@ _BINARY = {
     "floor_divide": BinaryOp.FloorDiv, "remainder": BinaryOp.Remainder, "bitwise_and": BinaryOp.BitwiseAnd,
     "bitwise_or": BinaryOp.BitwiseOr, "bitwise_xor": BinaryOp.BitwiseXor, "atan2": BinaryOp.Atan2,
 }
-_BINARY_OVERLOADS = ("Tensor", "Scalar", "default", "Scalar_Tensor")
+_BINARY_OVERLOADS = ("Tensor", "Scalar", "default", "Scalar_Tensor", "Tensor_Tensor")
 
 
 def _binary_names():
@@ -188,3 +188,13 @@ def arange(ctx, node):
     if not all(isinstance(v, (int, float)) for v in (start, step)):
         raise Unsupported("arange with symbolic start or step")
     ctx.emit("Arange", out=ctx.output(node), start=float(start), step=float(step))
+
+
+# ---- graph bookkeeping nodes that compute nothing --------------------------------------------
+
+@lowering("aten._assert_tensor_metadata.default", "aten._assert_scalar.default", "aten.sym_size.int",
+          "aten.sym_constrain_range_for_size.default", "aten.sym_constrain_range.default",
+          "aten._assert_async.msg")
+def no_op(ctx, node):
+    """Export-time checks and symbolic sizes: etgpu checks shapes itself, and rules read sizes
+    from node metadata, so these produce no instruction (and no tensor value)."""

@@ -1,0 +1,102 @@
+"""Parity helpers: export a module, lower it with etgpu, run it on the engine under test, and
+compare with PyTorch eager (and, when the engine is cuda, with PyTorch CUDA eager too)."""
+
+import os
+from typing import Optional, Sequence
+
+import torch
+
+import etgpu
+
+TEST_DEVICE = os.environ.get("ETGPU_TEST_DEVICE", "cpu")
+
+# Design tolerances: relative error = max|actual - expected| / max|expected|.
+TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
+
+
+def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    a, e = actual.double().cpu(), expected.double().cpu()
+    scale = e.abs().max().item() if e.numel() else 0.0
+    diff = (a - e).abs().max().item() if e.numel() else 0.0
+    return diff / max(scale, 1e-12)
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: Optional[float] = None, what: str = ""):
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} vs {tuple(expected.shape)}"
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} vs {expected.dtype}"
+    if not expected.dtype.is_floating_point:
+        assert torch.equal(actual.cpu(), expected.cpu()), f"{what}: integer/bool results differ"
+        return
+    if tol is None:
+        tol = TOLERANCE[expected.dtype]
+    nan_a, nan_e = torch.isnan(actual.cpu()), torch.isnan(expected.cpu())
+    assert torch.equal(nan_a, nan_e), f"{what}: NaN positions differ"
+    finite = ~nan_e
+    err = rel_err(actual.cpu()[finite], expected.cpu()[finite])
+    assert err <= tol, f"{what}: relative error {err:.3g} > {tol:.3g}"
+
+
+def _as_tuple(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def export(module: torch.nn.Module, inputs: Sequence, dynamic_shapes=None):
+    """torch.export with `dynamic_shapes` given per input (also for Fn's *args forward)."""
+    if isinstance(module, Fn) and dynamic_shapes is not None:
+        dynamic_shapes = (tuple(dynamic_shapes),)
+    return torch.export.export(module, tuple(inputs), dynamic_shapes=dynamic_shapes)
+
+
+def run_etgpu(module: torch.nn.Module, inputs: Sequence, dynamic_shapes=None, device: str = TEST_DEVICE,
+              run_inputs: Optional[Sequence] = None):
+    """Exports and compiles `module`, then runs it on `run_inputs` (default: `inputs`)."""
+    model = etgpu.Model(etgpu.compile(export(module, inputs, dynamic_shapes)), device=device)
+    return _as_tuple(model.run(list(run_inputs if run_inputs is not None else inputs)))
+
+
+def check_module(module: torch.nn.Module, inputs: Sequence, dynamic_shapes=None, tol: Optional[float] = None,
+                 run_inputs_list: Optional[Sequence[Sequence]] = None):
+    """etgpu vs eager for `inputs` (and each extra input set, for dynamic shapes)."""
+    module = module.eval()
+    exported = export(module, inputs, dynamic_shapes)
+    model = etgpu.Model(etgpu.compile(exported), device=TEST_DEVICE)
+    for case in [inputs] + list(run_inputs_list or []):
+        with torch.no_grad():
+            expected = _as_tuple(module(*case))
+        actual = _as_tuple(model.run(list(case)))
+        assert len(actual) == len(expected)
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_close(a, e, tol, what=f"output {i}")
+        if TEST_DEVICE == "cuda":
+            _check_against_torch_cuda(module, case, actual, tol)
+    return model
+
+
+def _check_against_torch_cuda(module, case, actual, tol):
+    """On the GPU, also compare with PyTorch's own CUDA kernels."""
+    cuda_module = module.to("cuda")
+    with torch.no_grad():
+        expected = _as_tuple(cuda_module(*[x.to("cuda") if isinstance(x, torch.Tensor) else x for x in case]))
+    module.to("cpu")
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        assert_close(a, e.cpu(), tol, what=f"output {i} vs torch cuda")
+
+
+class Fn(torch.nn.Module):
+    """Wraps a function of tensors as a module (so one-op tests read as one line)."""
+
+    def __init__(self, fn, *params: torch.Tensor):
+        super().__init__()
+        self.fn = fn
+        for i, p in enumerate(params):
+            self.register_buffer(f"p{i}", p)
+
+    def forward(self, *args):
+        return self.fn(*args, *[getattr(self, f"p{i}") for i in range(len(self._buffers))])
+
+
+def randn(*shape, dtype=torch.float32):
+    """Random inputs, kept away from zero so relative errors stay meaningful."""
+    x = torch.randn(*shape)
+    x = torch.where(x.abs() < 0.05, torch.full_like(x, 0.1), x)
+    return x.to(dtype)
