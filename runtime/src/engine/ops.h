@@ -36,7 +36,7 @@ struct MatMulParams { bool trans_b; bool has_bias; };                         //
 struct ReduceParams { ReduceOp op; std::vector<int> dims; bool keepdim; };   // in: x
 struct SoftmaxParams { int dim; bool log; };                                  // in: x
 struct LayerNormParams { bool has_weight; bool has_bias; double eps; int normalized_ndim; };  // in: x [, w] [, b]
-struct RmsNormParams { bool has_weight; double eps; bool unit_offset; };      // in: x [, w]
+struct RmsNormParams { bool has_weight; double eps; bool unit_offset; bool round_normalized; };  // in: x [, w]
 struct PermuteParams { std::vector<int> perm; };                              // in: x
 struct ExpandParams {};                                                       // in: x
 struct SliceParams { int dim; int64_t start; int64_t step; };                 // in: x (out gives length)

@@ -137,7 +137,7 @@ Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstructi
       auto* p = ins.op_as_RmsNorm();
       ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
       ETGPU_ASSIGN_OPTIONAL(has_weight, ops.optional(p->weight(), "weight"));
-      d->params = RmsNormParams{has_weight, p->eps(), p->unit_offset()};
+      d->params = RmsNormParams{has_weight, p->eps(), p->unit_offset(), p->round_normalized()};
       return ops.output(p->out());
     }
     case ir::Op::Permute: {
