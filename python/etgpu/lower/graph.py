@@ -11,6 +11,7 @@ from torch.export.graph_signature import InputKind, OutputKind
 
 from etgpu.lower.context import LoweringContext, Storage, TensorSpec
 from etgpu.lower.memory_plan import plan_memory
+from etgpu.lower.passes import run_passes
 from etgpu.lower.registry import Unsupported, lookup, target_name
 from etgpu.lower.serialize import serialize
 from etgpu.lower.symbolic import SymbolTable
@@ -99,6 +100,7 @@ def _lower_outputs(ep: ExportedProgram, ctx: LoweringContext, output_node: torch
 
 
 def lower_program(ep: ExportedProgram) -> LoweredProgram:
+    ep = run_passes(ep)
     ctx = LoweringContext(SymbolTable(ep.range_constraints))
     _lower_placeholders(ep, ctx)
     for node in ep.graph.nodes:

@@ -1,0 +1,13 @@
+"""Graph passes run on the whole program before lowering: multi-node patterns rewritten into the
+single ops etgpu has one instruction for. The partitioner's per-node dry run sees the graph before
+these passes, which is safe: every node a pass removes is supported on its own."""
+
+from torch.export import ExportedProgram
+
+from etgpu.lower.passes.rms_norm import fuse_rms_norm
+
+
+def run_passes(ep: ExportedProgram) -> ExportedProgram:
+    """Rewrites `ep`'s graph in place (and returns it)."""
+    fuse_rms_norm(ep.graph_module)
+    return ep

@@ -1,0 +1,163 @@
+"""Fuses RMSNorm written out in ATen ops into one `etgpu::rms_norm` node (one RmsNorm instruction).
+
+transformers' Llama/Qwen/Mistral RMSNorm exports as
+
+    xf   = x.to(float32)                       # only when x is fp16/bf16
+    n    = xf * rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    out  = weight * n.to(x.dtype)              # the cast only when x was cast up
+
+Fusion happens only where the fused kernel reproduces the eager rounding: the statistics are
+fp32 (so the pattern's xf must be fp32), and the normalized value is rounded to x's dtype before
+the weight multiply (`round_normalized`), whose result has the promoted dtype, as in eager.
+"""
+
+from typing import List, Optional
+
+import torch
+import torch.fx
+
+from etgpu.lower.registry import target_name
+
+_CASTS = ("aten._to_copy.default", "dim_order_ops._to_dim_order_copy.default")
+_ASSERT = "aten._assert_tensor_metadata.default"
+_HALF = (torch.float16, torch.bfloat16)
+
+
+@torch.library.custom_op("etgpu::rms_norm", mutates_args=())
+def rms_norm(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float, unit_offset: bool,
+             round_normalized: bool) -> torch.Tensor:
+    """Reference semantics of the RmsNorm instruction (see schema/etgpu.fbs)."""
+    xf = x.float()
+    y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    if round_normalized:
+        y = y.to(x.dtype)
+    if weight is not None:
+        y = y * (1.0 + weight.float() if unit_offset else weight)
+    return y.to(_out_dtype(x, weight, round_normalized))
+
+
+@rms_norm.register_fake
+def _(x, weight, eps, unit_offset, round_normalized):
+    return torch.empty_like(x, dtype=_out_dtype(x, weight, round_normalized))
+
+
+def _out_dtype(x, weight, round_normalized) -> torch.dtype:
+    """Llama-style (round_normalized) multiplies x-dtype values by the weight: dtypes promote.
+    torch's rms_norm and Gemma's RMSNorm return x's dtype."""
+    if weight is not None and round_normalized:
+        return torch.promote_types(x.dtype, weight.dtype)
+    return x.dtype
+
+
+def _name(node) -> str:
+    return target_name(node.target) if isinstance(node, torch.fx.Node) and node.op == "call_function" else ""
+
+
+def _dtype(node) -> Optional[torch.dtype]:
+    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return value.dtype if isinstance(value, torch.Tensor) else None
+
+
+def _users(node) -> List[torch.fx.Node]:
+    """Users that compute something (export's dtype assertions do not)."""
+    return [u for u in node.users if _name(u) != _ASSERT]
+
+
+def _other_operand(mul: torch.fx.Node, operand: torch.fx.Node):
+    """The operand of a binary mul that is not `operand` (None when it is not such a mul)."""
+    if _name(mul) != "aten.mul.Tensor" or len(mul.args) != 2 or mul.kwargs:
+        return None
+    a, b = mul.args
+    return b if a is operand else a if b is operand else None
+
+
+def _mean_of_square(mean: torch.fx.Node):
+    """x for mean(x^2, [-1], keepdim=True) over an fp32 x, else None."""
+    if _name(mean) != "aten.mean.dim" or mean.kwargs.get("dtype") is not None:
+        return None
+    square, dims = mean.args[0], mean.args[1]
+    keepdim = mean.args[2] if len(mean.args) > 2 else mean.kwargs.get("keepdim", False)
+    rank = square.meta["val"].dim() if isinstance(square, torch.fx.Node) else 0
+    if not keepdim or rank == 0 or list(dims) not in ([-1], [rank - 1]):
+        return None
+    if _name(square) == "aten.pow.Tensor_Scalar" and square.args[1] == 2:
+        x = square.args[0]
+    elif _name(square) == "aten.mul.Tensor" and len(square.args) == 2 and square.args[0] is square.args[1]:
+        x = square.args[0]
+    else:
+        return None
+    return x if _dtype(x) == torch.float32 else None
+
+
+def _eps_of(add: torch.fx.Node):
+    """(mean node, eps) for mean + eps with a Python number eps, else (None, None)."""
+    if _name(add) not in ("aten.add.Tensor", "aten.add.Scalar") or add.kwargs.get("alpha", 1) != 1:
+        return None, None
+    a, b = add.args[:2]
+    if isinstance(a, torch.fx.Node) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        return a, float(b)
+    if isinstance(b, torch.fx.Node) and isinstance(a, (int, float)) and not isinstance(a, bool):
+        return b, float(a)
+    return None, None
+
+
+def _match(rsqrt: torch.fx.Node):
+    """(x, weight, eps, tail node to replace, round_normalized) for a match at `rsqrt`, else None."""
+    mean, eps = _eps_of(rsqrt.args[0]) if isinstance(rsqrt.args[0], torch.fx.Node) else (None, None)
+    xf = _mean_of_square(mean) if mean is not None else None
+    users = _users(rsqrt)
+    if xf is None or len(users) != 1 or _other_operand(users[0], rsqrt) is not xf:
+        return None
+    x, tail = xf, users[0]
+    # Undo an upcast of fp16/bf16 x when the normalized value is cast straight back to x's dtype.
+    tail_users = _users(tail)
+    if (_name(xf) in _CASTS and _dtype(xf.args[0]) in _HALF and len(tail_users) == 1
+            and _name(tail_users[0]) in _CASTS and _dtype(tail_users[0]) == _dtype(xf.args[0])):
+        x, tail = xf.args[0], tail_users[0]
+    weight = None
+    tail_users = _users(tail)
+    if len(tail_users) == 1:
+        candidate = _other_operand(tail_users[0], tail)
+        size = x.meta["val"].shape[-1]
+        if (isinstance(candidate, torch.fx.Node) and _dtype(candidate) in (torch.float32,) + _HALF
+                and tuple(candidate.meta["val"].shape) == (size,) and isinstance(size, int)):
+            weight, tail = candidate, tail_users[0]
+    return x, weight, eps, tail, True
+
+
+def _erase_chain(graph: torch.fx.Graph, start: torch.fx.Node) -> None:
+    """Erases `start` and, recursively, its inputs that nothing uses any more (assertions on
+    them included); placeholders stay."""
+    pending = [start]
+    while pending:
+        node = pending.pop()
+        if getattr(node, "_erased", False) or node.op != "call_function" or _users(node):
+            continue  # (a node reached twice, e.g. x of both x^2 and x * rstd, is erased once)
+        for user in list(node.users):  # only assertions are left
+            graph.erase_node(user)
+        inputs = node.all_input_nodes
+        graph.erase_node(node)
+        pending.extend(inputs)
+
+
+def fuse_rms_norm(gm: torch.fx.GraphModule) -> int:
+    """Rewrites every match in place; returns how many were fused."""
+    fused = 0
+    for node in list(gm.graph.nodes):
+        if getattr(node, "_erased", False) or _name(node) != "aten.rsqrt.default":
+            continue  # (erased: part of an earlier match)
+        match = _match(node)
+        if match is None:
+            continue
+        x, weight, eps, tail, round_normalized = match
+        with gm.graph.inserting_before(tail):
+            fused_node = gm.graph.call_function(torch.ops.etgpu.rms_norm.default,
+                                                (x, weight, eps, False, round_normalized))
+        fused_node.meta["val"] = tail.meta["val"]
+        tail.replace_all_uses_with(fused_node)
+        _erase_chain(gm.graph, tail)
+        fused += 1
+    if fused:
+        gm.graph.lint()
+        gm.recompile()
+    return fused
