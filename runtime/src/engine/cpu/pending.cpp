@@ -6,7 +6,4 @@ Status reduce(const Node&, const ReduceParams&) { return err("reduce: not implem
 Status softmax(const Node&, const SoftmaxParams&) { return err("softmax: not implemented on cpu"); }
 Status layer_norm(const Node&, const LayerNormParams&) { return err("layer_norm: not implemented on cpu"); }
 Status rms_norm(const Node&, const RmsNormParams&) { return err("rms_norm: not implemented on cpu"); }
-Status index_select(const Node&, const IndexSelectParams&) { return err("index_select: not implemented on cpu"); }
-Status gather(const Node&, const GatherParams&) { return err("gather: not implemented on cpu"); }
-Status sdpa(const Node&, const SdpaParams&) { return err("sdpa: not implemented on cpu"); }
 }  // namespace etgpu::cpu
