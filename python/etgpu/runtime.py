@@ -104,7 +104,8 @@ class Model:
         _check(lib.etgpu_output_shape(self._handle, index, ctypes.byref(rank), shape))
         out = torch.empty([shape[d] for d in range(rank.value)], dtype=CODE_TO_TORCH[code.value])
         nbytes = out.numel() * out.element_size()
-        _check(lib.etgpu_read_output(self._handle, index, ctypes.c_void_p(out.data_ptr()), nbytes))
+        if nbytes:  # an empty tensor has no storage to read into (its data_ptr is null)
+            _check(lib.etgpu_read_output(self._handle, index, ctypes.c_void_p(out.data_ptr()), nbytes))
         return out
 
 

@@ -183,6 +183,7 @@ Status check(const Node& n, const IndexSelectParams& p) {
   const TensorRef &x = n.in[0], &index = n.in[1];
   const int dim = normalize_dim(p.dim, x.rank);
   ETGPU_RETURN_IF_ERROR(check_index_dtype(index, "index_select"));
+  ETGPU_CHECK(x.dtype == n.out.dtype, "index_select: output dtype differs from input");
   ETGPU_CHECK(dim >= 0 && dim < x.rank && n.out.rank == x.rank - 1 + index.rank,
               "index_select: output rank must be x.rank - 1 + index.rank");
   // out = x.shape[:dim] + index.shape + x.shape[dim+1:]
@@ -196,6 +197,7 @@ Status check(const Node& n, const GatherParams& p) {
   const TensorRef &x = n.in[0], &index = n.in[1];
   const int dim = normalize_dim(p.dim, x.rank);
   ETGPU_RETURN_IF_ERROR(check_index_dtype(index, "gather"));
+  ETGPU_CHECK(x.dtype == n.out.dtype, "gather: output dtype differs from input");
   ETGPU_CHECK(dim >= 0 && dim < x.rank && index.rank == x.rank && same_shape(index, n.out), "gather: shape mismatch");
   for (int d = 0; d < x.rank; ++d) ETGPU_CHECK(d == dim || index.shape[d] <= x.shape[d], "gather: index larger than input");
   return Status::ok();
@@ -213,6 +215,7 @@ Status check(const Node& n, const SdpaParams& p) {
   ETGPU_CHECK(q.dtype == k.dtype && q.dtype == v.dtype && q.dtype == o.dtype && is_floating(q.dtype),
               "sdpa: q, k, v must share one float dtype");
   if (p.has_mask) {
+    ETGPU_CHECK(n.in[3].dtype == DType::Bool || is_floating(n.in[3].dtype), "sdpa: mask must be bool or float");
     TensorRef full = o;
     full.shape[3] = k.shape[2];
     ETGPU_CHECK(broadcasts_to(n.in[3], full), "sdpa: mask does not broadcast to [B, H, L, S]");

@@ -84,3 +84,22 @@ def cat(ctx, node):
     rank = node.meta["val"].dim()
     dim = normalize_dim(node.args[1] if len(node.args) > 1 else 0, rank)
     ctx.emit("Cat", inputs=[ctx.input(t) for t in tensors], out=ctx.output(node), dim=dim)
+
+
+@lowering("aten.split_with_sizes.default", "aten.split.Tensor", "aten.split_with_sizes_copy.default",
+          "aten.split_copy.Tensor")
+def split(ctx, node):
+    """split / chunk (which export leaves as split_with_sizes): one Slice per piece, each piece a
+    tuple element that getitem nodes pick up."""
+    x = node.args[0]
+    rank = ctx.meta(x).dim()
+    dim = normalize_dim(node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0), rank)
+    pieces = node.meta["val"]
+    source = ctx.input(x)
+    outputs, start = [], 0
+    for i, piece in enumerate(pieces):
+        out = ctx.new_tensor(piece.dtype, list(piece.shape), name=f"{node.name}_{i}")
+        ctx.emit("Slice", x=source, out=out, dim=dim, start=ctx.dim(start), step=1)
+        outputs.append(out)
+        start = start + piece.shape[dim]
+    ctx.tuple_values[node] = outputs

@@ -1,0 +1,93 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from parity import Fn, check_module, randn
+
+FLOATS = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def qkv(batch=2, heads=4, kv_heads=4, queries=5, keys=5, dim=16, value_dim=None, dtype=torch.float32):
+    return (randn(batch, heads, queries, dim, dtype=dtype), randn(batch, kv_heads, keys, dim, dtype=dtype),
+            randn(batch, kv_heads, keys, value_dim or dim, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_plain(dtype):
+    check_module(Fn(F.scaled_dot_product_attention), qkv(keys=7, value_dim=12, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_causal(dtype):
+    check_module(Fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)), qkv(dtype=dtype))
+
+
+@pytest.mark.parametrize("queries,keys", [(3, 7), (7, 3)])
+def test_causal_with_fewer_or_more_queries_than_keys(queries, keys):
+    """torch's is_causal is top-left aligned when L != S; etgpu must match it."""
+    check_module(Fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)),
+                 qkv(queries=queries, keys=keys))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_bool_mask(dtype):
+    mask = torch.rand(2, 1, 5, 7) > 0.4
+    mask[..., 0] = True
+    mask[1, 0, 2] = False  # a fully masked row: torch gives zeros
+    check_module(Fn(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m)),
+                 (*qkv(keys=7, dtype=dtype), mask))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_float_mask(dtype):
+    mask = randn(5, 7).to(dtype)
+    mask[1, 3:] = -float("inf")
+    check_module(Fn(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m)),
+                 (*qkv(keys=7, dtype=dtype), mask))
+
+
+def test_scale_and_3d_operands():
+    check_module(Fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, scale=0.3)),
+                 (randn(3, 5, 8), randn(3, 6, 8), randn(3, 6, 4)))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_gqa(dtype, causal):
+    check_module(Fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)),
+                 qkv(heads=8, kv_heads=2, dtype=dtype))
+
+
+def test_gqa_by_repeat_interleave():
+    def fn(q, k, v):
+        k, v = k.repeat_interleave(2, dim=1), v.repeat_interleave(2, dim=1)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    check_module(Fn(fn), qkv(heads=4, kv_heads=2))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_dynamic_sequence(causal):
+    seq = torch.export.Dim("seq", max=24)
+    shapes = ({2: seq}, {2: seq}, {2: seq})
+
+    def fn(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
+
+    def case(n):
+        return qkv(batch=1, heads=4, kv_heads=2, queries=n, keys=n)
+
+    check_module(Fn(fn), case(6), dynamic_shapes=shapes, run_inputs_list=[case(1), case(13), case(24)])
+
+
+def test_dynamic_queries_with_fixed_keys_and_mask():
+    seq = torch.export.Dim("seq", max=16)
+
+    def fn(q, k, v, m):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+
+    def case(n):
+        return (*qkv(batch=1, queries=n, keys=9), torch.rand(1, 1, n, 9) > 0.3)
+
+    check_module(Fn(fn), case(4), dynamic_shapes=({2: seq}, None, None, {2: seq}),
+                 run_inputs_list=[case(1), case(16)])

@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+import etgpu
+from parity import Fn, check_module, export, randn
+
+FLOATS = [torch.float32, torch.float16, torch.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("index_dtype", [torch.int64, torch.int32])
+def test_index_select(dtype, index_dtype):
+    index = torch.tensor([2, 0, 4, 3, 2], dtype=index_dtype)  # repeats; torch rejects negatives here
+    check_module(Fn(lambda x, i: (torch.index_select(x, 1, i), torch.index_select(x, -1, i),
+                                  torch.index_select(x, 0, i[:2]))),
+                 (randn(4, 5, 6, dtype=dtype), index))
+
+
+def test_index_select_scalar_index():
+    check_module(Fn(lambda x, i: torch.index_select(x, 1, i)), (randn(3, 4), torch.tensor(2)))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_embedding(dtype):
+    weight = randn(10, 8, dtype=dtype)
+    tokens = torch.tensor([[1, 9, 0], [4, 4, 8]])
+    check_module(Fn(lambda t, w: torch.nn.functional.embedding(t, w), weight), (tokens,))
+
+
+def test_embedding_module_dynamic_tokens():
+    module = torch.nn.Embedding(32, 16)
+    seq = torch.export.Dim("seq", max=20)
+    check_module(module, (torch.randint(0, 32, (1, 7)),), dynamic_shapes=({1: seq},),
+                 run_inputs_list=[(torch.randint(0, 32, (1, 1)),), (torch.randint(0, 32, (1, 20)),)])
+
+
+@pytest.mark.parametrize("dtype", FLOATS + [torch.int64])
+def test_index_tensor(dtype):
+    x = randn(5, 6, 3, dtype=dtype) if dtype.is_floating_point else torch.randint(-9, 9, (5, 6, 3))
+    idx = torch.tensor([[2, 0], [-1, 1]])  # advanced indexing wraps negative indices
+    check_module(Fn(lambda t, i: (t[i], t[:, i], t[:, :, i[0, :1]])), (x, idx))
+
+
+def test_index_tensor_two_indices_unsupported():
+    exported = export(Fn(lambda t, i: t[i, i]), (randn(5, 5), torch.tensor([0, 1])))
+    with pytest.raises(Exception, match="index tensors"):
+        etgpu.compile(exported)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_gather(dtype, dim):
+    x = randn(4, 5, 6, dtype=dtype)
+    shape = [3, 4, 5]
+    shape[dim] = 7  # index may be longer than x along dim and shorter elsewhere
+    size = x.shape[dim]
+    index = torch.randint(0, size, shape)
+    check_module(Fn(lambda t, i: torch.gather(t, dim, i)), (x, index))
+
+
+def test_gather_topk_style_dynamic():
+    def fn(logits, picks):
+        return torch.gather(logits, -1, picks.unsqueeze(-1)).squeeze(-1)
+
+    seq = torch.export.Dim("seq", max=12)
+    check_module(Fn(fn), (randn(6, 50), torch.randint(0, 50, (6,), dtype=torch.int32)),
+                 dynamic_shapes=({0: seq}, {0: seq}),
+                 run_inputs_list=[(randn(1, 50), torch.randint(0, 50, (1,), dtype=torch.int32)),
+                                  (randn(12, 50), torch.randint(0, 50, (12,), dtype=torch.int32))])
+
+
+@pytest.mark.parametrize("fn,bad", [
+    (lambda x, i: torch.index_select(x, 0, i), torch.tensor([0, 4])),
+    (lambda x, i: torch.index_select(x, 0, i), torch.tensor([-5, 0])),
+    (lambda x, i: torch.nn.functional.embedding(i, x), torch.tensor([1, 7])),
+    (lambda x, i: torch.gather(x, 1, i.view(1, -1).expand(4, -1)), torch.tensor([0, 3])),
+])
+def test_out_of_range_index_is_an_error(fn, bad):
+    x = randn(4, 3)
+    model = etgpu.Model(etgpu.compile(export(Fn(fn), (x, torch.tensor([0, 1])))), device="cpu")
+    with pytest.raises(Exception, match=r"index -?\d+ at position \d+ is out of range"):
+        model.run([x, bad])

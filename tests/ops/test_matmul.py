@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from parity import Fn, check_module, randn
+
+FLOATS = [torch.float32, torch.float16, torch.bfloat16]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear(dtype, bias):
+    module = torch.nn.Linear(24, 10, bias=bias).to(dtype)
+    check_module(module, (randn(2, 3, 24, dtype=dtype),))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_mm_bmm(dtype):
+    check_module(Fn(lambda a, b, c, d: (torch.mm(a, b), torch.bmm(c, d))),
+                 (randn(5, 7, dtype=dtype), randn(7, 3, dtype=dtype),
+                  randn(4, 5, 6, dtype=dtype), randn(4, 6, 2, dtype=dtype)))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_addmm(dtype):
+    check_module(Fn(lambda bias, a, b, row: (torch.addmm(bias, a, b), torch.addmm(row, a, b))),
+                 (randn(5, 3, dtype=dtype), randn(5, 7, dtype=dtype), randn(7, 3, dtype=dtype),
+                  randn(3, dtype=dtype)))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_matmul_broadcast_batch(dtype):
+    def fn(a, b, c, w):
+        return torch.matmul(a, b), torch.matmul(c, a), a @ w, torch.matmul(a.transpose(-1, -2), c.transpose(-1, -2))
+
+    check_module(Fn(fn), (randn(2, 1, 4, 6, dtype=dtype), randn(3, 6, 5, dtype=dtype),
+                          randn(1, 3, 7, 4, dtype=dtype), randn(6, 2, dtype=dtype)))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_linear_dynamic_tokens(dtype):
+    module = torch.nn.Sequential(torch.nn.Linear(32, 48), torch.nn.SiLU(), torch.nn.Linear(48, 16, bias=False))
+    module = module.to(dtype)
+    tokens = torch.export.Dim("tokens", max=64)
+    check_module(module, (randn(1, 9, 32, dtype=dtype),), dynamic_shapes=({1: tokens},),
+                 run_inputs_list=[(randn(1, 1, 32, dtype=dtype),), (randn(1, 64, 32, dtype=dtype),)])
+
+
+def test_attention_scores_dynamic():
+    """q @ k^T and weights @ v with a dynamic sequence dim on both sides."""
+
+    def fn(q, k, v):
+        return torch.matmul(torch.matmul(q, k.transpose(-1, -2)) * 0.25, v)
+
+    seq = torch.export.Dim("seq", max=16)
+    shapes = ({2: seq}, {2: seq}, {2: seq})
+
+    def case(n):
+        return randn(1, 2, n, 8), randn(1, 2, n, 8), randn(1, 2, n, 8)
+
+    check_module(Fn(fn), case(5), dynamic_shapes=shapes, run_inputs_list=[case(1), case(16)])
