@@ -51,19 +51,24 @@ def etgpu_ms(name, module, inputs, graphs=True):
 def case_gemm():
     w = randn(4096, 4096, dtype=bf16) * 0.02
     fn = lambda x, w: T.reduce(x.expand(4096, 4096).contiguous() @ w, 0, [1], False)
-    return "gemm bf16 4096^3 (+expand, row sum)", Fn(fn, w), (randn(1, 4096, dtype=bf16),), 2 * 4096 ** 3
+    return "gemm bf16 4096^3 (+expand, row sum)", Fn(fn, w), (randn(1, 4096, dtype=bf16),), 2 * 4096 ** 3, None
 
 
 def case_prefill():
     q, k, v = (randn(1, 32, 2048, 128, dtype=bf16) for _ in range(3))
     fn = lambda x, q, k, v: T.reduce(T.sdpa(q * x, k, v, None, 0.0, True), 0, [3], False)
-    return "sdpa prefill causal bf16 H32 L=S=2048 E128", Fn(fn, q, k, v), (randn(1, dtype=bf16),), 2 * 2 * 32 * 2048 * 2048 * 128 // 2
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    ref = lambda x, q, k, v: sdpa(q * x, k, v, is_causal=True).sum(3)  # L == S: both causal alignments agree
+    return ("sdpa prefill causal bf16 H32 L=S=2048 E128", Fn(fn, q, k, v), (randn(1, dtype=bf16),),
+            2 * 2 * 32 * 2048 * 2048 * 128 // 2, Fn(ref, q, k, v))
 
 
 def case_decode():
     k, v = randn(1, 8, 8192, 128, dtype=bf16), randn(1, 8, 8192, 128, dtype=bf16)
     fn = lambda q, k, v: T.sdpa(q, k, v, None, 0.0, True)
-    return "sdpa decode bf16 H32/Hkv8 S=8192 E128", Fn(fn, k, v), (randn(1, 32, 1, 128, dtype=bf16),), 2 * 8 * 8192 * 128 * 2
+    ref = lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+    return ("sdpa decode bf16 H32/Hkv8 S=8192 E128", Fn(fn, k, v), (randn(1, 32, 1, 128, dtype=bf16),),
+            2 * 2 * 32 * 8192 * 128, Fn(ref, k, v))
 
 
 def case_layers():
@@ -77,15 +82,15 @@ def case_layers():
             x = x + torch.nn.functional.silu(h @ ws[i]) @ ws[i + 1]
         return x
 
-    return "8 blocks rmsnorm+2 matmul, 1 token bf16", Fn(fn, nw, *ws), (randn(1, 1024, dtype=bf16),), 0
+    return "8 blocks rmsnorm+2 matmul, 1 token bf16", Fn(fn, nw, *ws), (randn(1, 1024, dtype=bf16),), 0, None
 
 
 rows = []
 for make in (case_gemm, case_prefill, case_decode, case_layers):
-    name, module, inputs, flops = make()
-    ref = module.to("cuda")
+    name, module, inputs, flops, torch_module = make()
+    ref = (torch_module or module).to("cuda")
     tm = torch_ms(lambda *a: ref(*a), inputs)
-    module.to("cpu")
+    ref.to("cpu")
     g = etgpu_ms(name.split()[0] + name.split()[1], module, inputs, graphs=True)
     e = etgpu_ms(name.split()[0] + name.split()[1], module, inputs, graphs=False)
     rows.append((name, tm, g, e, flops))
