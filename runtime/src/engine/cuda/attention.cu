@@ -4,7 +4,7 @@
 //
 // One warp owns one query row and streams the keys in tiles of 32 with an online softmax (running
 // max and sum, flash-attention style), so scores never reach device memory. The 4 warps of a
-// block take 4 consecutive queries of one (b, h) and share each K/V tile through shared memory.
+// block take 4 rows that read the same kv head and share each K/V tile through shared memory.
 // Lane j scores key j of a tile; for the weighted sum each lane owns output dims lane + 32 t.
 // For decode (few query rows, many keys) the keys are split across blocks: each split writes its
 // partial (max, sum, unnormalised output) to the engine's fixed scratch and a second kernel merges
@@ -46,17 +46,25 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_kernel(SdpaArgs a) {
   float* vs = ks + kTile * (a.E + 1);        // [kTile][Ev]
   float* qs = vs + kTile * a.Ev;             // [kWarps][E]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int64_t bh = blockIdx.y, b = bh / a.H, h = bh % a.H;
-  const int64_t hk = h / (a.H / a.Hkv);
-  const int64_t row0 = int64_t(blockIdx.x) * kWarps, i = row0 + warp;
-  const bool active = i < a.L;
+  // The block's warps take consecutive rows of the [group, L] rows that share one kv head (group
+  // = H / Hkv query heads), so every K/V tile it loads serves all of them: for decode (L = 1)
+  // that is the GQA group, for prefill consecutive queries of one head.
+  const int64_t bk = blockIdx.y, b = bk / a.Hkv, hk = bk % a.Hkv, group = a.H / a.Hkv;
+  const int64_t r0 = int64_t(blockIdx.x) * kWarps, r = r0 + warp;
+  const bool active = r < group * a.L;
+  const int64_t h = hk * group + (active ? r / a.L : 0), i = active ? r % a.L : 0;
+  const int64_t bh = b * a.H + h;
   const int split = blockIdx.z;
   const int64_t key_begin = split * a.keys_per_split;
   int64_t key_end = key_begin + a.keys_per_split < a.S ? key_begin + a.keys_per_split : a.S;
   if (a.causal) {
-    // The block's last query sees the most keys; tiles past it are skipped entirely.
-    const int64_t last_row = row0 + kWarps - 1 < a.L - 1 ? row0 + kWarps - 1 : a.L - 1;
-    const int64_t visible_end = last_row + a.S - a.L + 1;
+    // The block's latest query sees the most keys; tiles past it are skipped entirely.
+    int64_t last_i = 0;
+    for (int w = 0; w < kWarps; ++w) {
+      const int64_t rw = r0 + w;
+      if (rw < group * a.L && rw % a.L > last_i) last_i = rw % a.L;
+    }
+    const int64_t visible_end = last_i + a.S - a.L + 1;
     if (visible_end < key_end) key_end = visible_end;
   }
   const int64_t limit = a.causal ? i + a.S - a.L : a.S - 1;  // last key this row sees
@@ -186,14 +194,16 @@ Status sdpa(const Context& c, const Node& n, const SdpaParams& p) {
     full.shape[3] = a.S;
     broadcast_strides(mask, full, a.mask_strides);
   }
-  const int64_t row_blocks = (a.L + kWarps - 1) / kWarps, bh = a.B * a.H;
-  ETGPU_CHECK(bh <= 65535 && row_blocks <= INT32_MAX, "sdpa: B * H = ", bh, " exceeds the grid limit");
+  const int64_t bh = a.B * a.H, bk = a.B * a.Hkv;
+  const int64_t row_blocks = ((a.H / a.Hkv) * a.L + kWarps - 1) / kWarps;
+  ETGPU_CHECK(bk <= 65535 && row_blocks <= INT32_MAX, "sdpa: B * Hkv = ", bk, " exceeds the grid limit");
   // Split the keys when the plain grid would leave most multiprocessors idle (decode).
   a.splits = 1;
   a.keys_per_split = a.S;
-  const int64_t blocks = row_blocks * bh;
+  const int64_t blocks = row_blocks * bk;
   if (c.attn_scratch && blocks < c.num_sms && a.S >= 4 * kTile) {
-    int64_t splits = std::min<int64_t>((2 * c.num_sms + blocks - 1) / blocks, a.S / (2 * kTile));
+    // Aim at 4 blocks per multiprocessor, each split keeping at least two tiles of keys.
+    int64_t splits = std::min<int64_t>((4 * c.num_sms + blocks - 1) / blocks, a.S / (2 * kTile));
     const int64_t per_split_floats = bh * a.L * (a.Ev + 2);
     splits = std::min<int64_t>(splits, static_cast<int64_t>(c.attn_scratch_floats) / per_split_floats);
     splits = std::min<int64_t>(splits, 65535);
@@ -204,7 +214,7 @@ Status sdpa(const Context& c, const Node& n, const SdpaParams& p) {
     }
   }
   if (a.splits == 1) a.partial = nullptr;
-  const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(bh), static_cast<unsigned>(a.splits));
+  const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(bk), static_cast<unsigned>(a.splits));
   sdpa_kernel<<<grid, kWarps * 32, shared_bytes(a.E, a.Ev), c.stream>>>(a);
   ETGPU_CUDA_LAUNCH_CHECK("sdpa kernel");
   if (a.splits > 1) {
