@@ -75,7 +75,8 @@ def check_module(module: torch.nn.Module, inputs: Sequence, dynamic_shapes=None,
 def _check_against_torch_cuda(module, case, actual, tol):
     """On the GPU, also compare with PyTorch's own CUDA kernels."""
     cuda_module = module.to("cuda")
-    with torch.no_grad():
+    # Factory calls inside forward (torch.ones(n, 4), arange) must land on the GPU too.
+    with torch.no_grad(), torch.device("cuda"):
         expected = _as_tuple(cuda_module(*[x.to("cuda") if isinstance(x, torch.Tensor) else x for x in case]))
     module.to("cpu")
     for i, (a, e) in enumerate(zip(actual, expected)):

@@ -44,7 +44,10 @@ std::string Model::stats_json() const {
       << ", \"steps_replayed\": " << s.steps_replayed << ", \"arena_bytes\": " << s.arena_bytes
       << ", \"constant_bytes\": " << s.constant_bytes << ", \"mutable_bytes\": " << s.mutable_bytes
       << ", \"device_bytes_allocated\": " << e.bytes_allocated
-      << ", \"device_peak_bytes\": " << e.peak_bytes_allocated << "}";
+      << ", \"device_peak_bytes\": " << e.peak_bytes_allocated
+      << ", \"engine_workspace_bytes\": " << e.workspace_bytes
+      << ", \"graphs_captured\": " << e.graphs_captured << ", \"graph_launches\": " << e.graph_launches
+      << "}";
   return out.str();
 }
 

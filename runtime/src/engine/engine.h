@@ -15,6 +15,9 @@ namespace etgpu {
 struct EngineStats {
   size_t bytes_allocated = 0;
   size_t peak_bytes_allocated = 0;
+  size_t workspace_bytes = 0;     // fixed engine scratch (cuBLASLt, attention), not in the above
+  uint64_t graphs_captured = 0;   // CUDA graphs recorded (one per repeating shape key)
+  uint64_t graph_launches = 0;    // steps executed by launching a recorded graph
 };
 
 class Engine {

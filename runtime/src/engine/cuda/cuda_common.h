@@ -1,0 +1,70 @@
+// Host-side pieces shared by the CUDA engine's files: error checking that turns every CUDA
+// failure into a Status (never abort), the per-engine context kernels launch on, and one entry
+// point per op family (each .cu file in this folder implements its family).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "engine/ops.h"
+#include "etgpu/status.h"
+
+namespace etgpu::cuda {
+
+inline Status cuda_status(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return Status::ok();
+  return err("cuda: ", what, ": ", cudaGetErrorName(e), " (", cudaGetErrorString(e), ")");
+}
+
+#define ETGPU_CUDA_CHECK(call) ETGPU_RETURN_IF_ERROR(::etgpu::cuda::cuda_status((call), #call))
+// After every kernel launch: a bad configuration shows up here, not at the next synchronize.
+#define ETGPU_CUDA_LAUNCH_CHECK(what) \
+  ETGPU_RETURN_IF_ERROR(::etgpu::cuda::cuda_status(cudaGetLastError(), what))
+
+class CublasLt;
+
+// What a kernel needs from the engine. All buffers here are allocated when the engine is
+// created; kernels never allocate.
+struct Context {
+  cudaStream_t stream = nullptr;
+  CublasLt* blas = nullptr;
+  // A device word kernels set when they meet a bad index (a payload or input may hold one); the
+  // engine reports it at the next synchronize, since a kernel cannot return an error itself.
+  int* error_flag = nullptr;
+  // Scratch for the split-KV attention path (partial maxima, sums and outputs).
+  float* attn_scratch = nullptr;
+  size_t attn_scratch_floats = 0;
+  int num_sms = 0;
+};
+
+// Error codes kernels write into Context::error_flag (first writer wins).
+enum KernelError : int { kNoError = 0, kIndexOutOfRange = 1 };
+
+Status unary(const Context& c, const Node& n, const UnaryParams& p);
+Status binary(const Context& c, const Node& n, const BinaryParams& p);
+Status where(const Context& c, const Node& n, const WhereParams& p);
+Status cast(const Context& c, const Node& n, const CastParams& p);
+Status fill(const Context& c, const Node& n, const FillParams& p);
+Status arange(const Context& c, const Node& n, const ArangeParams& p);
+Status matmul(const Context& c, const Node& n, const MatMulParams& p);
+Status reduce(const Context& c, const Node& n, const ReduceParams& p);
+Status softmax(const Context& c, const Node& n, const SoftmaxParams& p);
+Status layer_norm(const Context& c, const Node& n, const LayerNormParams& p);
+Status rms_norm(const Context& c, const Node& n, const RmsNormParams& p);
+Status permute(const Context& c, const Node& n, const PermuteParams& p);
+Status expand(const Context& c, const Node& n, const ExpandParams& p);
+Status slice(const Context& c, const Node& n, const SliceParams& p);
+Status select(const Context& c, const Node& n, const SelectParams& p);
+Status cat(const Context& c, const Node& n, const CatParams& p);
+Status copy_into(const Context& c, const Node& n, const CopyIntoParams& p);
+Status index_select(const Context& c, const Node& n, const IndexSelectParams& p);
+Status gather(const Context& c, const Node& n, const GatherParams& p);
+Status sdpa(const Context& c, const Node& n, const SdpaParams& p);
+
+// Used by matmul for its bias: out = expand(bias) before the GEMM accumulates into it.
+Status broadcast_copy(const Context& c, const TensorRef& x, const TensorRef& out);
+// One-time kernel attribute setup (large shared memory), called when the engine is created.
+Status attention_init();
+
+}  // namespace etgpu::cuda

@@ -1,0 +1,281 @@
+// The CUDA engine: every IR instruction runs as our kernels or cuBLASLt on one stream owned by
+// the engine. Memory is plain cudaMalloc (tracked: bytes and peak); transfers and zeroing are
+// asynchronous on the stream; `synchronize` reports any asynchronous failure and the kernels'
+// bad-index flag. Fixed workspaces (cuBLASLt, split-KV attention, the error word) are allocated
+// once when the engine is created, so `run` never allocates.
+//
+// CUDA graphs: the executor brackets each step with begin_step / end_step and a key of the bound
+// shapes. The first time a key is seen the step runs eagerly; the second time its launches are
+// captured (stream capture) into a graph, which is instantiated and launched; from then on the
+// graph replays and the executor skips `run`. Inputs are uploaded into the arena before
+// begin_step, at fixed addresses, so a replay reads the new inputs. ETGPU_CUDA_GRAPHS=0 turns
+// graphs off.
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "engine/cuda/cublaslt.h"
+#include "engine/cuda/cuda_common.h"
+#include "engine/engine.h"
+
+namespace etgpu {
+namespace {
+
+using cuda::cuda_status;
+
+template <class... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+constexpr size_t kCublasWorkspaceBytes = 32u << 20;    // what cuBLASLt suggests for Hopper
+constexpr size_t kAttentionScratchBytes = 16u << 20;    // split-KV partials
+
+bool env_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v && (std::strcmp(v, "0") == 0 || std::strcmp(v, "off") == 0 || std::strcmp(v, "false") == 0);
+}
+
+class CudaEngine final : public Engine {
+ public:
+  ~CudaEngine() override {
+    if (capturing_) abandon_capture();
+    if (stream_) cudaStreamSynchronize(stream_);
+    for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+    delete blas_;
+    if (ctx_.error_flag) cudaFree(ctx_.error_flag);
+    if (ctx_.attn_scratch) cudaFree(ctx_.attn_scratch);
+    if (host_flag_) cudaFreeHost(host_flag_);
+    for (auto& [p, bytes] : sizes_) cudaFree(p);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  Status init(int device) {
+    ETGPU_CUDA_CHECK(cudaSetDevice(device));
+    device_ = device;
+    ETGPU_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    ctx_.stream = stream_;
+    ETGPU_CUDA_CHECK(cudaDeviceGetAttribute(&ctx_.num_sms, cudaDevAttrMultiProcessorCount, device));
+    auto blas = cuda::CublasLt::create(kCublasWorkspaceBytes);
+    ETGPU_RETURN_IF_ERROR(blas.status());
+    blas_ = blas.value();
+    ctx_.blas = blas_;
+    ETGPU_CUDA_CHECK(cudaMalloc(&ctx_.error_flag, sizeof(int)));
+    ETGPU_CUDA_CHECK(cudaMemset(ctx_.error_flag, 0, sizeof(int)));
+    ETGPU_CUDA_CHECK(cudaMallocHost(&host_flag_, sizeof(int)));
+    ETGPU_CUDA_CHECK(cudaMalloc(&ctx_.attn_scratch, kAttentionScratchBytes));
+    ctx_.attn_scratch_floats = kAttentionScratchBytes / sizeof(float);
+    ETGPU_RETURN_IF_ERROR(cuda::attention_init());
+    graphs_enabled_ = !env_off("ETGPU_CUDA_GRAPHS");
+    stats_.workspace_bytes = kCublasWorkspaceBytes + kAttentionScratchBytes + sizeof(int);
+    return Status::ok();
+  }
+
+  const char* name() const override { return "cuda"; }
+  bool uses_host_memory() const override { return false; }
+
+  Result<void*> allocate(size_t bytes) override {
+    ETGPU_RETURN_IF_ERROR(end_open_capture());
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, bytes == 0 ? 1 : bytes);
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // an out-of-memory error is not sticky: clear it
+      return err("cuda: cannot allocate ", bytes, " bytes of device memory: ", cudaGetErrorString(e));
+    }
+    sizes_[p] = bytes;
+    stats_.bytes_allocated += bytes;
+    stats_.peak_bytes_allocated = std::max(stats_.peak_bytes_allocated, stats_.bytes_allocated);
+    return p;
+  }
+
+  void release(void* p) override {
+    auto it = sizes_.find(p);
+    if (it == sizes_.end()) return;
+    // Queued work may still use the buffer.
+    if (stream_) cudaStreamSynchronize(stream_);
+    stats_.bytes_allocated -= it->second;
+    sizes_.erase(it);
+    cudaFree(p);
+  }
+
+  Status upload(void* dst, const void* src, size_t bytes) override {
+    ETGPU_RETURN_IF_ERROR(end_open_capture());
+    if (bytes == 0) return Status::ok();
+    // From pageable memory the copy is staged by the driver before the call returns, so the
+    // caller may reuse `src` at once.
+    ETGPU_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    return Status::ok();
+  }
+
+  Status download(void* dst, const void* src, size_t bytes) override {
+    ETGPU_RETURN_IF_ERROR(end_open_capture());
+    if (bytes == 0) return Status::ok();
+    ETGPU_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    return Status::ok();
+  }
+
+  Status zero(void* dst, size_t bytes) override {
+    ETGPU_RETURN_IF_ERROR(end_open_capture());
+    if (bytes) ETGPU_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_));
+    return Status::ok();
+  }
+
+  Status synchronize() override {
+    ETGPU_RETURN_IF_ERROR(end_open_capture());
+    ETGPU_CUDA_CHECK(cudaMemcpyAsync(host_flag_, ctx_.error_flag, sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    ETGPU_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    if (*host_flag_ != cuda::kNoError) {
+      const int code = *host_flag_;
+      ETGPU_CUDA_CHECK(cudaMemsetAsync(ctx_.error_flag, 0, sizeof(int), stream_));
+      ETGPU_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      if (code == cuda::kIndexOutOfRange) return err("cuda: an index was out of range (the element was zeroed)");
+      return err("cuda: kernel error code ", code);
+    }
+    return Status::ok();
+  }
+
+  Status run(const Node& node) override {
+    using namespace cuda;
+    const Context& c = ctx_;
+    return std::visit(
+        Overloaded{[&](const UnaryParams& p) { return unary(c, node, p); },
+                   [&](const BinaryParams& p) { return binary(c, node, p); },
+                   [&](const WhereParams& p) { return where(c, node, p); },
+                   [&](const CastParams& p) { return cast(c, node, p); },
+                   [&](const FillParams& p) { return fill(c, node, p); },
+                   [&](const ArangeParams& p) { return arange(c, node, p); },
+                   [&](const MatMulParams& p) { return matmul(c, node, p); },
+                   [&](const ReduceParams& p) { return reduce(c, node, p); },
+                   [&](const SoftmaxParams& p) { return softmax(c, node, p); },
+                   [&](const LayerNormParams& p) { return layer_norm(c, node, p); },
+                   [&](const RmsNormParams& p) { return rms_norm(c, node, p); },
+                   [&](const PermuteParams& p) { return permute(c, node, p); },
+                   [&](const ExpandParams& p) { return expand(c, node, p); },
+                   [&](const SliceParams& p) { return slice(c, node, p); },
+                   [&](const SelectParams& p) { return select(c, node, p); },
+                   [&](const CatParams& p) { return cat(c, node, p); },
+                   [&](const IndexSelectParams& p) { return index_select(c, node, p); },
+                   [&](const GatherParams& p) { return gather(c, node, p); },
+                   [&](const SdpaParams& p) { return sdpa(c, node, p); },
+                   [&](const CopyIntoParams& p) { return copy_into(c, node, p); }},
+        node.params);
+  }
+
+  Status begin_step(uint64_t shape_key, bool* replayed) override {
+    *replayed = false;
+    ETGPU_RETURN_IF_ERROR(end_open_capture());
+    if (!graphs_enabled_ || failed_keys_.count(shape_key)) return Status::ok();
+    auto found = graphs_.find(shape_key);
+    if (found != graphs_.end()) {
+      ETGPU_CUDA_CHECK(cudaGraphLaunch(found->second, stream_));
+      ++stats_.graph_launches;
+      *replayed = true;
+      return Status::ok();
+    }
+    if (seen_keys_.insert(shape_key).second) return Status::ok();  // first time: run eagerly
+    // Second time: record this step's launches. Relaxed mode: other threads' CUDA calls (the
+    // host program's own) are not disturbed by our capture.
+    ETGPU_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+    capturing_ = true;
+    capture_key_ = shape_key;
+    return Status::ok();
+  }
+
+  Status end_step() override {
+    if (!capturing_) return Status::ok();
+    capturing_ = false;
+    cudaGraph_t graph = nullptr;
+    Status s = cuda_status(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
+    cudaGraphExec_t exec = nullptr;
+    if (s.is_ok()) s = cuda_status(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
+    if (graph) cudaGraphDestroy(graph);
+    if (!s.is_ok()) {
+      // The step's work was recorded, not run, and cannot be redone here: report it, and run
+      // this key eagerly from now on.
+      cudaGetLastError();
+      failed_keys_.insert(capture_key_);
+      return err("cuda graph capture failed (graphs now off for these shapes): ", s.message());
+    }
+    graphs_[capture_key_] = exec;
+    ++stats_.graphs_captured;
+    // Capturing did not execute anything: launch the new graph to perform this step.
+    ETGPU_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+    ++stats_.graph_launches;
+    return Status::ok();
+  }
+
+  EngineStats stats() const override { return stats_; }
+
+ private:
+  // A step that failed between begin_step and end_step leaves the stream capturing; the next
+  // engine call ends that capture (its recording is discarded) before doing anything else.
+  Status end_open_capture() {
+    if (!capturing_) return Status::ok();
+    abandon_capture();
+    return Status::ok();
+  }
+  void abandon_capture() {
+    capturing_ = false;
+    cudaGraph_t graph = nullptr;
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    failed_keys_.insert(capture_key_);
+  }
+
+  int device_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cuda::Context ctx_;
+  cuda::CublasLt* blas_ = nullptr;
+  int* host_flag_ = nullptr;
+  std::unordered_map<void*, size_t> sizes_;
+  EngineStats stats_;
+  bool graphs_enabled_ = true;
+  bool capturing_ = false;
+  uint64_t capture_key_ = 0;
+  std::unordered_set<uint64_t> seen_keys_, failed_keys_;
+  std::unordered_map<uint64_t, cudaGraphExec_t> graphs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> make_cuda_engine(std::string* why) {
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    *why = std::string("no CUDA device (") + cudaGetErrorString(e) + ")";
+    return nullptr;
+  }
+  if (count == 0) {
+    *why = "no CUDA device";
+    return nullptr;
+  }
+  int device = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    cudaGetLastError();
+    *why = "cannot query the CUDA device";
+    return nullptr;
+  }
+  if (major < 8) {
+    *why = "GPU compute capability " + std::to_string(major) + "." + std::to_string(minor) +
+           " is below the 8.0 the CUDA engine needs";
+    return nullptr;
+  }
+  auto engine = std::make_unique<CudaEngine>();
+  Status s = engine->init(device);
+  if (!s.is_ok()) {
+    *why = "CUDA engine initialisation failed: " + s.message();
+    return nullptr;
+  }
+  return engine;
+}
+
+}  // namespace etgpu

@@ -1,0 +1,160 @@
+// Row-wise normalisations: softmax / log-softmax along any dim, layer norm over the last
+// `normalized_ndim` dims (optional weight and bias), RMS norm over the last dim (optional weight,
+// `unit_offset` multiplies by 1 + weight as Gemma does). Statistics accumulate in fp32.
+//
+// Softmax views x as [outer, n, inner]. With inner == 1 (the usual last-dim case) one block owns
+// one row and reduces it with the whole block; otherwise each thread owns one (outer, inner)
+// column and walks n (neighbouring threads read neighbouring elements: coalesced).
+#include "engine/cuda/cuda_common.h"
+#include "engine/cuda/device.cuh"
+
+namespace etgpu::cuda {
+namespace {
+
+int row_threads(int64_t n) { return n <= 128 ? 32 : n <= 1024 ? 128 : n <= 4096 ? 256 : 512; }
+unsigned row_grid(int64_t rows) { return static_cast<unsigned>(rows < 65535 * 8 ? rows : 65535 * 8); }
+
+struct SoftmaxArgs {
+  const void* x;
+  void* out;
+  DType x_dtype, out_dtype;
+  int64_t outer, n, inner;
+  bool log;
+};
+
+__global__ void softmax_row_kernel(SoftmaxArgs a) {
+  __shared__ float scratch[32];
+  for (int64_t row = blockIdx.x; row < a.outer; row += gridDim.x) {
+    const int64_t base = row * a.n;
+    float m = -INFINITY;
+    for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) m = fmaxf(m, load_as<float>(a.x, a.x_dtype, base + j));
+    m = block_reduce(m, MaxOp(), scratch);
+    float s = 0.f;
+    for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) s += expf(load_as<float>(a.x, a.x_dtype, base + j) - m);
+    s = block_reduce(s, SumOp(), scratch);
+    const float log_s = logf(s), inv_s = 1.f / s;
+    for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) {
+      const float v = load_as<float>(a.x, a.x_dtype, base + j) - m;
+      store_from<float>(a.out, a.out_dtype, base + j, a.log ? v - log_s : expf(v) * inv_s);
+    }
+  }
+}
+
+__global__ void softmax_column_kernel(SoftmaxArgs a) {
+  const int64_t columns = a.outer * a.inner;
+  for (int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; c < columns; c += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t base = (c / a.inner) * a.n * a.inner + c % a.inner;
+    float m = -INFINITY, s = 0.f;
+    for (int64_t j = 0; j < a.n; ++j) m = fmaxf(m, load_as<float>(a.x, a.x_dtype, base + j * a.inner));
+    for (int64_t j = 0; j < a.n; ++j) s += expf(load_as<float>(a.x, a.x_dtype, base + j * a.inner) - m);
+    const float log_s = logf(s), inv_s = 1.f / s;
+    for (int64_t j = 0; j < a.n; ++j) {
+      const float v = load_as<float>(a.x, a.x_dtype, base + j * a.inner) - m;
+      store_from<float>(a.out, a.out_dtype, base + j * a.inner, a.log ? v - log_s : expf(v) * inv_s);
+    }
+  }
+}
+
+struct NormArgs {
+  const void* x;
+  const void* weight;  // null when absent
+  const void* bias;    // null when absent
+  void* out;
+  DType x_dtype, w_dtype, b_dtype, out_dtype;
+  int64_t rows, n;
+  float eps;
+  bool unit_offset;
+};
+
+__global__ void layer_norm_kernel(NormArgs a) {
+  __shared__ float scratch[32];
+  for (int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
+    const int64_t base = row * a.n;
+    float s = 0.f;
+    for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) s += load_as<float>(a.x, a.x_dtype, base + j);
+    const float mean = block_reduce(s, SumOp(), scratch) / static_cast<float>(a.n);
+    // Two passes (mean, then squared deviations) instead of E[x^2] - mean^2: no cancellation.
+    float q = 0.f;
+    for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) {
+      const float d = load_as<float>(a.x, a.x_dtype, base + j) - mean;
+      q += d * d;
+    }
+    const float rstd = rsqrtf(block_reduce(q, SumOp(), scratch) / static_cast<float>(a.n) + a.eps);
+    for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) {
+      float v = (load_as<float>(a.x, a.x_dtype, base + j) - mean) * rstd;
+      if (a.weight) v *= load_as<float>(a.weight, a.w_dtype, j);
+      if (a.bias) v += load_as<float>(a.bias, a.b_dtype, j);
+      store_from<float>(a.out, a.out_dtype, base + j, v);
+    }
+  }
+}
+
+__global__ void rms_norm_kernel(NormArgs a) {
+  __shared__ float scratch[32];
+  for (int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
+    const int64_t base = row * a.n;
+    float q = 0.f;
+    for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) {
+      const float v = load_as<float>(a.x, a.x_dtype, base + j);
+      q += v * v;
+    }
+    const float rstd = rsqrtf(block_reduce(q, SumOp(), scratch) / static_cast<float>(a.n) + a.eps);
+    for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) {
+      float v = load_as<float>(a.x, a.x_dtype, base + j) * rstd;
+      if (a.weight) {
+        const float w = load_as<float>(a.weight, a.w_dtype, j);
+        v *= a.unit_offset ? 1.f + w : w;
+      }
+      store_from<float>(a.out, a.out_dtype, base + j, v);
+    }
+  }
+}
+
+}  // namespace
+
+Status softmax(const Context& c, const Node& n, const SoftmaxParams& p) {
+  const TensorRef &x = n.in[0], &out = n.out;
+  if (x.numel() == 0) return Status::ok();
+  const int dim = x.rank == 0 ? 0 : (p.dim < 0 ? p.dim + x.rank : p.dim);
+  SoftmaxArgs a{x.data, out.data, x.dtype, out.dtype, 1, x.rank == 0 ? 1 : x.shape[dim], 1, p.log};
+  for (int d = 0; d < dim; ++d) a.outer *= x.shape[d];
+  for (int d = dim + 1; d < x.rank; ++d) a.inner *= x.shape[d];
+  if (a.inner == 1) {
+    softmax_row_kernel<<<row_grid(a.outer), row_threads(a.n), 0, c.stream>>>(a);
+  } else {
+    softmax_column_kernel<<<grid_for(a.outer * a.inner), kThreads, 0, c.stream>>>(a);
+  }
+  ETGPU_CUDA_LAUNCH_CHECK("softmax kernel");
+  return Status::ok();
+}
+
+Status layer_norm(const Context& c, const Node& n, const LayerNormParams& p) {
+  const TensorRef &x = n.in[0], &out = n.out;
+  if (x.numel() == 0) return Status::ok();
+  int64_t inner = 1;
+  for (int d = x.rank - p.normalized_ndim; d < x.rank; ++d) inner *= x.shape[d];
+  if (inner == 0) return Status::ok();
+  size_t next = 1;
+  const TensorRef* w = p.has_weight ? &n.in[next++] : nullptr;
+  const TensorRef* b = p.has_bias ? &n.in[next++] : nullptr;
+  NormArgs a{x.data, w ? w->data : nullptr, b ? b->data : nullptr, out.data, x.dtype,
+             w ? w->dtype : x.dtype, b ? b->dtype : x.dtype, out.dtype, x.numel() / inner, inner,
+             static_cast<float>(p.eps), false};
+  layer_norm_kernel<<<row_grid(a.rows), row_threads(inner), 0, c.stream>>>(a);
+  ETGPU_CUDA_LAUNCH_CHECK("layer_norm kernel");
+  return Status::ok();
+}
+
+Status rms_norm(const Context& c, const Node& n, const RmsNormParams& p) {
+  const TensorRef &x = n.in[0], &out = n.out;
+  const int64_t inner = x.size(-1);
+  if (x.numel() == 0 || inner == 0) return Status::ok();
+  const TensorRef* w = p.has_weight ? &n.in[1] : nullptr;
+  NormArgs a{x.data, w ? w->data : nullptr, nullptr, out.data, x.dtype, w ? w->dtype : x.dtype, x.dtype,
+             out.dtype, x.numel() / inner, inner, static_cast<float>(p.eps), p.unit_offset};
+  rms_norm_kernel<<<row_grid(a.rows), row_threads(inner), 0, c.stream>>>(a);
+  ETGPU_CUDA_LAUNCH_CHECK("rms_norm kernel");
+  return Status::ok();
+}
+
+}  // namespace etgpu::cuda
