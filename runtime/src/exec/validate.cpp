@@ -81,18 +81,27 @@ Status check_dims_in_range(const std::vector<int>& dims, int rank, const char* o
 Status check(const Node& n, const ReduceParams& p) {
   ETGPU_RETURN_IF_ERROR(check_dims_in_range(p.dims, n.in[0].rank, "reduce"));
   int64_t kept = 1;
+  int kept_rank = 0;
   for (int d = 0; d < n.in[0].rank; ++d) {
     bool reduced = p.dims.empty();
     for (int r : p.dims) reduced |= normalize_dim(r, n.in[0].rank) == d;
     if (!reduced) kept *= n.in[0].shape[d];
+    if (!reduced) ++kept_rank;
   }
   ETGPU_CHECK(n.out.numel() == kept, "reduce: output has ", n.out.numel(), " elements, expected ", kept);
+  const int rank = p.keepdim ? n.in[0].rank : kept_rank;
+  ETGPU_CHECK(n.out.rank == rank, "reduce: output rank ", n.out.rank, " should be ", rank);
+  if (p.op == ReduceOp::Argmax || p.op == ReduceOp::Argmin) {
+    ETGPU_CHECK(n.out.dtype == DType::I64, "reduce: argmax/argmin output must be int64");
+  }
+  if (p.op == ReduceOp::Mean) ETGPU_CHECK(is_floating(n.out.dtype), "reduce: mean output must be a float");
   return Status::ok();
 }
 
 Status check(const Node& n, const SoftmaxParams& p) {
   ETGPU_RETURN_IF_ERROR(check_dims_in_range({p.dim}, n.in[0].rank, "softmax"));
   ETGPU_CHECK(same_shape(n.in[0], n.out), "softmax: output shape differs from input");
+  ETGPU_CHECK(is_floating(n.in[0].dtype) && is_floating(n.out.dtype), "softmax: needs float tensors");
   return Status::ok();
 }
 

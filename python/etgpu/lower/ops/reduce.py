@@ -1,10 +1,13 @@
 """Reductions: sum, mean, prod, amax/amin (and max/min over all dims), max/min along a dim with
-their indices, argmax/argmin, any/all. One Reduce instruction each (two for max.dim/min.dim)."""
+their indices, argmax/argmin, any/all: one Reduce instruction each (two for max.dim/min.dim);
+var/var_mean as a short two-pass sequence."""
 
 import torch
 
 from etgpu.dtypes import FLOAT_DTYPES
+from etgpu.ir.BinaryOp import BinaryOp
 from etgpu.ir.ReduceOp import ReduceOp
+from etgpu.ir.UnaryOp import UnaryOp
 from etgpu.lower.ops._util import normalize_dim
 from etgpu.lower.registry import Unsupported, lowering, target_name
 
@@ -104,3 +107,49 @@ def any_all(ctx, node):
         dims, keepdim = _dims(node, x), _arg(node, 2, "keepdim", False)
     # Output is bool (uint8 for uint8 input, as torch keeps it); the kernel stores 0/1 either way.
     ctx.emit("Reduce", op=op, x=ctx.input(node.args[0]), out=ctx.output(node), dims=dims, keepdim=bool(keepdim))
+
+
+@lowering("aten.var.correction", "aten.var_mean.correction")
+def var(ctx, node):
+    """Two-pass variance in fp32 scratch (torch accumulates half types in fp32 too):
+    mean (keepdim) -> x - mean -> square -> sum -> times 1 / (N - correction). std exports as
+    var followed by sqrt. var_mean also yields the mean, in x's dtype."""
+    src = node.args[0]
+    x = ctx.meta(src)
+    if x.dtype not in FLOAT_DTYPES:
+        raise Unsupported(f"var of {x.dtype}")
+    dims = _dims(node, x)
+    reduced = dims or list(range(x.dim()))
+    count = 1
+    for d in reduced:
+        if not isinstance(x.shape[d], int):
+            raise Unsupported("var over a dynamic dim (the divisor must be a constant)")
+        count *= x.shape[d]
+    correction = node.kwargs.get("correction")
+    correction = 1 if correction is None else correction
+    if not isinstance(correction, (int, float)) or count - correction <= 0:
+        raise Unsupported(f"var with correction {correction!r} over {count} elements")
+    keepdim = bool(node.kwargs.get("keepdim", False))
+    is_var_mean = target_name(node.target) == "aten.var_mean.correction"
+    out_val = node.meta["val"][0] if is_var_mean else node.meta["val"]
+
+    x_id = ctx.input(src)
+    kept_shape = [1 if d in reduced else s for d, s in enumerate(x.shape)]
+    mean = ctx.new_tensor(torch.float32, kept_shape, name=f"{node.name}_mean")
+    centered = ctx.new_tensor(torch.float32, x.shape, name=f"{node.name}_centered")
+    squared = ctx.new_tensor(torch.float32, x.shape, name=f"{node.name}_squared")
+    total = ctx.new_tensor(torch.float32, out_val.shape, name=f"{node.name}_sum")
+    ctx.emit("Reduce", op=ReduceOp.Mean, x=x_id, out=mean, dims=dims, keepdim=True)
+    ctx.emit("Binary", op=BinaryOp.Sub, a=x_id, b=mean, out=centered)
+    ctx.emit("Unary", op=UnaryOp.Square, x=centered, out=squared)
+    ctx.emit("Reduce", op=ReduceOp.Sum, x=squared, out=total, dims=dims, keepdim=keepdim)
+    scale = 1.0 / (count - correction)
+    if not is_var_mean:
+        ctx.emit("Binary", op=BinaryOp.Mul, a=total, scalar=scale, out=ctx.output(node))
+        return
+    mean_val = node.meta["val"][1]
+    out_var = ctx.new_tensor(out_val.dtype, out_val.shape, name=f"{node.name}_var")
+    out_mean = ctx.new_tensor(mean_val.dtype, mean_val.shape, name=f"{node.name}_mean_out")
+    ctx.emit("Binary", op=BinaryOp.Mul, a=total, scalar=scale, out=out_var)
+    ctx.emit("Reduce", op=ReduceOp.Mean, x=x_id, out=out_mean, dims=dims, keepdim=keepdim)
+    ctx.tuple_values[node] = [out_var, out_mean]
