@@ -122,3 +122,10 @@ const et::Error registered = et::register_backend(et::Backend{kBackendName, &bac
 
 }  // namespace
 }  // namespace etgpu
+
+// For tools that link this library: 1 when "EtGpuBackend" is registered. Referencing it keeps the
+// library on the link line (its registration alone references nothing).
+extern "C" __attribute__((visibility("default"))) int etgpu_executorch_backend_registered() {
+  return etgpu::registered == executorch::runtime::Error::Ok &&
+         executorch::runtime::get_backend_class(etgpu::kBackendName) != nullptr;
+}

@@ -8,10 +8,9 @@
 #include <vector>
 
 #include "exec/executor.h"
+#include "executorch/dtype_map.h"
 
 namespace etgpu {
-
-Result<DType> dtype_from_scalar_type(executorch::aten::ScalarType type);
 
 // A view of an ExecuTorch input tensor; `shape` is storage for its int64 dims (the caller keeps
 // it alive while the HostTensor is used).
