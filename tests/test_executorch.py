@@ -129,10 +129,25 @@ def _tool(name):
 @pytest.mark.skipif(_tool("etgpu_run") is None, reason="etgpu_run not built")
 def test_etgpu_run_executes_a_pte(tmp_path):
     module = MlpWithCumsum().eval()  # partially delegated: needs ExecuTorch's CPU kernels too
-    program = PteProgram(export(module, (randn(3, 8),)), full_delegation=False)
-    pte = tmp_path / "model.pte"
+    x = randn(3, 8)
+    program = PteProgram(export(module, (x,)), full_delegation=False)
+    pte, data = tmp_path / "model.pte", tmp_path / "x.bin"
     pte.write_bytes(program.pte)
-    result = subprocess.run([str(_tool("etgpu_run")), str(pte), "--iters", "2"], capture_output=True,
-                            text=True, timeout=120, env={**os.environ, "ETGPU_DEVICE": "cpu"})
+    data.write_bytes(x.numpy().tobytes())
+    result = subprocess.run([str(_tool("etgpu_run")), str(pte), "--iters", "2", "--input", f"0={data}:3,8"],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "ETGPU_DEVICE": "cpu"})
     assert result.returncode == 0, result.stderr
-    assert "output 0: f32 [3, 4]" in result.stdout, result.stdout
+    line = next(l for l in result.stdout.splitlines() if l.startswith("output 0:"))
+    assert "float32 [3, 4]" in line, line
+    with torch.no_grad():
+        expected = module(x)
+    total = float(line.split("sum=")[1].split()[0])
+    assert abs(total - expected.sum().item()) <= 1e-4 * max(1.0, expected.abs().sum().item()), (line, expected.sum())
+
+
+@pytest.mark.skipif(_tool("etgpu_run") is None, reason="etgpu_run not built")
+def test_etgpu_run_reports_a_bad_pte(tmp_path):
+    pte = tmp_path / "broken.pte"
+    pte.write_bytes(b"\x00" * 64)
+    result = subprocess.run([str(_tool("etgpu_run")), str(pte)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "failed" in result.stderr, (result.returncode, result.stderr)
