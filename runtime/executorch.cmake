@@ -7,7 +7,9 @@ if(NOT ETGPU_EXECUTORCH STREQUAL "OFF")
     find_package(Python3 COMPONENTS Interpreter QUIET)
     if(Python3_Interpreter_FOUND)
       execute_process(
-        COMMAND ${Python3_EXECUTABLE} -c "import importlib.util,os;s=importlib.util.find_spec('executorch');print(os.path.dirname(s.origin) if s else '')"
+        # `executorch` is a namespace package in the wheel (no __init__.py): spec.origin is None,
+        # so the package folder comes from submodule_search_locations.
+        COMMAND ${Python3_EXECUTABLE} -c "import importlib.util;s=importlib.util.find_spec('executorch');print(list(s.submodule_search_locations)[0] if s else '')"
         OUTPUT_VARIABLE ETGPU_EXECUTORCH_PY_DIR OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
       if(ETGPU_EXECUTORCH_PY_DIR)
         list(APPEND CMAKE_PREFIX_PATH ${ETGPU_EXECUTORCH_PY_DIR})

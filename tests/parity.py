@@ -1,5 +1,9 @@
 """Parity helpers: export a module, lower it with etgpu, run it on the engine under test, and
-compare with PyTorch eager (and, when the engine is cuda, with PyTorch CUDA eager too)."""
+compare with PyTorch eager (and, when the engine is cuda, with PyTorch CUDA eager too).
+
+Two paths run the same lowering: the torch-only .etgpu file, and (when executorch is importable
+and ETGPU_TEST_PTE != "0") the real user flow, to_edge_transform_and_lower(EtGpuPartitioner)
+-> .pte -> executorch.runtime with the EtGpuBackend library loaded."""
 
 import os
 from typing import Optional, Sequence
@@ -9,6 +13,17 @@ import torch
 import etgpu
 
 TEST_DEVICE = os.environ.get("ETGPU_TEST_DEVICE", "cpu")
+
+
+def pte_path_enabled() -> bool:
+    if os.environ.get("ETGPU_TEST_PTE", "1") == "0":
+        return False
+    try:
+        import executorch.exir  # noqa: F401
+        import executorch.runtime  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 # Design tolerances: relative error = max|actual - expected| / max|expected|.
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
@@ -60,16 +75,58 @@ def check_module(module: torch.nn.Module, inputs: Sequence, dynamic_shapes=None,
     module = module.eval()
     exported = export(module, inputs, dynamic_shapes)
     model = etgpu.Model(etgpu.compile(exported), device=TEST_DEVICE)
+    method = PteProgram(exported, device=TEST_DEVICE).method if pte_path_enabled() else None
     for case in [inputs] + list(run_inputs_list or []):
         with torch.no_grad():
             expected = _as_tuple(module(*case))
-        actual = _as_tuple(model.run(list(case)))
-        assert len(actual) == len(expected)
-        for i, (a, e) in enumerate(zip(actual, expected)):
-            assert_close(a, e, tol, what=f"output {i}")
-        if TEST_DEVICE == "cuda":
-            _check_against_torch_cuda(module, case, actual, tol)
+        paths = [(".etgpu", model.run)] + ([(".pte", method.execute)] if method else [])
+        for path, run in paths:
+            actual = _as_tuple(run(list(case)))
+            assert len(actual) == len(expected), f"{path}: {len(actual)} outputs, expected {len(expected)}"
+            for i, (a, e) in enumerate(zip(actual, expected)):
+                assert_close(a, e, tol, what=f"{path} output {i}")
+            if TEST_DEVICE == "cuda":
+                _check_against_torch_cuda(module, case, actual, tol)
     return model
+
+
+class PteProgram:
+    """`exported` through the ExecuTorch flow: partition + lower with EtGpuPartitioner, serialize
+    to .pte bytes, load with executorch.runtime. With `full_delegation`, every compute node must
+    have gone to etgpu (else an op test could silently pass on ExecuTorch's CPU kernels)."""
+
+    def __init__(self, exported, device: str = TEST_DEVICE, full_delegation: bool = True):
+        from executorch.exir import to_edge_transform_and_lower
+        from executorch.runtime import Runtime
+
+        from etgpu.executorch import EtGpuPartitioner, load_backend_library
+
+        load_backend_library()
+        partitioner = EtGpuPartitioner(device=device)
+        edge = to_edge_transform_and_lower(exported, partitioner=[partitioner])
+        self.graph = edge.exported_program().graph
+        self.left_on_cpu = [n for n in self.graph.nodes if n.op == "call_function"
+                            and "executorch_call_delegate" not in str(n.target) and "getitem" not in str(n.target)]
+        if full_delegation:
+            assert not self.left_on_cpu, (
+                f"not delegated to etgpu: {[str(n.target) for n in self.left_on_cpu]}; "
+                f"partitioner reasons: {partitioner.unsupported}")
+        self.num_delegates = sum(1 for n in self.graph.nodes if "executorch_call_delegate" in str(n.target))
+        self.pte = edge.to_executorch().buffer
+        # The Method borrows from its Program: keep both alive together.
+        self.program = Runtime.get().load_program(self.pte)
+        self.method = _PteMethod(self.program.load_method("forward"), owner=self)
+
+
+class _PteMethod:
+    def __init__(self, method, owner):
+        self._method = method
+        self._owner = owner  # keeps the Program (and its bytes) alive as long as this method
+
+    def execute(self, inputs):
+        tensors = [x.detach().cpu().contiguous() if isinstance(x, torch.Tensor) else x for x in inputs]
+        # Outputs may live in the method's planned memory: copy before the next execute.
+        return [o.clone() if isinstance(o, torch.Tensor) else o for o in self._method.execute(tensors)]
 
 
 def _check_against_torch_cuda(module, case, actual, tol):

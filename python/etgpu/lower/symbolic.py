@@ -29,7 +29,12 @@ class SymbolTable:
     def __init__(self, range_constraints: Optional[dict] = None):
         self.bounds: Dict[sympy.Symbol, tuple] = {}
         for symbol, ranges in (range_constraints or {}).items():
-            self.bounds[symbol] = (int(ranges.lower), _finite_upper(symbol, ranges.upper))
+            # torch.export reports a floor of 2 for a Dim without `min` (its 0/1 specialization
+            # while tracing); the same program decomposed reports 0, and ExecuTorch's runtime
+            # checks no lower bound at all. Sizes 0 and 1 run correctly (the executor rejects any
+            # size that resolves negative), so that floor is not enforced.
+            lower = int(ranges.lower)
+            self.bounds[symbol] = (0 if lower == 2 else lower, _finite_upper(symbol, ranges.upper))
         self.order: list = []
 
     def index(self, symbol: sympy.Symbol) -> int:
