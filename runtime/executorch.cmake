@@ -1,13 +1,14 @@
 # libetgpu_executorch: the ExecuTorch backend (registers "EtGpuBackend"), linked against the
 # executorch wheel's libexecutorch.so. Found through the Python that runs the build, or
-# executorch_DIR / CMAKE_PREFIX_PATH.
+# executorch_DIR / CMAKE_PREFIX_PATH. (executorch is a namespace package: no __init__.py, so its
+# folder comes from submodule_search_locations, not origin.)
 set(ETGPU_HAVE_EXECUTORCH OFF)
 if(NOT ETGPU_EXECUTORCH STREQUAL "OFF")
   if(NOT executorch_DIR)
     find_package(Python3 COMPONENTS Interpreter QUIET)
     if(Python3_Interpreter_FOUND)
       execute_process(
-        COMMAND ${Python3_EXECUTABLE} -c "import importlib.util,os;s=importlib.util.find_spec('executorch');print(os.path.dirname(s.origin) if s else '')"
+        COMMAND ${Python3_EXECUTABLE} -c "import importlib.util;s=importlib.util.find_spec('executorch');print(list(s.submodule_search_locations)[0] if s else '')"
         OUTPUT_VARIABLE ETGPU_EXECUTORCH_PY_DIR OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
       if(ETGPU_EXECUTORCH_PY_DIR)
         list(APPEND CMAKE_PREFIX_PATH ${ETGPU_EXECUTORCH_PY_DIR})
@@ -15,7 +16,10 @@ if(NOT ETGPU_EXECUTORCH STREQUAL "OFF")
     endif()
   endif()
   find_package(executorch CONFIG QUIET)
-  if(executorch_FOUND AND TARGET executorch::runtime)
+  file(GLOB ETGPU_ET_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/executorch/*.cpp)
+  if(NOT ETGPU_ET_SOURCES)
+    message(STATUS "etgpu: no sources in runtime/src/executorch; the ExecuTorch backend is not built")
+  elseif(executorch_FOUND AND TARGET executorch::runtime)
     set(ETGPU_HAVE_EXECUTORCH ON)
   elseif(ETGPU_EXECUTORCH STREQUAL "ON")
     message(FATAL_ERROR "ETGPU_EXECUTORCH=ON but find_package(executorch) found no executorch::runtime")
@@ -24,7 +28,6 @@ endif()
 message(STATUS "etgpu: ExecuTorch backend ${ETGPU_HAVE_EXECUTORCH}")
 
 if(ETGPU_HAVE_EXECUTORCH)
-  file(GLOB ETGPU_ET_SOURCES CONFIGURE_DEPENDS src/executorch/*.cpp)
   add_library(etgpu_executorch SHARED ${ETGPU_ET_SOURCES})
   target_link_libraries(etgpu_executorch PRIVATE etgpu_core PUBLIC executorch::runtime)
   target_compile_definitions(etgpu_executorch PRIVATE ${EXECUTORCH_COMPILE_DEFINITIONS})
