@@ -1,13 +1,14 @@
 # libetgpu_executorch: the ExecuTorch backend (registers "EtGpuBackend"), linked against the
 # executorch wheel's libexecutorch.so. Found through the Python that runs the build, or
-# executorch_DIR / CMAKE_PREFIX_PATH. (executorch is a namespace package: no __init__.py, so its
-# folder comes from submodule_search_locations, not origin.)
+# executorch_DIR / CMAKE_PREFIX_PATH.
 set(ETGPU_HAVE_EXECUTORCH OFF)
 if(NOT ETGPU_EXECUTORCH STREQUAL "OFF")
   if(NOT executorch_DIR)
     find_package(Python3 COMPONENTS Interpreter QUIET)
     if(Python3_Interpreter_FOUND)
       execute_process(
+        # `executorch` is a namespace package in the wheel (no __init__.py): spec.origin is None,
+        # so the package folder comes from submodule_search_locations.
         COMMAND ${Python3_EXECUTABLE} -c "import importlib.util;s=importlib.util.find_spec('executorch');print(list(s.submodule_search_locations)[0] if s else '')"
         OUTPUT_VARIABLE ETGPU_EXECUTORCH_PY_DIR OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
       if(ETGPU_EXECUTORCH_PY_DIR)
@@ -16,8 +17,9 @@ if(NOT ETGPU_EXECUTORCH STREQUAL "OFF")
     endif()
   endif()
   find_package(executorch CONFIG QUIET)
+  # A checkout without backend sources (the skeleton) still configures; ON insists on them.
   file(GLOB ETGPU_ET_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/executorch/*.cpp)
-  if(NOT ETGPU_ET_SOURCES)
+  if(NOT ETGPU_ET_SOURCES AND NOT ETGPU_EXECUTORCH STREQUAL "ON")
     message(STATUS "etgpu: no sources in runtime/src/executorch; the ExecuTorch backend is not built")
   elseif(executorch_FOUND AND TARGET executorch::runtime)
     set(ETGPU_HAVE_EXECUTORCH ON)
