@@ -21,6 +21,8 @@ if [ ${#APT_PACKAGES[@]} -gt 0 ]; then
     exit 1
   fi
 fi
+# A .venv symlink whose target does not exist here (a shared venv on another machine) is replaced.
+if [ -L .venv ] && [ ! -e .venv ]; then rm .venv; fi
 if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements.txt

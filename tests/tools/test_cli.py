@@ -94,3 +94,18 @@ def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "etgpu", "--help"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert all(word in result.stdout for word in ("run", "inspect", "demo"))
+
+
+def test_inspect_pte_with_an_etgpu_delegate(tmp_path, capsys):
+    pytest.importorskip("executorch.exir")
+    partitioner = pytest.importorskip("etgpu.executorch", reason="needs the ExecuTorch partitioner").EtGpuPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    exported = torch.export.export(Small().eval(), (torch.randn(3, 6),))
+    pte = tmp_path / "delegated.pte"
+    pte.write_bytes(to_edge_transform_and_lower(exported, partitioner=[partitioner()]).to_executorch().buffer)
+    assert cli.main(["inspect", str(pte)]) == 0
+    text = capsys.readouterr().out
+    assert "delegated.pte method 'forward' delegate 0: etgpu IR v1" in text, text
+    assert re.search(r"inputs:\n  t\d+ .*F32\[3, 6\]", text), text
+    assert re.search(r"MatMul\s+1", text), text
