@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 export ETGPU_BUILD_DIR := $(abspath $(BUILD_DIR))
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup build test test-cpp test-python demo gpu-test clean
+.PHONY: setup build test test-cpp test-python demo pip-smoke readme-ops gpu-test clean
 
 setup:
 	bash scripts/setup_env.sh
@@ -26,6 +26,19 @@ test-python: build
 	$(PYTHON) -m pytest -q tests
 
 test: test-cpp test-python
+
+# The bundled demo transformer: export, compile, run on the GPU engine (CPU engine without a GPU),
+# compare with PyTorch eager.
+demo: build
+	$(PYTHON) -m etgpu demo
+
+# README.md's supported-op list, regenerated from the lowering registry.
+readme-ops:
+	$(PYTHON) scripts/gen_supported_ops.py
+
+# `pip install .` into a scratch venv layered on .venv, then the installed `etgpu` command.
+pip-smoke:
+	bash scripts/pip_smoke.sh $(PYTHON)
 
 gpu-test:
 	bash scripts/gpu_test.sh

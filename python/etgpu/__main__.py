@@ -1,0 +1,7 @@
+"""`python -m etgpu ...` is the `etgpu` command."""
+
+import sys
+
+from etgpu.cli import main
+
+sys.exit(main())

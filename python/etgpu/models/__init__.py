@@ -1,0 +1,1 @@
+"""Model definitions and export recipes bundled with etgpu (the demo transformer, later real LLMs)."""

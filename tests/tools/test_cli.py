@@ -1,0 +1,111 @@
+"""`etgpu inspect` / `etgpu run` / `python -m etgpu` on a small compiled model with a dynamic dim
+and a constant weight."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import etgpu
+from etgpu import cli
+
+
+class Small(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(6, 4))
+
+    def forward(self, x):
+        return torch.relu(x @ self.weight) * 2.0 + 1.0
+
+
+@pytest.fixture
+def small_model(tmp_path):
+    module = Small().eval()
+    seq = torch.export.Dim("seq", min=1, max=16)
+    exported = torch.export.export(module, (torch.randn(3, 6),), dynamic_shapes=({0: seq},))
+    path = tmp_path / "small.etgpu"
+    etgpu.compile(exported, path)
+    return module, path
+
+
+def test_inspect_reports_symbols_io_ops_and_sizes(small_model, capsys):
+    _, path = small_model
+    assert cli.main(["inspect", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"symbols: \w+ in \[1, 16\]", text), text
+    assert re.search(r"inputs:\n  t\d+ .*F32\[\w+, 6\]", text), text
+    assert re.search(r"outputs:\n  t\d+ .*F32\[\w+, 4\]", text), text
+    assert re.search(r"MatMul\s+1", text), text
+    assert re.search(r"constant bytes: 96 \(1 keyed constants in the file, 96 bytes\)", text), text
+    arena = int(re.search(r"arena bytes: (\d+)", text).group(1))
+    assert arena >= 16 * 6 * 4 + 16 * 4 * 4  # input and output at the upper bound at least
+
+
+def test_run_with_npy_input_prints_exact_stats(small_model, tmp_path, capsys):
+    module, path = small_model
+    x = torch.randn(5, 6)
+    np.save(tmp_path / "x.npy", x.numpy())
+    assert cli.main(["run", str(path), "--device", "cpu", "--input", f"0={tmp_path / 'x.npy'}"]) == 0
+    text = capsys.readouterr().out
+    expected = module(x).detach()
+    assert f"output 0: float32[5x4] min={expected.min().item():.6g}" in text, text
+    assert "engine: cpu (requested)" in text
+
+
+def test_run_seeded_inputs_use_the_upper_bound(small_model, capsys):
+    _, path = small_model
+    assert cli.main(["run", str(path), "--device", "cpu", "--iters", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "input 0: float32[16x6]" in text and "(seeded)" in text
+    assert "output 0: float32[16x4]" in text
+    assert "best of 2:" in text
+
+
+def test_run_rejects_a_bad_input_with_the_runtime_message(small_model, tmp_path, capsys):
+    _, path = small_model
+    np.save(tmp_path / "bad.npy", np.zeros((5, 7), dtype=np.float32))
+    assert cli.main(["run", str(path), "--device", "cpu", "--input", f"0={tmp_path / 'bad.npy'}"]) == 1
+    assert "input 0: dim 1 is 7, expected 6" in capsys.readouterr().err
+
+
+def test_inspect_rejects_a_file_that_is_not_a_model(tmp_path, capsys):
+    junk = tmp_path / "junk.etgpu"
+    junk.write_bytes(b"definitely not a model")
+    assert cli.main(["inspect", str(junk)]) == 1
+    assert "neither an .etgpu file" in capsys.readouterr().err
+
+
+def test_inspect_pte_without_etgpu_delegates(tmp_path, capsys):
+    pytest.importorskip("executorch.exir")
+    from executorch.exir import to_edge
+
+    exported = torch.export.export(Small().eval(), (torch.randn(3, 6),))
+    pte = tmp_path / "plain.pte"
+    pte.write_bytes(to_edge(exported).to_executorch().buffer)
+    assert cli.main(["inspect", str(pte)]) == 1
+    assert "no EtGpuBackend delegate" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "etgpu", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert all(word in result.stdout for word in ("run", "inspect", "demo"))
+
+
+def test_inspect_pte_with_an_etgpu_delegate(tmp_path, capsys):
+    pytest.importorskip("executorch.exir")
+    partitioner = pytest.importorskip("etgpu.executorch", reason="needs the ExecuTorch partitioner").EtGpuPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    exported = torch.export.export(Small().eval(), (torch.randn(3, 6),))
+    pte = tmp_path / "delegated.pte"
+    pte.write_bytes(to_edge_transform_and_lower(exported, partitioner=[partitioner()]).to_executorch().buffer)
+    assert cli.main(["inspect", str(pte)]) == 0
+    text = capsys.readouterr().out
+    assert "delegated.pte method 'forward' delegate 0: etgpu IR v1" in text, text
+    assert re.search(r"inputs:\n  t\d+ .*F32\[3, 6\]", text), text
+    assert re.search(r"MatMul\s+1", text), text
