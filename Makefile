@@ -23,7 +23,7 @@ test-cpp: build
 	cd $(BUILD_DIR) && $(dir $(PYTHON))ctest --output-on-failure
 
 test-python: build
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q -n $(JOBS) tests
 
 test: test-cpp test-python
 
