@@ -15,6 +15,7 @@ PRESERVED_OPS = [
     torch.ops.aten.matmul.default,
     torch.ops.aten.softmax.int,
     torch.ops.aten.log_softmax.int,
+    torch.ops.aten.index_copy.default,
 ]
 
 

@@ -163,9 +163,9 @@ TENSOR_READS = {
     "LayerNorm": ("x", "weight", "bias"), "RmsNorm": ("x", "weight"), "Permute": ("x",),
     "Expand": ("x",), "Slice": ("x",), "Select": ("x",), "Cat": ("inputs",),
     "IndexSelect": ("x", "index"), "Gather": ("x", "index"), "Sdpa": ("q", "k", "v", "mask"),
-    "CopyInto": ("x", "dst"),
+    "CopyInto": ("x", "dst"), "IndexCopy": ("index", "x", "dst"),
 }
-TENSOR_WRITES = {"CopyInto": "dst"}
+TENSOR_WRITES = {"CopyInto": "dst", "IndexCopy": "dst"}
 
 
 def _operand_fields(op: str, fields: dict):

@@ -46,12 +46,13 @@ struct IndexSelectParams { int dim; };                                        //
 struct GatherParams { int dim; };                                             // in: x, index
 struct SdpaParams { bool has_mask; double scale; bool causal; };              // in: q, k, v [, mask]
 struct CopyIntoParams { int dim; int64_t start; };                            // in: x; out: dst (written in place)
+struct IndexCopyParams { int dim; };                                          // in: index, x; out: dst (in place)
 
 using OpParams = std::variant<UnaryParams, BinaryParams, WhereParams, CastParams, FillParams,
                               ArangeParams, MatMulParams, ReduceParams, SoftmaxParams,
                               LayerNormParams, RmsNormParams, PermuteParams, ExpandParams,
                               SliceParams, SelectParams, CatParams, IndexSelectParams,
-                              GatherParams, SdpaParams, CopyIntoParams>;
+                              GatherParams, SdpaParams, CopyIntoParams, IndexCopyParams>;
 
 const char* op_name(const OpParams& params);
 

@@ -206,6 +206,13 @@ Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstructi
       d->dynamic_scalar = *p->start();
       return ops.output(p->dst());
     }
+    case ir::Op::IndexCopy: {
+      auto* p = ins.op_as_IndexCopy();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->index(), "index"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      d->params = IndexCopyParams{p->dim()};
+      return ops.output(p->dst());
+    }
     default:
       break;
   }

@@ -243,6 +243,19 @@ Status check(const Node& n, const CopyIntoParams& p) {
   return Status::ok();
 }
 
+// Index values are data, checked by the kernels (which never write out of bounds).
+Status check(const Node& n, const IndexCopyParams& p) {
+  const TensorRef &index = n.in[0], &x = n.in[1], &dst = n.out;
+  const int dim = normalize_dim(p.dim, dst.rank);
+  ETGPU_CHECK(dim >= 0 && dim < dst.rank, "index_copy: bad dim");
+  ETGPU_RETURN_IF_ERROR(check_index_dtype(index, "index_copy"));
+  ETGPU_CHECK(index.rank == 1 && index.shape[0] == x.shape[dim], "index_copy: index must be 1-d with one "
+              "entry per slice of x (", x.shape[dim], ")");
+  ETGPU_RETURN_IF_ERROR(check_same_except(x, dst, dim, "index_copy"));
+  ETGPU_CHECK(x.dtype == dst.dtype, "index_copy: dtype mismatch");
+  return Status::ok();
+}
+
 }  // namespace
 
 Status validate_node(const Node& node) {
@@ -255,7 +268,7 @@ const char* op_name(const OpParams& params) {
   static const char* names[] = {"unary", "binary", "where", "cast", "fill", "arange", "matmul",
                                 "reduce", "softmax", "layer_norm", "rms_norm", "permute", "expand",
                                 "slice", "select", "cat", "index_select", "gather", "sdpa",
-                                "copy_into"};
+                                "copy_into", "index_copy"};
   static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<OpParams>);
   return names[params.index()];
 }

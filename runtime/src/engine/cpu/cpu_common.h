@@ -130,5 +130,6 @@ Status index_select(const Node& n, const IndexSelectParams& p);
 Status gather(const Node& n, const GatherParams& p);
 Status sdpa(const Node& n, const SdpaParams& p);
 Status copy_into(const Node& n, const CopyIntoParams& p);
+Status index_copy(const Node& n, const IndexCopyParams& p);
 
 }  // namespace etgpu::cpu

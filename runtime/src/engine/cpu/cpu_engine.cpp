@@ -72,7 +72,8 @@ class CpuEngine final : public Engine {
                    [&](const IndexSelectParams& p) { return index_select(node, p); },
                    [&](const GatherParams& p) { return gather(node, p); },
                    [&](const SdpaParams& p) { return sdpa(node, p); },
-                   [&](const CopyIntoParams& p) { return copy_into(node, p); }},
+                   [&](const CopyIntoParams& p) { return copy_into(node, p); },
+                   [&](const IndexCopyParams& p) { return index_copy(node, p); }},
         node.params);
   }
 
