@@ -1,6 +1,7 @@
 #include "exec/executor.h"
 
 #include <cstring>
+#include <string>
 
 #include "program/verify.h"
 
@@ -42,6 +43,10 @@ Result<std::unique_ptr<Executor>> Executor::create(std::shared_ptr<const Program
     ETGPU_RETURN_IF_ERROR(decoded.status());
     exec->instructions_.push_back(decoded.take());
   }
+  std::vector<InstructionOperands> operands;
+  operands.reserve(exec->instructions_.size());
+  for (const DecodedInstruction& d : exec->instructions_) operands.push_back({d.inputs, d.out});
+  ETGPU_RETURN_IF_ERROR(verify_plan(g, operands));
   ETGPU_RETURN_IF_ERROR(exec->allocate_storage(constants));
   ETGPU_RETURN_IF_ERROR(exec->engine_->synchronize());
   return exec;
@@ -92,8 +97,12 @@ Status Executor::bind_constant(int id, ConstantSource* constants) {
     auto found = constants->get(t.key()->str());
     ETGPU_RETURN_IF_ERROR(found.status());
     source = found.take();
-    ETGPU_CHECK(source.size == bytes, "constant '", t.key()->str(), "' has ", source.size,
-                " bytes; its declared shape needs ", bytes);
+  }
+  // Checked for every source (inline data too): the upload below copies `bytes` from it.
+  if (source.data && source.size != bytes) {
+    if (source.release) source.release();
+    return err("constant ", t.key() ? "'" + t.key()->str() + "'" : "tensor " + std::to_string(id),
+               " has ", source.size, " bytes; its declared shape needs ", bytes);
   }
   if (!is_mutable && source.data && engine_->uses_host_memory()) {
     tensor_data_[id] = const_cast<void*>(source.data);
@@ -234,13 +243,16 @@ Status Executor::resolve_shapes(const std::vector<int64_t>& syms) {
 }
 
 Status Executor::execute(const std::vector<HostTensor>& inputs) {
+  std::lock_guard<std::mutex> lock(mutex_);
   std::vector<int64_t> syms;
   ETGPU_RETURN_IF_ERROR(bind_symbols(inputs, &syms));
   ETGPU_RETURN_IF_ERROR(resolve_shapes(syms));
   const ir::Graph& g = graph();
   for (size_t i = 0; i < inputs.size(); ++i) {
     const int id = g.inputs()->Get(i);
-    ETGPU_RETURN_IF_ERROR(engine_->upload(tensor_data_[id], inputs[i].data, tensor_ref(id).nbytes()));
+    const size_t bytes = tensor_ref(id).nbytes();
+    ETGPU_CHECK(inputs[i].data != nullptr || bytes == 0, "input ", i, " has no data pointer");
+    ETGPU_RETURN_IF_ERROR(engine_->upload(tensor_data_[id], inputs[i].data, bytes));
   }
   bool replayed = false;
   ETGPU_RETURN_IF_ERROR(engine_->begin_step(shape_key(syms), &replayed));
@@ -259,11 +271,18 @@ Status Executor::execute(const std::vector<HostTensor>& inputs) {
   return Status::ok();
 }
 
+ExecutorStats Executor::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
 std::vector<int64_t> Executor::output_shape(size_t i) const {
+  std::lock_guard<std::mutex> lock(mutex_);
   return shapes_[graph().outputs()->Get(i)];
 }
 
 Status Executor::read_output(size_t i, void* dst, size_t dst_bytes) {
+  std::lock_guard<std::mutex> lock(mutex_);
   ETGPU_CHECK(shapes_valid_, "read_output before a successful execute");
   ETGPU_CHECK(i < num_outputs(), "output ", i, " does not exist (", num_outputs(), " outputs)");
   const int id = graph().outputs()->Get(i);
