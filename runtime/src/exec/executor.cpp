@@ -155,22 +155,30 @@ std::vector<int64_t> Executor::max_output_shape(size_t i) const { return max_sha
 
 // Binds each symbol from the first input dim that is exactly that symbol, then checks every
 // input dim against its expression and every symbol against its bounds.
+// "input 1 ('y')": error messages name the input by position and by its exported name.
+std::string Executor::input_label(size_t i) const {
+  const ir::Tensor& t = *graph().tensors()->Get(graph().inputs()->Get(i));
+  return "input " + std::to_string(i) + (t.name() ? " ('" + t.name()->str() + "')" : std::string());
+}
+
 Status Executor::bind_symbols(const std::vector<HostTensor>& inputs, std::vector<int64_t>* syms) const {
   const ir::Graph& g = graph();
   ETGPU_CHECK(inputs.size() == num_inputs(), "expected ", num_inputs(), " inputs, got ", inputs.size());
   const size_t num_syms = g.sym_dims() ? g.sym_dims()->size() : 0;
   syms->assign(num_syms, -1);
+  std::vector<std::string> bound_by(num_syms);  // which input dim gave each symbol its value
   for (size_t i = 0; i < inputs.size(); ++i) {
     const ir::Tensor& t = *g.tensors()->Get(g.inputs()->Get(i));
     const HostTensor& in = inputs[i];
     const int rank = t.shape() ? static_cast<int>(t.shape()->size()) : 0;
-    ETGPU_CHECK(in.dtype == to_dtype(t.dtype()), "input ", i, ": expected dtype ",
+    ETGPU_CHECK(in.dtype == to_dtype(t.dtype()), input_label(i), ": expected dtype ",
                 dtype_name(to_dtype(t.dtype())), ", got ", dtype_name(in.dtype));
-    ETGPU_CHECK(in.rank == rank, "input ", i, ": expected rank ", rank, ", got ", in.rank);
-        for (int d = 0; d < rank; ++d) {
+    ETGPU_CHECK(in.rank == rank, input_label(i), ": expected rank ", rank, ", got ", in.rank);
+    for (int d = 0; d < rank; ++d) {
       const ir::Dim& dim = *t.shape()->Get(d);
       if (dim.sym() >= 0 && dim.mul() == 1 && dim.add() == 0 && dim.div() == 1 && (*syms)[dim.sym()] < 0) {
         (*syms)[dim.sym()] = in.shape[d];
+        bound_by[dim.sym()] = input_label(i) + " dim " + std::to_string(d);
       }
     }
   }
@@ -178,14 +186,14 @@ Status Executor::bind_symbols(const std::vector<HostTensor>& inputs, std::vector
     const ir::SymDim& sym = *g.sym_dims()->Get(s);
     const char* name = sym.name() ? sym.name()->c_str() : "?";
     ETGPU_CHECK((*syms)[s] >= 0, "symbolic dim '", name, "' is not bound by any input");
-    ETGPU_CHECK((*syms)[s] >= sym.min() && (*syms)[s] <= sym.max(), "symbolic dim '", name, "' = ",
-                (*syms)[s], " is outside its bounds [", sym.min(), ", ", sym.max(), "]");
+    ETGPU_CHECK((*syms)[s] >= sym.min() && (*syms)[s] <= sym.max(), bound_by[s], ": size ", (*syms)[s],
+                " (symbolic dim '", name, "') is outside its bounds [", sym.min(), ", ", sym.max(), "]");
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
     const ir::Tensor& t = *g.tensors()->Get(g.inputs()->Get(i));
     for (int d = 0; d < inputs[i].rank; ++d) {
       const int64_t expected = eval_dim(*t.shape()->Get(d), syms->data());
-      ETGPU_CHECK(inputs[i].shape[d] == expected, "input ", i, ": dim ", d, " is ", inputs[i].shape[d],
+      ETGPU_CHECK(inputs[i].shape[d] == expected, input_label(i), ": dim ", d, " is ", inputs[i].shape[d],
                   ", expected ", expected);
     }
   }

@@ -71,6 +71,7 @@ class Executor {
   const ir::Graph& graph() const { return program_->graph(); }
   Status allocate_storage(ConstantSource* constants);
   Status bind_constant(int id, ConstantSource* constants);
+  std::string input_label(size_t i) const;
   Status bind_symbols(const std::vector<HostTensor>& inputs, std::vector<int64_t>* syms) const;
   Status resolve_shapes(const std::vector<int64_t>& syms);
   TensorRef tensor_ref(int id) const;

@@ -1,6 +1,7 @@
 #include "program/verify.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 namespace etgpu {
@@ -175,6 +176,10 @@ Status verify_graph(const ir::Graph& graph, const LoadLimits& limits) {
     ETGPU_CHECK(dtype_valid(t.dtype()), "tensor ", index, " has invalid dtype ", static_cast<int>(t.dtype()));
     const size_t rank = t.shape() ? t.shape()->size() : 0;
     ETGPU_CHECK(rank <= kMaxRank, "tensor ", index, " has rank ", rank, "; at most ", kMaxRank);
+    // FlatBuffers (2.0) verifies a vector's length field at 4-byte alignment but not that the
+    // 8-byte Dim structs after it are aligned; reading misaligned ones is undefined behaviour.
+    ETGPU_CHECK(!t.shape() || reinterpret_cast<uintptr_t>(t.shape()->Data()) % alignof(ir::Dim) == 0,
+                "tensor ", index, ": shape vector is misaligned (corrupted payload)");
     if (t.shape()) {
       for (const ir::Dim* dim : *t.shape()) ETGPU_RETURN_IF_ERROR(verify_dim(*dim, maxs, "shape", index));
     }
