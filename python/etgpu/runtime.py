@@ -2,6 +2,7 @@
 
 import ctypes
 import json
+import threading
 from pathlib import Path
 from typing import List, Sequence, Union
 
@@ -26,6 +27,10 @@ def _library():
         lib.etgpu_open_file.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
         lib.etgpu_open_bytes.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p,
                                          ctypes.POINTER(ctypes.c_void_p)]
+        lib.etgpu_open_file_limited.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint64,
+                                                ctypes.POINTER(ctypes.c_void_p)]
+        lib.etgpu_open_bytes_limited.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_uint64,
+                                                 ctypes.POINTER(ctypes.c_void_p)]
         lib.etgpu_close.argtypes = [ctypes.c_void_p]
         lib.etgpu_num_inputs.argtypes = [ctypes.c_void_p]
         lib.etgpu_num_outputs.argtypes = [ctypes.c_void_p]
@@ -44,25 +49,45 @@ def _library():
 
 def _check(code: int) -> None:
     if code != 0:
-        raise EtGpuError(_library().etgpu_last_error().decode())
+        # errors="replace": a message may quote bytes of a corrupted file (e.g. a constant's key).
+        raise EtGpuError(_library().etgpu_last_error().decode(errors="replace"))
+
+
+def _input_dtype_code(index: int, tensor: torch.Tensor) -> int:
+    try:
+        return dtype_code(tensor.dtype)
+    except TypeError:
+        raise EtGpuError(f"input {index}: dtype {tensor.dtype} has no etgpu equivalent") from None
 
 
 class Model:
-    """A loaded .etgpu program on an engine (device: "auto", "cuda" or "cpu")."""
+    """A loaded .etgpu program on an engine (device: "auto", "cuda" or "cpu").
 
-    def __init__(self, source: Union[str, Path, bytes], device: str = "auto"):
+    max_device_bytes caps the memory the program may ask for (0: ETGPU_MAX_DEVICE_BYTES or 256 GiB).
+    One Model may be shared by threads: `run` holds the Model's lock from execute to the last
+    output read, so each call gets its own results (calls on one Model run one at a time; ctypes
+    releases the GIL, so different Models run in parallel)."""
+
+    def __init__(self, source: Union[str, Path, bytes], device: str = "auto", max_device_bytes: int = 0):
         lib = _library()
         self._handle = ctypes.c_void_p()
+        self._lock = threading.Lock()
         if isinstance(source, (bytes, bytearray)):
             buffer = ctypes.create_string_buffer(bytes(source), len(source))
-            _check(lib.etgpu_open_bytes(buffer, len(source), device.encode(), ctypes.byref(self._handle)))
+            _check(lib.etgpu_open_bytes_limited(buffer, len(source), device.encode(), max_device_bytes,
+                                                ctypes.byref(self._handle)))
         else:
-            _check(lib.etgpu_open_file(str(source).encode(), device.encode(), ctypes.byref(self._handle)))
+            _check(lib.etgpu_open_file_limited(str(source).encode(), device.encode(), max_device_bytes,
+                                               ctypes.byref(self._handle)))
 
     def close(self) -> None:
-        if getattr(self, "_handle", None):
-            _library().etgpu_close(self._handle)
-            self._handle = None
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        with lock:  # never free the model under a run in another thread
+            if self._handle:
+                _library().etgpu_close(self._handle)
+                self._handle = None
 
     def __del__(self):
         self.close()
@@ -87,13 +112,14 @@ class Model:
         tensors = [t.detach().cpu().contiguous() for t in inputs]
         n = len(tensors)
         data = (ctypes.c_void_p * n)(*[t.data_ptr() for t in tensors])
-        dtypes = (ctypes.c_int8 * n)(*[dtype_code(t.dtype) for t in tensors])
+        dtypes = (ctypes.c_int8 * n)(*[_input_dtype_code(i, t) for i, t in enumerate(tensors)])
         ranks = (ctypes.c_int32 * n)(*[t.dim() for t in tensors])
         shape_arrays = [(ctypes.c_int64 * max(t.dim(), 1))(*t.shape) for t in tensors]
         shapes = (ctypes.POINTER(ctypes.c_int64) * n)(
             *[ctypes.cast(s, ctypes.POINTER(ctypes.c_int64)) for s in shape_arrays])
-        _check(lib.etgpu_execute(self._handle, n, data, dtypes, ranks, shapes))
-        return [self._read_output(i) for i in range(self.num_outputs)]
+        with self._lock:
+            _check(lib.etgpu_execute(self._handle, n, data, dtypes, ranks, shapes))
+            return [self._read_output(i) for i in range(self.num_outputs)]
 
     def _read_output(self, index: int) -> torch.Tensor:
         lib = _library()

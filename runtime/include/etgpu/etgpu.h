@@ -17,11 +17,19 @@ typedef struct etgpu_model etgpu_model;
 /* device: "auto", "cuda" or "cpu". */
 int etgpu_open_file(const char* path, const char* device, etgpu_model** out);
 int etgpu_open_bytes(const void* bytes, size_t size, const char* device, etgpu_model** out);
+/* As above, with a cap on the device memory (arena + constants + mutable state) the program may
+ * ask for; 0 means the default (ETGPU_MAX_DEVICE_BYTES when set, else 256 GiB). */
+int etgpu_open_file_limited(const char* path, const char* device, uint64_t max_device_bytes, etgpu_model** out);
+int etgpu_open_bytes_limited(const void* bytes, size_t size, const char* device, uint64_t max_device_bytes,
+                             etgpu_model** out);
 void etgpu_close(etgpu_model* model);
 
 int etgpu_num_inputs(const etgpu_model* model);
 int etgpu_num_outputs(const etgpu_model* model);
 
+/* Thread safety: calls on one model may come from several threads; they run one at a time (one
+ * arena). To read the outputs of your own execute, hold your own lock across etgpu_execute and
+ * the etgpu_output_* / etgpu_read_output calls that follow it. Different models run in parallel. */
 int etgpu_execute(etgpu_model* model, int num_inputs, const void* const* data, const int8_t* dtypes,
                   const int32_t* ranks, const int64_t* const* shapes);
 int etgpu_output_dtype(const etgpu_model* model, int index, int8_t* dtype);

@@ -1,6 +1,7 @@
 // C++ API: a loaded model (program + constants + executor on an engine).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,9 @@ struct HostTensor;
 
 struct ModelOptions {
   std::string device = "auto";  // auto | cuda | cpu
+  // Cap on the device memory (arena + constants + mutable state) the program may ask for; a
+  // program over it fails to load. 0: ETGPU_MAX_DEVICE_BYTES when set, else 256 GiB.
+  uint64_t max_device_bytes = 0;
 };
 
 class Model {

@@ -35,19 +35,30 @@ bool valid_output(const etgpu_model* m, int index) {
 
 extern "C" {
 
-int etgpu_open_file(const char* path, const char* device, etgpu_model** out) {
+int etgpu_open_file_limited(const char* path, const char* device, uint64_t max_device_bytes, etgpu_model** out) {
   if (!path || !out) return fail("etgpu_open_file: null argument");
   etgpu::ModelOptions options;
   if (device) options.device = device;
+  options.max_device_bytes = max_device_bytes;
   return open_result(etgpu::Model::open_file(path, options), out);
 }
 
-int etgpu_open_bytes(const void* bytes, size_t size, const char* device, etgpu_model** out) {
+int etgpu_open_bytes_limited(const void* bytes, size_t size, const char* device, uint64_t max_device_bytes,
+                             etgpu_model** out) {
   if (!bytes || !out) return fail("etgpu_open_bytes: null argument");
   etgpu::ModelOptions options;
   if (device) options.device = device;
+  options.max_device_bytes = max_device_bytes;
   const auto* begin = static_cast<const uint8_t*>(bytes);
   return open_result(etgpu::Model::open_bytes(std::vector<uint8_t>(begin, begin + size), options), out);
+}
+
+int etgpu_open_file(const char* path, const char* device, etgpu_model** out) {
+  return etgpu_open_file_limited(path, device, 0, out);
+}
+
+int etgpu_open_bytes(const void* bytes, size_t size, const char* device, etgpu_model** out) {
+  return etgpu_open_bytes_limited(bytes, size, device, 0, out);
 }
 
 void etgpu_close(etgpu_model* model) { delete model; }
@@ -64,6 +75,7 @@ int etgpu_execute(etgpu_model* m, int num_inputs, const void* const* data, const
   for (int i = 0; i < num_inputs; ++i) {
     if (dtypes[i] < 0 || dtypes[i] >= etgpu::kNumDTypes) return fail("etgpu_execute: input " + std::to_string(i) + " has an invalid dtype code");
     if (ranks[i] < 0 || ranks[i] > etgpu::kMaxRank) return fail("etgpu_execute: input " + std::to_string(i) + " has an invalid rank");
+    if (ranks[i] > 0 && !shapes[i]) return fail("etgpu_execute: input " + std::to_string(i) + " has no shape array");
     inputs[i] = {data[i], static_cast<etgpu::DType>(dtypes[i]), ranks[i], shapes[i]};
   }
   etgpu::Status status = m->model->executor().execute(inputs);

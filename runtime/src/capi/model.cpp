@@ -24,7 +24,9 @@ Result<std::unique_ptr<Model>> Model::open_bytes(std::vector<uint8_t> bytes, con
 Result<std::unique_ptr<Model>> Model::from_container(std::shared_ptr<Container> container,
                                                      const ModelOptions& options) {
   std::unique_ptr<Model> model(new Model());
-  auto program = Program::load(container->payload().data, container->payload().size);
+  LoadLimits limits;
+  if (options.max_device_bytes > 0) limits.max_device_bytes = options.max_device_bytes;
+  auto program = Program::load(container->payload().data, container->payload().size, limits);
   ETGPU_RETURN_IF_ERROR(program.status());
   auto engine = make_engine(options.device, &model->engine_note_);
   ETGPU_RETURN_IF_ERROR(engine.status());
@@ -36,7 +38,7 @@ Result<std::unique_ptr<Model>> Model::from_container(std::shared_ptr<Container> 
 }
 
 std::string Model::stats_json() const {
-  const ExecutorStats& s = executor_->stats();
+  const ExecutorStats s = executor_->stats();
   const EngineStats e = executor_->engine().stats();
   std::ostringstream out;
   out << "{\"engine\": \"" << executor_->engine().name() << "\", \"engine_note\": \"" << engine_note_

@@ -62,6 +62,22 @@ std::vector<int> int_list(const flatbuffers::Vector<int32_t>* v) {
     var = var##_result.value();                 \
   } while (0)
 
+// A symbolic scalar (slice start, select index, copy offset) is evaluated with eval_dim at run
+// time: its symbol must exist and its coefficients must keep mul * value + add inside int64 and
+// the division defined, exactly as the verifier demands of shape dims.
+Status check_scalar_dim(const ir::Dim& dim, const ir::Graph& graph, int i) {
+  constexpr int64_t kMaxCoefficient = int64_t{1} << 31;  // |mul| * value < 2^62 for values < 2^31
+  const int64_t num_syms = graph.sym_dims() ? static_cast<int64_t>(graph.sym_dims()->size()) : 0;
+  ETGPU_CHECK(dim.add() > -(int64_t{1} << 40) && dim.add() < (int64_t{1} << 40), "instruction ", i,
+              ": scalar offset ", dim.add(), " is out of range");
+  if (dim.sym() < 0) return Status::ok();
+  ETGPU_CHECK(dim.sym() < num_syms, "instruction ", i, ": scalar refers to symbol ", dim.sym(),
+              " but the graph has ", num_syms);
+  ETGPU_CHECK(dim.div() >= 1 && dim.div() < kMaxCoefficient && dim.mul() > -kMaxCoefficient &&
+                  dim.mul() < kMaxCoefficient, "instruction ", i, ": scalar coefficients are out of range");
+  return Status::ok();
+}
+
 Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstruction* d) {
   switch (ins.op_type()) {
     case ir::Op::Unary: {
@@ -228,6 +244,7 @@ Result<DecodedInstruction> decode_instruction(const ir::Graph& graph, int index)
   DecodedInstruction decoded;
   Operands ops(graph, index, &decoded);
   ETGPU_RETURN_IF_ERROR(decode(*ins, index, ops, &decoded));
+  if (decoded.dynamic_scalar) ETGPU_RETURN_IF_ERROR(check_scalar_dim(*decoded.dynamic_scalar, graph, index));
   return decoded;
 }
 

@@ -1,6 +1,7 @@
 #include "exec/executor.h"
 
 #include <cstring>
+#include <string>
 
 #include "program/verify.h"
 
@@ -42,6 +43,10 @@ Result<std::unique_ptr<Executor>> Executor::create(std::shared_ptr<const Program
     ETGPU_RETURN_IF_ERROR(decoded.status());
     exec->instructions_.push_back(decoded.take());
   }
+  std::vector<InstructionOperands> operands;
+  operands.reserve(exec->instructions_.size());
+  for (const DecodedInstruction& d : exec->instructions_) operands.push_back({d.inputs, d.out});
+  ETGPU_RETURN_IF_ERROR(verify_plan(g, operands));
   ETGPU_RETURN_IF_ERROR(exec->allocate_storage(constants));
   ETGPU_RETURN_IF_ERROR(exec->engine_->synchronize());
   return exec;
@@ -92,8 +97,12 @@ Status Executor::bind_constant(int id, ConstantSource* constants) {
     auto found = constants->get(t.key()->str());
     ETGPU_RETURN_IF_ERROR(found.status());
     source = found.take();
-    ETGPU_CHECK(source.size == bytes, "constant '", t.key()->str(), "' has ", source.size,
-                " bytes; its declared shape needs ", bytes);
+  }
+  // Checked for every source (inline data too): the upload below copies `bytes` from it.
+  if (source.data && source.size != bytes) {
+    if (source.release) source.release();
+    return err("constant ", t.key() ? "'" + t.key()->str() + "'" : "tensor " + std::to_string(id),
+               " has ", source.size, " bytes; its declared shape needs ", bytes);
   }
   if (!is_mutable && source.data && engine_->uses_host_memory()) {
     tensor_data_[id] = const_cast<void*>(source.data);
@@ -146,22 +155,30 @@ std::vector<int64_t> Executor::max_output_shape(size_t i) const { return max_sha
 
 // Binds each symbol from the first input dim that is exactly that symbol, then checks every
 // input dim against its expression and every symbol against its bounds.
+// "input 1 ('y')": error messages name the input by position and by its exported name.
+std::string Executor::input_label(size_t i) const {
+  const ir::Tensor& t = *graph().tensors()->Get(graph().inputs()->Get(i));
+  return "input " + std::to_string(i) + (t.name() ? " ('" + t.name()->str() + "')" : std::string());
+}
+
 Status Executor::bind_symbols(const std::vector<HostTensor>& inputs, std::vector<int64_t>* syms) const {
   const ir::Graph& g = graph();
   ETGPU_CHECK(inputs.size() == num_inputs(), "expected ", num_inputs(), " inputs, got ", inputs.size());
   const size_t num_syms = g.sym_dims() ? g.sym_dims()->size() : 0;
   syms->assign(num_syms, -1);
+  std::vector<std::string> bound_by(num_syms);  // which input dim gave each symbol its value
   for (size_t i = 0; i < inputs.size(); ++i) {
     const ir::Tensor& t = *g.tensors()->Get(g.inputs()->Get(i));
     const HostTensor& in = inputs[i];
     const int rank = t.shape() ? static_cast<int>(t.shape()->size()) : 0;
-    ETGPU_CHECK(in.dtype == to_dtype(t.dtype()), "input ", i, ": expected dtype ",
+    ETGPU_CHECK(in.dtype == to_dtype(t.dtype()), input_label(i), ": expected dtype ",
                 dtype_name(to_dtype(t.dtype())), ", got ", dtype_name(in.dtype));
-    ETGPU_CHECK(in.rank == rank, "input ", i, ": expected rank ", rank, ", got ", in.rank);
-        for (int d = 0; d < rank; ++d) {
+    ETGPU_CHECK(in.rank == rank, input_label(i), ": expected rank ", rank, ", got ", in.rank);
+    for (int d = 0; d < rank; ++d) {
       const ir::Dim& dim = *t.shape()->Get(d);
       if (dim.sym() >= 0 && dim.mul() == 1 && dim.add() == 0 && dim.div() == 1 && (*syms)[dim.sym()] < 0) {
         (*syms)[dim.sym()] = in.shape[d];
+        bound_by[dim.sym()] = input_label(i) + " dim " + std::to_string(d);
       }
     }
   }
@@ -169,14 +186,14 @@ Status Executor::bind_symbols(const std::vector<HostTensor>& inputs, std::vector
     const ir::SymDim& sym = *g.sym_dims()->Get(s);
     const char* name = sym.name() ? sym.name()->c_str() : "?";
     ETGPU_CHECK((*syms)[s] >= 0, "symbolic dim '", name, "' is not bound by any input");
-    ETGPU_CHECK((*syms)[s] >= sym.min() && (*syms)[s] <= sym.max(), "symbolic dim '", name, "' = ",
-                (*syms)[s], " is outside its bounds [", sym.min(), ", ", sym.max(), "]");
+    ETGPU_CHECK((*syms)[s] >= sym.min() && (*syms)[s] <= sym.max(), bound_by[s], ": size ", (*syms)[s],
+                " (symbolic dim '", name, "') is outside its bounds [", sym.min(), ", ", sym.max(), "]");
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
     const ir::Tensor& t = *g.tensors()->Get(g.inputs()->Get(i));
     for (int d = 0; d < inputs[i].rank; ++d) {
       const int64_t expected = eval_dim(*t.shape()->Get(d), syms->data());
-      ETGPU_CHECK(inputs[i].shape[d] == expected, "input ", i, ": dim ", d, " is ", inputs[i].shape[d],
+      ETGPU_CHECK(inputs[i].shape[d] == expected, input_label(i), ": dim ", d, " is ", inputs[i].shape[d],
                   ", expected ", expected);
     }
   }
@@ -234,13 +251,16 @@ Status Executor::resolve_shapes(const std::vector<int64_t>& syms) {
 }
 
 Status Executor::execute(const std::vector<HostTensor>& inputs) {
+  std::lock_guard<std::mutex> lock(mutex_);
   std::vector<int64_t> syms;
   ETGPU_RETURN_IF_ERROR(bind_symbols(inputs, &syms));
   ETGPU_RETURN_IF_ERROR(resolve_shapes(syms));
   const ir::Graph& g = graph();
   for (size_t i = 0; i < inputs.size(); ++i) {
     const int id = g.inputs()->Get(i);
-    ETGPU_RETURN_IF_ERROR(engine_->upload(tensor_data_[id], inputs[i].data, tensor_ref(id).nbytes()));
+    const size_t bytes = tensor_ref(id).nbytes();
+    ETGPU_CHECK(inputs[i].data != nullptr || bytes == 0, "input ", i, " has no data pointer");
+    ETGPU_RETURN_IF_ERROR(engine_->upload(tensor_data_[id], inputs[i].data, bytes));
   }
   bool replayed = false;
   ETGPU_RETURN_IF_ERROR(engine_->begin_step(shape_key(syms), &replayed));
@@ -259,11 +279,18 @@ Status Executor::execute(const std::vector<HostTensor>& inputs) {
   return Status::ok();
 }
 
+ExecutorStats Executor::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
 std::vector<int64_t> Executor::output_shape(size_t i) const {
+  std::lock_guard<std::mutex> lock(mutex_);
   return shapes_[graph().outputs()->Get(i)];
 }
 
 Status Executor::read_output(size_t i, void* dst, size_t dst_bytes) {
+  std::lock_guard<std::mutex> lock(mutex_);
   ETGPU_CHECK(shapes_valid_, "read_output before a successful execute");
   ETGPU_CHECK(i < num_outputs(), "output ", i, " does not exist (", num_outputs(), " outputs)");
   const int id = graph().outputs()->Get(i);

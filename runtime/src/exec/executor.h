@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -51,19 +52,26 @@ class Executor {
 
   // Runs the program. Inputs are checked (dtype, rank, every dim against its bound) first; a
   // failed check changes no state.
+  //
+  // Thread safety: execute, output_shape, read_output and stats may be called from several
+  // threads at once; each call holds the executor's mutex, so calls on one executor run one at
+  // a time (they share one arena) and never corrupt memory. A caller that needs the outputs of
+  // *its own* execute must hold its own lock across execute + read_output (etgpu.Model.run
+  // does); separate executors of one program share nothing mutable and run in parallel.
   Status execute(const std::vector<HostTensor>& inputs);
   // Valid after a successful execute.
   std::vector<int64_t> output_shape(size_t i) const;
   Status read_output(size_t i, void* dst, size_t dst_bytes);
 
   Engine& engine() { return *engine_; }
-  const ExecutorStats& stats() const { return stats_; }
+  ExecutorStats stats() const;
 
  private:
   Executor(std::shared_ptr<const Program> program, std::unique_ptr<Engine> engine);
   const ir::Graph& graph() const { return program_->graph(); }
   Status allocate_storage(ConstantSource* constants);
   Status bind_constant(int id, ConstantSource* constants);
+  std::string input_label(size_t i) const;
   Status bind_symbols(const std::vector<HostTensor>& inputs, std::vector<int64_t>* syms) const;
   Status resolve_shapes(const std::vector<int64_t>& syms);
   TensorRef tensor_ref(int id) const;
@@ -81,6 +89,7 @@ class Executor {
   std::vector<void*> owned_;                 // engine allocations freed on destruction
   std::vector<ConstantBytes> borrowed_;      // host constants used in place (released at end)
   ExecutorStats stats_;
+  mutable std::mutex mutex_;  // serializes execute / read_output / output_shape / stats
 };
 
 }  // namespace etgpu

@@ -123,7 +123,16 @@ Status check(const Node& n, const RmsNormParams& p) {
   return Status::ok();
 }
 
+// Movement kernels copy elements of x's size into out: the dtypes must match or a wider input
+// would write past the end of a narrower output.
+Status check_same_dtype(const TensorRef& x, const TensorRef& out, const char* op) {
+  ETGPU_CHECK(x.dtype == out.dtype, op, ": input is ", dtype_name(x.dtype), " but the output is ",
+              dtype_name(out.dtype));
+  return Status::ok();
+}
+
 Status check(const Node& n, const PermuteParams& p) {
+  ETGPU_RETURN_IF_ERROR(check_same_dtype(n.in[0], n.out, "permute"));
   const int rank = n.in[0].rank;
   ETGPU_CHECK(static_cast<int>(p.perm.size()) == rank && n.out.rank == rank, "permute: rank mismatch");
   std::vector<bool> seen(rank, false);
@@ -137,6 +146,7 @@ Status check(const Node& n, const PermuteParams& p) {
 }
 
 Status check(const Node& n, const ExpandParams&) {
+  ETGPU_RETURN_IF_ERROR(check_same_dtype(n.in[0], n.out, "expand"));
   ETGPU_CHECK(broadcasts_to(n.in[0], n.out), "expand: input does not broadcast to the output");
   return Status::ok();
 }
@@ -154,9 +164,12 @@ Status check(const Node& n, const SliceParams& p) {
   const int dim = normalize_dim(p.dim, x.rank);
   ETGPU_CHECK(dim >= 0 && dim < x.rank && p.step >= 1, "slice: bad dim or step");
   ETGPU_RETURN_IF_ERROR(check_same_except(x, n.out, dim, "slice"));
+  ETGPU_RETURN_IF_ERROR(check_same_dtype(x, n.out, "slice"));
   const int64_t len = n.out.shape[dim];
-  ETGPU_CHECK(p.start >= 0 && (len == 0 || p.start + (len - 1) * p.step < x.shape[dim]),
-              "slice: [", p.start, " + ", len, " x ", p.step, ") exceeds size ", x.shape[dim]);
+  // Written as divisions: start + (len - 1) * step can overflow for a hostile step.
+  const bool fits = len == 0 || (p.start >= 0 && p.start < x.shape[dim] &&
+                                 (len == 1 || p.step <= (x.shape[dim] - 1 - p.start) / (len - 1)));
+  ETGPU_CHECK(fits, "slice: [", p.start, " + ", len, " x ", p.step, ") exceeds size ", x.shape[dim]);
   return Status::ok();
 }
 
@@ -164,6 +177,10 @@ Status check(const Node& n, const SelectParams& p) {
   const TensorRef& x = n.in[0];
   const int dim = normalize_dim(p.dim, x.rank);
   ETGPU_CHECK(dim >= 0 && dim < x.rank && n.out.rank == x.rank - 1, "select: bad dim");
+  ETGPU_RETURN_IF_ERROR(check_same_dtype(x, n.out, "select"));
+  for (int d = 0; d < n.out.rank; ++d) {
+    ETGPU_CHECK(n.out.shape[d] == x.shape[d < dim ? d : d + 1], "select: output shape mismatch at dim ", d);
+  }
   ETGPU_CHECK(p.index >= 0 && p.index < x.shape[dim], "select: index ", p.index,
               " is out of range for size ", x.shape[dim]);
   return Status::ok();
@@ -238,7 +255,7 @@ Status check(const Node& n, const CopyIntoParams& p) {
   ETGPU_CHECK(dim >= 0 && dim < dst.rank, "copy_into: bad dim");
   ETGPU_RETURN_IF_ERROR(check_same_except(x, dst, dim, "copy_into"));
   ETGPU_CHECK(x.dtype == dst.dtype, "copy_into: dtype mismatch");
-  ETGPU_CHECK(p.start >= 0 && p.start + x.shape[dim] <= dst.shape[dim], "copy_into: writing [", p.start,
+  ETGPU_CHECK(p.start >= 0 && p.start <= dst.shape[dim] - x.shape[dim], "copy_into: writing [", p.start,
               ", ", p.start + x.shape[dim], ") past the end of size ", dst.shape[dim]);
   return Status::ok();
 }

@@ -1,10 +1,20 @@
 #include "program/program.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include "program/verify.h"
 
 namespace etgpu {
+
+uint64_t default_max_device_bytes() {
+  const char* text = std::getenv("ETGPU_MAX_DEVICE_BYTES");
+  if (text == nullptr || *text == '\0') return kDefaultMaxDeviceBytes;
+  char* end = nullptr;
+  const unsigned long long value = std::strtoull(text, &end, 10);
+  // A malformed value must not silently lift the cap: fall back to the default.
+  return (end != nullptr && *end == '\0' && value > 0) ? value : kDefaultMaxDeviceBytes;
+}
 
 int64_t eval_dim(const ir::Dim& dim, const int64_t* sym_values) {
   if (dim.sym() < 0) return dim.add();

@@ -11,8 +11,15 @@
 
 namespace etgpu {
 
+// The cap on arena + constant + mutable bytes one program may ask for: ETGPU_MAX_DEVICE_BYTES
+// (a byte count) when set, else kDefaultMaxDeviceBytes. A payload is untrusted, so a small file
+// must not be able to make the runtime allocate terabytes.
+constexpr uint64_t kDefaultMaxDeviceBytes = uint64_t{256} << 30;  // 256 GiB: above any one GPU
+uint64_t default_max_device_bytes();
+
 struct LoadLimits {
   uint64_t max_arena_bytes = uint64_t{1} << 40;  // 1 TiB: a cap on what a payload may ask for
+  uint64_t max_device_bytes = default_max_device_bytes();  // arena + constants + mutable state
   uint64_t max_tensors = 1u << 20;
   uint64_t max_instructions = 1u << 22;
 };

@@ -1,5 +1,7 @@
 #include "program/verify.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <vector>
 
 namespace etgpu {
@@ -22,7 +24,9 @@ uint64_t dtype_bytes(ir::DType d) {
   }
 }
 
-Status verify_dim(const ir::Dim& dim, size_t num_syms, const char* what, int tensor) {
+Status verify_dim(const ir::Dim& dim, const std::vector<int64_t>& sym_maxs, const char* what,
+                  int tensor) {
+  const size_t num_syms = sym_maxs.size();
   if (dim.sym() < 0) {
     ETGPU_CHECK(dim.add() >= 0 && dim.add() < kMaxDimCoefficient, "tensor ", tensor, ": ", what,
                 " size ", dim.add(), " is out of range");
@@ -35,6 +39,14 @@ Status verify_dim(const ir::Dim& dim, size_t num_syms, const char* what, int ten
   ETGPU_CHECK(dim.mul() > -kMaxDimCoefficient && dim.mul() < kMaxDimCoefficient &&
                   dim.add() > -kMaxDimCoefficient && dim.add() < kMaxDimCoefficient,
               "tensor ", tensor, ": symbolic coefficients are out of range");
+  // eval_dim computes mul * value + add in int64: |mul| < 2^40 times a value < 2^31 would
+  // overflow (undefined behaviour), so bound the product for this symbol's largest value.
+  const uint64_t abs_mul = static_cast<uint64_t>(dim.mul() < 0 ? -dim.mul() : dim.mul());
+  const uint64_t abs_add = static_cast<uint64_t>(dim.add() < 0 ? -dim.add() : dim.add());
+  const uint64_t sym_max = static_cast<uint64_t>(sym_maxs[dim.sym()]);
+  ETGPU_CHECK(sym_max == 0 || abs_mul <= ((uint64_t{1} << 62) - abs_add) / sym_max, "tensor ",
+              tensor, ": ", what, " ", dim.mul(), " * symbol ", dim.sym(), " overflows at its bound ",
+              sym_max);
   return Status::ok();
 }
 
@@ -63,10 +75,15 @@ Status verify_storage(const ir::Graph& graph, int index, uint64_t max_bytes) {
     case ir::Storage::Constant:
       ETGPU_CHECK(t.key() != nullptr || t.data() != nullptr, "constant tensor ", index,
                   " has neither a key nor inline data");
-      ETGPU_CHECK(!t.data() || t.data()->size() == max_bytes, "constant tensor ", index, " has ",
-                  t.data() ? t.data()->size() : 0, " inline bytes, its shape needs ", max_bytes);
+      // The executor copies nbytes() from inline data, so the two must agree exactly (not just
+      // cover the shape): a larger nbytes would read past the end of the inline vector.
+      ETGPU_CHECK(!t.data() || (t.data()->size() == max_bytes && t.data()->size() == t.nbytes()),
+                  "constant tensor ", index, " has ", t.data() ? t.data()->size() : 0,
+                  " inline bytes, its shape needs ", max_bytes, " and it declares ", t.nbytes());
       return Status::ok();
     case ir::Storage::Mutable:
+      ETGPU_CHECK(!t.data() || t.data()->size() == t.nbytes(), "mutable tensor ", index, " has ",
+                  t.data()->size(), " inline bytes but declares ", t.nbytes());
       return Status::ok();
     case ir::Storage::Alias: {
       const int target = t.alias_of();
@@ -87,6 +104,42 @@ Status verify_id_list(const flatbuffers::Vector<int32_t>* ids, size_t num_tensor
     ETGPU_CHECK(id >= 0 && static_cast<size_t>(id) < num_tensors, "graph ", what, " refers to tensor ",
                 id, " but the graph has ", num_tensors);
   }
+  return Status::ok();
+}
+
+// Each affine dim is monotone in its symbol, so its largest value over the symbol's range is at
+// one of the two bounds. The product of those per-dim maxima bounds the tensor for every legal
+// binding. (Evaluating the whole shape at all-min and all-max is not enough: [s, 100 - s] is
+// 0 bytes at both ends and 2500 elements at s = 50.)
+Result<uint64_t> tensor_max_bytes(const ir::Tensor& t, const std::vector<int64_t>& mins,
+                                  const std::vector<int64_t>& maxs) {
+  uint64_t bytes = dtype_bytes(t.dtype());
+  if (!t.shape()) return bytes;
+  for (const ir::Dim* dim : *t.shape()) {
+    const int64_t lo = eval_dim(*dim, mins.data()), hi = eval_dim(*dim, maxs.data());
+    ETGPU_CHECK(lo >= 0 && hi >= 0, "a dimension evaluates to a negative size (", lo, " or ", hi,
+                ") within its symbol's bounds");
+    const uint64_t size = static_cast<uint64_t>(std::max(lo, hi));
+    ETGPU_CHECK(size == 0 || bytes <= (uint64_t{1} << 62) / size, "tensor size overflows 64-bit arithmetic");
+    bytes *= size;
+  }
+  return bytes;
+}
+
+// Everything the executor allocates (arena, constants, mutable state) is sized from the payload,
+// so the total must be capped before anything is allocated.
+Status verify_device_bytes(const ir::Graph& graph, const LoadLimits& limits) {
+  const uint64_t cap = limits.max_device_bytes;
+  uint64_t total = graph.arena_bytes();
+  for (const ir::Tensor* t : *graph.tensors()) {
+    if (t->storage() != ir::Storage::Constant && t->storage() != ir::Storage::Mutable) continue;
+    ETGPU_CHECK(total <= cap && t->nbytes() <= cap - total, "program needs more than ", cap,
+                " bytes of device memory (arena ", graph.arena_bytes(), " plus constants and state; "
+                "raise the cap with ETGPU_MAX_DEVICE_BYTES or ModelOptions::max_device_bytes)");
+    total += t->nbytes();
+  }
+  ETGPU_CHECK(total <= cap, "program needs ", total, " bytes of device memory; the cap is ", cap,
+              " (ETGPU_MAX_DEVICE_BYTES or ModelOptions::max_device_bytes)");
   return Status::ok();
 }
 
@@ -117,26 +170,26 @@ Status verify_graph(const ir::Graph& graph, const LoadLimits& limits) {
               graph.arena_bytes(), " bytes; the cap is ", limits.max_arena_bytes);
   std::vector<int64_t> mins, maxs;
   ETGPU_RETURN_IF_ERROR(verify_syms(graph, &mins, &maxs));
-  const size_t num_syms = mins.size();
   for (size_t i = 0; i < num_tensors; ++i) {
     const ir::Tensor& t = *graph.tensors()->Get(i);
     const int index = static_cast<int>(i);
     ETGPU_CHECK(dtype_valid(t.dtype()), "tensor ", index, " has invalid dtype ", static_cast<int>(t.dtype()));
     const size_t rank = t.shape() ? t.shape()->size() : 0;
     ETGPU_CHECK(rank <= kMaxRank, "tensor ", index, " has rank ", rank, "; at most ", kMaxRank);
+    // FlatBuffers (2.0) verifies a vector's length field at 4-byte alignment but not that the
+    // 8-byte Dim structs after it are aligned; reading misaligned ones is undefined behaviour.
+    ETGPU_CHECK(!t.shape() || reinterpret_cast<uintptr_t>(t.shape()->Data()) % alignof(ir::Dim) == 0,
+                "tensor ", index, ": shape vector is misaligned (corrupted payload)");
     if (t.shape()) {
-      for (const ir::Dim* dim : *t.shape()) ETGPU_RETURN_IF_ERROR(verify_dim(*dim, num_syms, "shape", index));
+      for (const ir::Dim* dim : *t.shape()) ETGPU_RETURN_IF_ERROR(verify_dim(*dim, maxs, "shape", index));
     }
-    // Affine dims are monotone in their symbol, so both bounds cover every legal binding.
-    auto at_min = tensor_bytes(t, mins.data());
-    auto at_max = tensor_bytes(t, maxs.data());
-    ETGPU_RETURN_IF_ERROR(at_min.status());
-    ETGPU_RETURN_IF_ERROR(at_max.status());
-    const uint64_t need = std::max(at_min.value(), at_max.value());
-    ETGPU_CHECK(t.nbytes() >= need, "tensor ", index, " declares ", t.nbytes(),
-                " bytes but its shape at the bounds needs ", need);
-    ETGPU_RETURN_IF_ERROR(verify_storage(graph, index, need));
+    auto need = tensor_max_bytes(t, mins, maxs);
+    ETGPU_RETURN_IF_ERROR(need.status());
+    ETGPU_CHECK(t.nbytes() >= need.value(), "tensor ", index, " declares ", t.nbytes(),
+                " bytes but its shape at the bounds needs ", need.value());
+    ETGPU_RETURN_IF_ERROR(verify_storage(graph, index, need.value()));
   }
+  ETGPU_RETURN_IF_ERROR(verify_device_bytes(graph, limits));
   ETGPU_RETURN_IF_ERROR(verify_id_list(graph.inputs(), num_tensors, "input"));
   ETGPU_RETURN_IF_ERROR(verify_id_list(graph.outputs(), num_tensors, "output"));
   for (int32_t id : *graph.inputs()) {

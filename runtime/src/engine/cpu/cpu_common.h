@@ -27,6 +27,22 @@ inline uint16_t float_to_bf16(float f) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
+// Float to int64 with truncation toward zero, defined for every input: a plain cast of NaN or of
+// a value outside int64's range is undefined behaviour (and a hostile payload or a NaN input
+// reaches it). NaN gives 0; out-of-range values saturate. Narrower integer stores wrap from this.
+inline int64_t to_int64(double v) {
+  if (std::isnan(v)) return 0;
+  if (v >= 9223372036854775807.0) return INT64_MAX;
+  if (v <= -9223372036854775808.0) return INT64_MIN;
+  return static_cast<int64_t>(v);
+}
+
+// Two's-complement wrapping arithmetic (what torch's integer kernels produce), without the
+// undefined behaviour of signed overflow in C++.
+inline int64_t wrap_add(int64_t a, int64_t b) { return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b)); }
+inline int64_t wrap_sub(int64_t a, int64_t b) { return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b)); }
+inline int64_t wrap_mul(int64_t a, int64_t b) { return static_cast<int64_t>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b)); }
+
 float half_to_float(uint16_t h);
 uint16_t float_to_half(float f);
 
@@ -55,7 +71,7 @@ inline int64_t load_int(const void* p, DType dtype, int64_t i) {
     case DType::I8: return static_cast<const int8_t*>(p)[i];
     case DType::U8: return static_cast<const uint8_t*>(p)[i];
     case DType::Bool: return static_cast<const uint8_t*>(p)[i] != 0;
-    default: return static_cast<int64_t>(load(p, dtype, i));
+    default: return to_int64(load(p, dtype, i));
   }
 }
 
@@ -65,11 +81,11 @@ inline void store(void* p, DType dtype, int64_t i, double v) {
     case DType::F32: static_cast<float*>(p)[i] = static_cast<float>(v); return;
     case DType::F16: static_cast<uint16_t*>(p)[i] = float_to_half(static_cast<float>(v)); return;
     case DType::BF16: static_cast<uint16_t*>(p)[i] = float_to_bf16(static_cast<float>(v)); return;
-    case DType::I64: static_cast<int64_t*>(p)[i] = static_cast<int64_t>(v); return;
-    case DType::I32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); return;
-    case DType::I16: static_cast<int16_t*>(p)[i] = static_cast<int16_t>(v); return;
-    case DType::I8: static_cast<int8_t*>(p)[i] = static_cast<int8_t>(v); return;
-    case DType::U8: static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(static_cast<int64_t>(v)); return;
+    case DType::I64: static_cast<int64_t*>(p)[i] = to_int64(v); return;
+    case DType::I32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(to_int64(v)); return;
+    case DType::I16: static_cast<int16_t*>(p)[i] = static_cast<int16_t>(to_int64(v)); return;
+    case DType::I8: static_cast<int8_t*>(p)[i] = static_cast<int8_t>(to_int64(v)); return;
+    case DType::U8: static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(to_int64(v)); return;
     case DType::Bool: static_cast<uint8_t*>(p)[i] = v != 0; return;
   }
 }

@@ -41,7 +41,7 @@ double apply_unary(UnaryOp op, double x, double alpha, double beta) {
     case UnaryOp::Expm1: return std::expm1(x);
     case UnaryOp::Sign: return (x > 0) - (x < 0);
     case UnaryOp::Trunc: return std::trunc(x);
-    case UnaryOp::BitwiseNot: return static_cast<double>(~static_cast<int64_t>(x));
+    case UnaryOp::BitwiseNot: return static_cast<double>(~to_int64(x));
     case UnaryOp::IsNan: return std::isnan(x) ? 1.0 : 0.0;
     case UnaryOp::Softplus: return x * alpha > beta ? x : std::log1p(std::exp(x * alpha)) / alpha;
     case UnaryOp::Elu: return x > 0 ? x : alpha * std::expm1(x);
@@ -81,22 +81,27 @@ double apply_binary_float(BinaryOp op, double a, double b) {
   }
 }
 
+// INT64_MIN / -1 overflows: the hardware traps (SIGFPE) on it, so it is answered without dividing
+// (the wrapped quotient is INT64_MIN, remainder 0).
+bool division_traps(int64_t a, int64_t b) { return b == 0 || (b == -1 && a == INT64_MIN); }
+
 int64_t floor_div_int(int64_t a, int64_t b) {
   if (b == 0) return 0;  // torch raises; a kernel must not trap
+  if (division_traps(a, b)) return a;
   const int64_t q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
 int64_t apply_binary_int(BinaryOp op, int64_t a, int64_t b) {
   switch (op) {
-    case BinaryOp::Add: return a + b;
-    case BinaryOp::Sub: return a - b;
-    case BinaryOp::Mul: return a * b;
+    case BinaryOp::Add: return wrap_add(a, b);
+    case BinaryOp::Sub: return wrap_sub(a, b);
+    case BinaryOp::Mul: return wrap_mul(a, b);
     case BinaryOp::Maximum: return std::max(a, b);
     case BinaryOp::Minimum: return std::min(a, b);
     case BinaryOp::FloorDiv: return floor_div_int(a, b);
-    case BinaryOp::TruncDiv: return b == 0 ? 0 : a / b;
-    case BinaryOp::Remainder: return b == 0 ? 0 : a - floor_div_int(a, b) * b;
+    case BinaryOp::TruncDiv: return b == 0 ? 0 : division_traps(a, b) ? a : a / b;
+    case BinaryOp::Remainder: return b == 0 ? 0 : wrap_sub(a, wrap_mul(floor_div_int(a, b), b));
     case BinaryOp::BitwiseAnd: return a & b;
     case BinaryOp::BitwiseOr: return a | b;
     case BinaryOp::BitwiseXor: return a ^ b;
@@ -109,8 +114,12 @@ int64_t apply_binary_int(BinaryOp op, int64_t a, int64_t b) {
     case BinaryOp::LogicalAnd: return (a != 0) && (b != 0);
     case BinaryOp::LogicalOr: return (a != 0) || (b != 0);
     case BinaryOp::Pow: {
+      // Square-and-multiply: a loop of `b` steps would hang on a huge exponent.
       int64_t r = 1;
-      for (int64_t i = 0; i < b; ++i) r *= a;
+      for (int64_t base = a, e = b; e > 0; e >>= 1) {
+        if (e & 1) r = wrap_mul(r, base);
+        base = wrap_mul(base, base);
+      }
       return r;
     }
     default: return 0;
@@ -128,7 +137,7 @@ Status unary(const Node& n, const UnaryParams& p) {
   for (int64_t i = 0; i < count; ++i) {
     if (integer && (p.op == UnaryOp::BitwiseNot || p.op == UnaryOp::Neg || p.op == UnaryOp::Abs)) {
       const int64_t v = load_int(x.data, x.dtype, i);
-      const int64_t r = p.op == UnaryOp::Neg ? -v : p.op == UnaryOp::Abs ? (v < 0 ? -v : v)
+      const int64_t r = p.op == UnaryOp::Neg ? wrap_sub(0, v) : p.op == UnaryOp::Abs ? (v < 0 ? wrap_sub(0, v) : v)
                         : (x.dtype == DType::Bool ? !v : ~v);
       store_int(out.data, out.dtype, i, r);
     } else {
@@ -158,9 +167,9 @@ Status binary(const Node& n, const BinaryParams& p) {
       store(out.data, out.dtype, i, apply_binary_float(p.op, lhs, rhs));
     } else {
       int64_t lhs = load_int(a.data, a.dtype, walk.offset(0));
-      int64_t rhs = b ? load_int(b->data, b->dtype, walk.offset(1)) : static_cast<int64_t>(p.scalar);
+      int64_t rhs = b ? load_int(b->data, b->dtype, walk.offset(1)) : to_int64(p.scalar);
       if (!b && p.scalar_first) std::swap(lhs, rhs);
-      if (p.op == BinaryOp::Add || p.op == BinaryOp::Sub) rhs *= static_cast<int64_t>(p.alpha);
+      if (p.op == BinaryOp::Add || p.op == BinaryOp::Sub) rhs = wrap_mul(rhs, to_int64(p.alpha));
       const int64_t r = apply_binary_int(p.op, lhs, rhs);
       if (is_comparison(p.op)) store(out.data, out.dtype, i, static_cast<double>(r));
       else store_int(out.data, out.dtype, i, r);

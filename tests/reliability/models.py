@@ -1,0 +1,58 @@
+"""Small exported programs shared by the reliability tests (compiled once per test session)."""
+
+import functools
+
+import torch
+
+import etgpu
+
+SEQ_MAX = 64
+
+
+class Elementwise(torch.nn.Module):
+    """Float math with a constant: NaN/Inf propagate through mul, add, sigmoid, div, max."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor([0.5, -2.0, 3.0]))
+
+    def forward(self, x, y):
+        return torch.sigmoid(x * self.scale + y), torch.maximum(x, y) / (y.abs() + 1)
+
+
+class Linear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 4)
+
+    def forward(self, x):
+        return torch.relu(self.fc(x))
+
+
+@functools.lru_cache(maxsize=None)
+def elementwise_program() -> bytes:
+    """x, y: [seq, 3] float32 with seq dynamic in [2, SEQ_MAX]."""
+    torch.manual_seed(0)
+    seq = torch.export.Dim("seq", min=2, max=SEQ_MAX)
+    inputs = (torch.randn(5, 3), torch.randn(5, 3))
+    exported = torch.export.export(Elementwise().eval(), inputs, dynamic_shapes=({0: seq}, {0: seq}))
+    return etgpu.compile(exported)
+
+
+@functools.lru_cache(maxsize=None)
+def linear_module() -> Linear:
+    torch.manual_seed(0)
+    return Linear().eval()
+
+
+@functools.lru_cache(maxsize=None)
+def linear_program() -> bytes:
+    """x: [rows, 3] float32, rows dynamic in [2, SEQ_MAX]; weights in the container."""
+    rows = torch.export.Dim("rows", min=2, max=SEQ_MAX)
+    exported = torch.export.export(linear_module(), (torch.randn(4, 3),), dynamic_shapes=({0: rows},))
+    return etgpu.compile(exported)
+
+
+def elementwise_reference(x, y):
+    with torch.no_grad():
+        return Elementwise()(x, y)
