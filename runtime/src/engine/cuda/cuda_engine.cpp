@@ -162,7 +162,8 @@ class CudaEngine final : public Engine {
                    [&](const IndexSelectParams& p) { return index_select(c, node, p); },
                    [&](const GatherParams& p) { return gather(c, node, p); },
                    [&](const SdpaParams& p) { return sdpa(c, node, p); },
-                   [&](const CopyIntoParams& p) { return copy_into(c, node, p); }},
+                   [&](const CopyIntoParams& p) { return copy_into(c, node, p); },
+                   [&](const IndexCopyParams& p) { return index_copy(c, node, p); }},
         node.params);
   }
 

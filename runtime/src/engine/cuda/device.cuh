@@ -49,6 +49,13 @@ __device__ __forceinline__ void store_from(void* p, DType dtype, int64_t i, T v)
   }
 }
 
+// Rounds an fp32 value to what `dtype` can hold, as storing and reloading it would.
+__device__ __forceinline__ float round_to_dtype(float v, DType dtype) {
+  if (dtype == DType::BF16) return __bfloat162float(__float2bfloat16(v));
+  if (dtype == DType::F16) return __half2float(__float2half(v));
+  return v;
+}
+
 __device__ __forceinline__ int64_t load_index(const void* p, DType dtype, int64_t i) {
   return dtype == DType::I32 ? static_cast<const int32_t*>(p)[i] : static_cast<const int64_t*>(p)[i];
 }

@@ -64,6 +64,7 @@ struct NormArgs {
   int64_t rows, n;
   float eps;
   bool unit_offset;
+  bool round_normalized;  // round x * rstd to x's dtype before the weight (Llama's order)
 };
 
 __global__ void layer_norm_kernel(NormArgs a) {
@@ -101,6 +102,7 @@ __global__ void rms_norm_kernel(NormArgs a) {
     const float rstd = rsqrtf(block_reduce(q, SumOp(), scratch) / static_cast<float>(a.n) + a.eps);
     for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) {
       float v = load_as<float>(a.x, a.x_dtype, base + j) * rstd;
+      if (a.round_normalized) v = round_to_dtype(v, a.x_dtype);
       if (a.weight) {
         const float w = load_as<float>(a.weight, a.w_dtype, j);
         v *= a.unit_offset ? 1.f + w : w;
@@ -139,7 +141,7 @@ Status layer_norm(const Context& c, const Node& n, const LayerNormParams& p) {
   const TensorRef* b = p.has_bias ? &n.in[next++] : nullptr;
   NormArgs a{x.data, w ? w->data : nullptr, b ? b->data : nullptr, out.data, x.dtype,
              w ? w->dtype : x.dtype, b ? b->dtype : x.dtype, out.dtype, x.numel() / inner, inner,
-             static_cast<float>(p.eps), false};
+             static_cast<float>(p.eps), false, false};
   layer_norm_kernel<<<row_grid(a.rows), row_threads(inner), 0, c.stream>>>(a);
   ETGPU_CUDA_LAUNCH_CHECK("layer_norm kernel");
   return Status::ok();
@@ -151,7 +153,8 @@ Status rms_norm(const Context& c, const Node& n, const RmsNormParams& p) {
   if (x.numel() == 0 || inner == 0) return Status::ok();
   const TensorRef* w = p.has_weight ? &n.in[1] : nullptr;
   NormArgs a{x.data, w ? w->data : nullptr, nullptr, out.data, x.dtype, w ? w->dtype : x.dtype, x.dtype,
-             out.dtype, x.numel() / inner, inner, static_cast<float>(p.eps), p.unit_offset};
+             out.dtype, x.numel() / inner, inner, static_cast<float>(p.eps), p.unit_offset,
+             p.round_normalized};
   rms_norm_kernel<<<row_grid(a.rows), row_threads(inner), 0, c.stream>>>(a);
   ETGPU_CUDA_LAUNCH_CHECK("rms_norm kernel");
   return Status::ok();
