@@ -5,7 +5,9 @@ import torch
 
 
 class StaticKVCache(torch.nn.Module):
-    """Duck-types the one method transformers' attention modules call: update()."""
+    """Duck-types the one method transformers' attention modules call: update(). The step's
+    positions are set once per forward (set_positions), since not every transformers version
+    passes them to update()."""
 
     def __init__(self, num_layers: int, num_kv_heads: int, head_dim: int, max_seq_len: int, dtype: torch.dtype):
         super().__init__()
@@ -16,11 +18,13 @@ class StaticKVCache(torch.nn.Module):
             self.register_buffer(f"k_{i}", torch.zeros(shape, dtype=dtype), persistent=False)
             self.register_buffer(f"v_{i}", torch.zeros(shape, dtype=dtype), persistent=False)
 
-    def update(self, key_states, value_states, layer_idx, kwargs=None, *args, **extra):
-        positions = (kwargs or {}).get("position_ids")
-        if positions is None:
-            raise ValueError("StaticKVCache.update needs position_ids in the attention kwargs")
-        pos = positions[0]
+    def set_positions(self, positions: torch.Tensor) -> None:
+        self._positions = positions
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        pos = getattr(self, "_positions", None)
+        if pos is None:
+            raise ValueError("StaticKVCache.update called before set_positions")
         keys = getattr(self, f"k_{layer_idx}")
         values = getattr(self, f"v_{layer_idx}")
         keys.index_copy_(2, pos, key_states.to(keys.dtype))

@@ -26,6 +26,9 @@ class CausalLMForExport(torch.nn.Module):
         self.cache = StaticKVCache(config.num_hidden_layers, config.num_key_value_heads, head_dim, max_seq_len, dtype)
         rotary = self.hf.model.rotary_emb
         self._rotary_per_layer_type = "layer_type" in inspect.signature(rotary.forward).parameters
+        # transformers renamed the decoder layers' cache argument (past_key_values -> cache).
+        layer_params = inspect.signature(self.hf.model.layers[0].forward).parameters
+        self._cache_arg = "cache" if "cache" in layer_params else "past_key_values"
 
     def _position_embeddings(self, hidden, position_ids):
         rotary = self.hf.model.rotary_emb
@@ -38,10 +41,11 @@ class CausalLMForExport(torch.nn.Module):
         hidden = text.embed_tokens(tokens)
         position_ids = input_pos.unsqueeze(0)
         embeddings = self._position_embeddings(hidden, position_ids)
+        self.cache.set_positions(input_pos)
         for i, layer in enumerate(text.layers[: self.config.num_hidden_layers]):
             layer_embeddings = embeddings[self.config.layer_types[i]] if isinstance(embeddings, dict) else embeddings
-            out = layer(hidden, attention_mask=None, position_ids=position_ids, cache=self.cache,
-                        position_embeddings=layer_embeddings)
+            out = layer(hidden, attention_mask=None, position_ids=position_ids,
+                        position_embeddings=layer_embeddings, **{self._cache_arg: self.cache})
             hidden = out[0] if isinstance(out, tuple) else out
         hidden = text.norm(hidden[:, -1:, :])
         logits = self.hf.lm_head(hidden)

@@ -1,6 +1,8 @@
 """Reference logits from transformers eager (its own cache and attention), step by step: a
 prefill of the first `prefill` tokens, then one token per step (teacher forcing)."""
 
+import inspect
+
 import torch
 from transformers import DynamicCache
 
@@ -9,11 +11,13 @@ from transformers import DynamicCache
 def reference_logits(hf_model, tokens: torch.Tensor, prefill: int):
     """List of last-token logits [1, V]: after the prefill, then after each further token."""
     config = hf_model.config.get_text_config()
-    cache = DynamicCache(config=config)
-    out = hf_model(input_ids=tokens[:, :prefill], cache=cache, use_cache=True)
+    # transformers renamed the cache argument (past_key_values -> cache) within 5.x.
+    name = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
+    cache = {name: DynamicCache(config=config)}
+    out = hf_model(input_ids=tokens[:, :prefill], use_cache=True, **cache)
     logits = [out.logits[:, -1].float()]
     for t in range(prefill, tokens.shape[1]):
-        out = hf_model(input_ids=tokens[:, t:t + 1], cache=cache, use_cache=True)
+        out = hf_model(input_ids=tokens[:, t:t + 1], use_cache=True, **cache)
         logits.append(out.logits[:, -1].float())
     return logits
 
