@@ -56,3 +56,16 @@ def linear_program() -> bytes:
 def elementwise_reference(x, y):
     with torch.no_grad():
         return Elementwise()(x, y)
+
+
+class SliceThenPermute(torch.nn.Module):
+    def forward(self, x):
+        return x[:, 1:].permute(1, 0)
+
+
+@functools.lru_cache(maxsize=None)
+def views_program() -> bytes:
+    """x: [seq, 3] -> slice (symbolic start) -> permute."""
+    seq = torch.export.Dim("seq", min=2, max=SEQ_MAX)
+    exported = torch.export.export(SliceThenPermute(), (torch.randn(5, 3),), dynamic_shapes=({0: seq},))
+    return etgpu.compile(exported)

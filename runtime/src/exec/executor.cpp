@@ -1,5 +1,6 @@
 #include "exec/executor.h"
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -104,7 +105,11 @@ Status Executor::bind_constant(int id, ConstantSource* constants) {
     return err("constant ", t.key() ? "'" + t.key()->str() + "'" : "tensor " + std::to_string(id),
                " has ", source.size, " bytes; its declared shape needs ", bytes);
   }
-  if (!is_mutable && source.data && engine_->uses_host_memory()) {
+  // Kernels load elements through typed pointers, so a constant is used in place only when it is
+  // aligned (16 bytes covers every dtype); a file may place constants at any offset, so a
+  // misaligned one is copied into (aligned) engine memory instead.
+  const bool aligned = reinterpret_cast<uintptr_t>(source.data) % 16 == 0;
+  if (!is_mutable && source.data && aligned && engine_->uses_host_memory()) {
     tensor_data_[id] = const_cast<void*>(source.data);
     borrowed_.push_back(std::move(source));
     stats_.constant_bytes += bytes;

@@ -1,0 +1,138 @@
+"""Hostile payloads: a real program edited to break one fact the executor relies on. Each must
+be refused with a message saying what is wrong (at load, or at run for shape-dependent facts),
+never run out of bounds. Each case is a check that a fuzzer-style payload found missing or that
+review of the loader found (see docs/reliability.md)."""
+
+import flatbuffers
+import pytest
+import torch
+
+import etgpu
+from etgpu import container
+from etgpu.ir.Program import Program, ProgramT
+from etgpu.ir.Storage import Storage
+from etgpu.ir.Tensor import TensorT
+from etgpu.runtime import EtGpuError
+from models import elementwise_program, views_program
+
+
+def edited(data: bytes, edit) -> bytes:
+    """`data` with edit(graph) applied to its payload (constants kept)."""
+    payload, constants = container.unpack(data)
+    program = ProgramT.InitFromObj(Program.GetRootAs(payload, 0))
+    edit(program.graph)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(program.Pack(builder), file_identifier=b"ETGP")
+    return container.pack(bytes(builder.Output()), constants)
+
+
+def refused_at_load(data: bytes, pattern: str):
+    with pytest.raises(EtGpuError, match=pattern):
+        etgpu.Model(data, device="cpu")
+
+
+def refused_at_run(data: bytes, inputs, pattern: str):
+    model = etgpu.Model(data, device="cpu")
+    with pytest.raises(EtGpuError, match=pattern):
+        model.run(inputs)
+
+
+def test_unedited_programs_load_and_run():
+    """The edits below are what make the programs fail (guards against a broken helper)."""
+    x = torch.randn(5, 3)
+    etgpu.Model(edited(elementwise_program(), lambda g: None), device="cpu").run([x, x])
+    out = etgpu.Model(edited(views_program(), lambda g: None), device="cpu").run([x])
+    assert torch.equal(out[0], x[:, 1:].permute(1, 0))
+
+
+def test_overlapping_live_tensors():
+    # Inputs x (1) and y (2) are both live from the start: give y x's bytes.
+    def edit(g):
+        g.tensors[2].offset = g.tensors[1].offset
+    refused_at_load(edited(elementwise_program(), edit), r"memory plan: tensors 1 .* and 2 .* share arena bytes")
+
+
+def test_partially_overlapping_live_tensors():
+    def edit(g):
+        g.tensors[2].offset = g.tensors[1].offset + 256  # 768-byte tensors, half overlapping
+    refused_at_load(edited(elementwise_program(), edit), r"share arena bytes while both are live")
+
+
+def test_instruction_writes_constant():
+    def edit(g):
+        g.instructions[0].op.out = 0  # tensor 0 is the constant `scale`
+    refused_at_load(edited(elementwise_program(), edit), r"instruction 0 writes tensor 0, whose storage is a constant")
+
+
+def test_instruction_writes_constant_through_alias():
+    def edit(g):
+        alias = TensorT()
+        alias.name, alias.dtype, alias.shape = b"view", 0, g.tensors[0].shape
+        alias.storage, alias.nbytes, alias.aliasOf = Storage.Alias, 12, 0
+        g.tensors.append(alias)
+        g.instructions[0].op.out = len(g.tensors) - 1
+    refused_at_load(edited(elementwise_program(), edit), r"whose storage is a constant")
+
+
+def test_instruction_writes_graph_input():
+    def edit(g):
+        g.instructions[0].op.out = 2  # y
+    refused_at_load(edited(elementwise_program(), edit), r"writes tensor 2, which holds graph input data")
+
+
+def test_shape_larger_inside_bounds_than_at_them():
+    # [s, 64 - s] has 124 elements at s = 2 and 0 at s = 64, but 1024 at s = 32: sizing the
+    # buffer from the two bounds alone would let a kernel write past it.
+    def edit(g):
+        g.tensors[1].shape[1].sym, g.tensors[1].shape[1].mul, g.tensors[1].shape[1].add = 0, -1, 64
+    refused_at_load(edited(elementwise_program(), edit), r"tensor 1 declares 768 bytes but its shape at the bounds needs")
+
+
+def test_dim_coefficient_overflow():
+    def edit(g):
+        g.symDims[0].max = (1 << 31) - 1
+        g.tensors[1].shape[0].mul = (1 << 39)
+    refused_at_load(edited(elementwise_program(), edit), r"overflows at its bound")
+
+
+def test_state_larger_than_the_device_cap():
+    def edit(g):
+        state = TensorT()
+        state.name, state.dtype, state.shape = b"kv", 6, []
+        state.storage, state.nbytes = Storage.Mutable, 1 << 45  # 32 TiB of zeros from a tiny file
+        state.shape = g.tensors[0].shape[:0]
+        g.tensors.append(state)
+    refused_at_load(edited(elementwise_program(), edit), r"bytes of device memory")
+
+
+def test_arena_larger_than_the_device_cap():
+    def edit(g):
+        g.arenaBytes = 1 << 39
+    refused_at_load(edited(elementwise_program(), edit), r"program needs .* bytes of device memory")
+
+
+def test_symbolic_scalar_with_zero_divisor():
+    def edit(g):
+        start = g.instructions[0].op.start
+        start.sym, start.mul, start.div = 0, 1, 0
+    refused_at_load(edited(views_program(), edit), r"instruction 0: scalar coefficients are out of range")
+
+
+def test_symbolic_scalar_with_unknown_symbol():
+    def edit(g):
+        g.instructions[0].op.start.sym = 7
+    refused_at_load(edited(views_program(), edit), r"scalar refers to symbol 7 but the graph has 1")
+
+
+def test_slice_step_overflow():
+    def edit(g):
+        g.instructions[0].op.step = (1 << 63) - 1  # start + step wraps negative in int64
+    refused_at_run(edited(views_program(), edit), [torch.randn(5, 3)], r"slice: .* exceeds size")
+
+
+def test_movement_between_dtypes():
+    # permute copies elements of its input's size: a float32 input into an int8 output would
+    # write four times the output's bytes.
+    def edit(g):
+        g.tensors[2].dtype = 6  # int8
+    refused_at_run(edited(views_program(), edit), [torch.randn(5, 3)], r"permute: input is float32 but the output is int8")
