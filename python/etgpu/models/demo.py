@@ -134,13 +134,28 @@ def export(model: DemoTransformer, seq_len: int = 48):
     return torch.export.export(model, (tokens,), dynamic_shapes=({1: seq},))
 
 
-def _best_ms(fn, iters: int = 5) -> float:
+def _best_ms(fn, iters: int = 5, sync=lambda: None) -> float:
+    """Best of `iters` timed calls after one warm-up call (`sync` waits for queued GPU work)."""
     best = float("inf")
-    for _ in range(iters):
-        start = time.perf_counter()
+    with torch.inference_mode():
         fn()
-        best = min(best, time.perf_counter() - start)
+        for _ in range(iters):
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            best = min(best, time.perf_counter() - start)
     return best * 1e3
+
+
+def _eager_cuda_ms(model: nn.Module, tokens: torch.Tensor) -> Optional[float]:
+    """PyTorch eager on the GPU, the baseline etgpu's CUDA engine has to beat (None without a GPU)."""
+    if not torch.cuda.is_available():
+        return None
+    import copy
+
+    cuda_model, cuda_tokens = copy.deepcopy(model).cuda(), tokens.cuda()
+    return _best_ms(lambda: cuda_model(cuda_tokens), sync=torch.cuda.synchronize)
 
 
 def run(device: str = "auto", seq_len: int = 48, out: Optional[str] = None, seed: int = 0) -> dict:
@@ -170,6 +185,7 @@ def run(device: str = "auto", seq_len: int = 48, out: Optional[str] = None, seed
                 "rel_err": err / max(expected.abs().max().item(), 1e-12),
                 "etgpu_ms": _best_ms(lambda: runner.run([tokens])),
                 "eager_ms": _best_ms(lambda: model(tokens)),
+                "eager_cuda_ms": _eager_cuda_ms(model, tokens),
             })
         results["engine"] = runner.stats().get("engine_note", "?")
     return results
@@ -196,5 +212,6 @@ def main(device: str = "auto", seq_len: int = 48, out: Optional[str] = None) -> 
         ok &= good
         print(f"seq_len {case['seq_len']:>3}: max |etgpu - eager| = {case['max_abs_err']:.3g} "
               f"(rel {case['rel_err']:.2g}, {'ok' if good else 'TOO LARGE'}); "
-              f"etgpu {case['etgpu_ms']:.2f} ms, torch eager (CPU) {case['eager_ms']:.2f} ms")
+              f"etgpu {case['etgpu_ms']:.2f} ms, torch eager CPU {case['eager_ms']:.2f} ms"
+              + (f", CUDA {case['eager_cuda_ms']:.2f} ms" if case["eager_cuda_ms"] is not None else ""))
     return 0 if ok else 1
