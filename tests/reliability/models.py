@@ -33,7 +33,7 @@ class Linear(torch.nn.Module):
 def elementwise_program() -> bytes:
     """x, y: [seq, 3] float32 with seq dynamic in [2, SEQ_MAX]."""
     torch.manual_seed(0)
-    seq = torch.export.Dim("seq", min=2, max=SEQ_MAX)
+    seq = torch.export.Dim("seq", min=3, max=SEQ_MAX)
     inputs = (torch.randn(5, 3), torch.randn(5, 3))
     exported = torch.export.export(Elementwise().eval(), inputs, dynamic_shapes=({0: seq}, {0: seq}))
     return etgpu.compile(exported)
@@ -66,6 +66,6 @@ class SliceThenPermute(torch.nn.Module):
 @functools.lru_cache(maxsize=None)
 def views_program() -> bytes:
     """x: [seq, 3] -> slice (symbolic start) -> permute."""
-    seq = torch.export.Dim("seq", min=2, max=SEQ_MAX)
+    seq = torch.export.Dim("seq", min=3, max=SEQ_MAX)
     exported = torch.export.export(SliceThenPermute(), (torch.randn(5, 3),), dynamic_shapes=({0: seq},))
     return etgpu.compile(exported)

@@ -69,7 +69,7 @@ def test_run_rejects_a_bad_input_with_the_runtime_message(small_model, tmp_path,
     _, path = small_model
     np.save(tmp_path / "bad.npy", np.zeros((5, 7), dtype=np.float32))
     assert cli.main(["run", str(path), "--device", "cpu", "--input", f"0={tmp_path / 'bad.npy'}"]) == 1
-    assert "input 0: dim 1 is 7, expected 6" in capsys.readouterr().err
+    assert "input 0 ('x'): dim 1 is 7, expected 6" in capsys.readouterr().err
 
 
 def test_inspect_rejects_a_file_that_is_not_a_model(tmp_path, capsys):

@@ -30,11 +30,10 @@ class SymbolTable:
         self.bounds: Dict[sympy.Symbol, tuple] = {}
         for symbol, ranges in (range_constraints or {}).items():
             # torch.export reports a floor of 2 for a Dim without `min` (its 0/1 specialization
-            # while tracing); the same program decomposed reports 0, and ExecuTorch's runtime
-            # checks no lower bound at all. Sizes 0 and 1 run correctly (the executor rejects any
-            # size that resolves negative), so that floor is not enforced.
+            # while tracing), yet the program runs correctly at size 1 (a one-token decode step
+            # is the main use), so that floor becomes 1. Size 0 stays rejected.
             lower = int(ranges.lower)
-            self.bounds[symbol] = (0 if lower == 2 else lower, _finite_upper(symbol, ranges.upper))
+            self.bounds[symbol] = (1 if lower == 2 else lower, _finite_upper(symbol, ranges.upper))
         self.order: list = []
 
     def index(self, symbol: sympy.Symbol) -> int:
