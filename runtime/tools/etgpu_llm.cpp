@@ -190,6 +190,7 @@ int generate(const Options& o, const BpeTokenizer& tokenizer) {
   const double decode = seconds_since(decode_start);
   const std::string rest = stream.flush() + "\n";
   std::fwrite(rest.data(), 1, rest.size(), stdout);
+  std::fflush(stdout);  // the text ends before the statistics on a shared terminal
   print_stats(prompt.size(), generated, ttft, prefill, decode, opened.value()->stats_json());
   return 0;
 }

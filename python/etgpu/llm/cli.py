@@ -46,6 +46,8 @@ def _build_model(args):
     from etgpu.llm.recipes import RECIPES, build_hf_model
 
     dtype = DTYPES[args.dtype]
+    if args.hf and args.hf not in RECIPES:
+        raise SystemExit(f"export: unknown --hf {args.hf!r}; choose one of {sorted(RECIPES)}")
     if args.random_weights:
         if not args.hf:
             raise SystemExit("export: --random-weights needs --hf ARCH")
@@ -59,16 +61,20 @@ def _build_model(args):
     return load_gguf_model(args.weights, dtype=dtype)
 
 
-def lower_to_pte(exported) -> bytes:
-    """ExecuTorch program with the etgpu partitions delegated."""
+def _partitioner_class():
     try:
         from etgpu.executorch import EtGpuPartitioner
     except ImportError as error:
         raise SystemExit(f"export: writing .pte needs etgpu.executorch.EtGpuPartitioner, which is not "
                          f"available in this checkout ({error}); write a .etgpu instead") from error
+    return EtGpuPartitioner
+
+
+def lower_to_pte(exported, partitioner_class) -> bytes:
+    """ExecuTorch program with the etgpu partitions delegated."""
     from executorch.exir import to_edge_transform_and_lower
 
-    program = to_edge_transform_and_lower(exported, partitioner=[EtGpuPartitioner()]).to_executorch()
+    program = to_edge_transform_and_lower(exported, partitioner=[partitioner_class()]).to_executorch()
     return program.buffer
 
 
@@ -82,9 +88,11 @@ def export_main(argv: Optional[List[str]] = None, prog: str = "export") -> int:
         raise SystemExit(f"export: output must end in .etgpu or .pte, not {output.name!r}")
     if args.tokenizer_out and not args.weights:
         raise SystemExit("export: --tokenizer-out needs --weights FILE.gguf")
+    # Checked before the (slow) model build so a missing ExecuTorch path fails at once.
+    partitioner = _partitioner_class() if output.suffix == ".pte" else None
     model = _build_model(args)
     exported = export_llm(model, args.max_seq_len)
-    data = lower_to_pte(exported) if output.suffix == ".pte" else etgpu.compile(exported)
+    data = lower_to_pte(exported, partitioner) if partitioner else etgpu.compile(exported)
     output.write_bytes(data)
     meta = {"max_seq_len": args.max_seq_len, "dtype": args.dtype, "vocab_size": model.config.vocab_size,
             "source": args.weights or f"{args.hf} ({args.scale}, random seed {args.seed})"}

@@ -127,7 +127,9 @@ def dequantized_state_dict(reader, info: GGUFModelInfo) -> Dict[str, torch.Tenso
             values = unpermute_rotary_rows(values, heads)
         elif tensor.name.endswith("attn_k.weight"):
             values = unpermute_rotary_rows(values, kv_heads)
-        state[hf_name(tensor.name)] = torch.from_numpy(np.ascontiguousarray(values))
+        if not values.flags.writeable or not values.flags.c_contiguous:
+            values = np.array(values, copy=True)  # F32 tensors come back as views of the read-only file map
+        state[hf_name(tensor.name)] = torch.from_numpy(values)
     return state
 
 

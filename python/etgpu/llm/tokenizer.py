@@ -153,6 +153,7 @@ class Tokenizer:
     def save(self, path: Union[str, Path]) -> None:
         """tokenizer.json (what the C++ runner reads), plus tokenizer_config.json with bos/eos/template."""
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.backend.save(str(path))
         names = {i: t for t, i in self.backend.get_vocab(with_added_tokens=True).items()}
         config = {"bos_token": names.get(self.bos_id), "eos_token": names.get(self.eos_id)}
