@@ -14,7 +14,6 @@ from tokenizer_corpus import corpus
 pytestmark = requires_smollm2
 BINARY = build_dir() / "runtime" / "tools" / "etgpu_llm"
 needs_binary = pytest.mark.skipif(not BINARY.exists(), reason=f"{BINARY} is not built")
-NEEDS_KERNELS = pytest.mark.xfail(strict=False, reason="needs kernels from other branches (embedding, rms_norm, softmax, sdpa)")
 
 # Beyond the shared corpus: control bytes (some have no token in SmolLM2's vocabulary and are
 # dropped by both), every ASCII character, and letters/numbers outside the common blocks.
@@ -85,7 +84,6 @@ def _tiny_llama_etgpu(tmp_path, max_seq_len):
 
 
 @needs_binary
-@NEEDS_KERNELS
 def test_cpp_prompt_past_cache_is_a_clear_error(tmp_path):
     model = _tiny_llama_etgpu(tmp_path, 8)
     run = subprocess.run([str(BINARY), str(model), "--tokenizer", SMOLLM2_GGUF, "--device", "cpu",
@@ -95,7 +93,6 @@ def test_cpp_prompt_past_cache_is_a_clear_error(tmp_path):
 
 
 @needs_binary
-@NEEDS_KERNELS
 def test_cpp_greedy_matches_python_runner(tokenizer, tmp_path):
     import etgpu
     from etgpu.llm.generate import generate, model_runner

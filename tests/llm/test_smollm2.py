@@ -109,7 +109,6 @@ def test_generate_loop_matches_transformers(hf_model, tokenizer):
     assert result.stats.prefill_tokens_per_s > 0 and result.stats.decode_tokens_per_s > 0
 
 
-@pytest.mark.xfail(strict=False, reason="needs kernels from other branches (embedding, rms_norm, softmax, sdpa)")
 def test_etgpu_greedy_matches_transformers(hf_model, tokenizer):
     import etgpu
     from etgpu.llm import export_llm

@@ -12,8 +12,6 @@ def test_demo_model_exports_with_a_dynamic_sequence_length():
     assert not isinstance(placeholders[0].meta["val"].shape[1], int)  # symbolic, not specialized
 
 
-@pytest.mark.xfail(strict=False, reason="needs the embedding, rms_norm and SDPA CPU kernels and lowerings "
-                   "from the index-attn and reduce-norm branches")
 def test_demo_runs_and_matches_eager():
     from parity import TEST_DEVICE
 
