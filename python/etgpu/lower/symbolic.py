@@ -28,14 +28,17 @@ class SymbolTable:
 
     def __init__(self, range_constraints: Optional[dict] = None):
         self.bounds: Dict[sympy.Symbol, tuple] = {}
-        for symbol, ranges in (range_constraints or {}).items():
-            self.bounds[symbol] = (int(ranges.lower), _finite_upper(symbol, ranges.upper))
+        # Export can leave constraints on symbols no tensor uses (without an upper bound); only a
+        # symbol a shape actually uses must be bounded, so the check waits until index().
+        self._ranges = dict(range_constraints or {})
         self.order: list = []
 
     def index(self, symbol: sympy.Symbol) -> int:
         if symbol not in self.order:
-            if symbol not in self.bounds:
+            if symbol not in self._ranges:
                 raise Unsupported(f"symbol {symbol} has no range constraint")
+            ranges = self._ranges[symbol]
+            self.bounds[symbol] = (int(ranges.lower), _finite_upper(symbol, ranges.upper))
             self.order.append(symbol)
         return self.order.index(symbol)
 
@@ -83,7 +86,7 @@ class SymbolTable:
 def _finite_upper(symbol, upper) -> int:
     try:
         value = int(upper)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, AttributeError):  # int_oo raises AttributeError
         value = None
     if value is None or value > 2**31 - 1:
         raise Unsupported(f"dynamic dim {symbol} needs an upper bound: torch.export.Dim(..., max=N)")
