@@ -28,18 +28,21 @@ class SymbolTable:
 
     def __init__(self, range_constraints: Optional[dict] = None):
         self.bounds: Dict[sympy.Symbol, tuple] = {}
-        for symbol, ranges in (range_constraints or {}).items():
+        # Export can leave constraints on symbols no tensor uses (without an upper bound); only a
+        # symbol a shape actually uses must be bounded, so the check waits until index().
+        self._ranges = dict(range_constraints or {})
+        self.order: list = []
+
+    def index(self, symbol: sympy.Symbol) -> int:
+        if symbol not in self.order:
+            if symbol not in self._ranges:
+                raise Unsupported(f"symbol {symbol} has no range constraint")
+            ranges = self._ranges[symbol]
             # torch.export reports a floor of 2 for a Dim without `min` (its 0/1 specialization
             # while tracing), yet the program runs correctly at size 1 (a one-token decode step
             # is the main use), so that floor becomes 1. Size 0 stays rejected.
             lower = int(ranges.lower)
             self.bounds[symbol] = (1 if lower == 2 else lower, _finite_upper(symbol, ranges.upper))
-        self.order: list = []
-
-    def index(self, symbol: sympy.Symbol) -> int:
-        if symbol not in self.order:
-            if symbol not in self.bounds:
-                raise Unsupported(f"symbol {symbol} has no range constraint")
             self.order.append(symbol)
         return self.order.index(symbol)
 
@@ -87,7 +90,7 @@ class SymbolTable:
 def _finite_upper(symbol, upper) -> int:
     try:
         value = int(upper)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, AttributeError):  # int_oo raises AttributeError
         value = None
     if value is None or value > 2**31 - 1:
         raise Unsupported(f"dynamic dim {symbol} needs an upper bound: torch.export.Dim(..., max=N)")
