@@ -8,6 +8,7 @@
 #   PYTHON            interpreter with torch (default: .venv/bin/python if present, else python3)
 #   FLATBUFFERS_ROOT  a flatbuffers install (bin/flatc, include/) when not on the system
 #   GPU_TEST_LOG_DIR  where logs go (default $BUILD_DIR/gpu-test)
+#   GTEST_ROOT        a GoogleTest install (lib/.../cmake/GTest, include/) when not on the system
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${ETGPU_CUDA_ARCH:-90a}
@@ -21,6 +22,12 @@ FB_ARGS=()
 if [ -n "${FLATBUFFERS_ROOT:-}" ]; then
   FB_ARGS=(-DFLATC="$FLATBUFFERS_ROOT/bin/flatc" -DFLATBUFFERS_INCLUDE_DIR="$FLATBUFFERS_ROOT/include")
 fi
+if [ -n "${GTEST_ROOT:-}" ]; then
+  FB_ARGS+=(-DCMAKE_PREFIX_PATH="$GTEST_ROOT")
+fi
+# pytest-xdist, when present, runs the suite on several workers (exports are CPU-bound).
+XDIST=()
+if "$PYTHON" -c "import xdist" 2>/dev/null; then XDIST=(-n "${PYTEST_WORKERS:-8}"); fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
 echo "== build (CUDA architectures $ARCH)"
@@ -46,7 +53,7 @@ if [ -n "$(cd "$BUILD" && ctest -N 2>/dev/null | grep -E 'Total Tests: [1-9]')" 
 fi
 
 echo "== pytest (engine: cuda)"
-"$PYTHON" -m pytest -q -p no:cacheprovider -rfs --junitxml="$LOGS/junit.xml" tests -s 2>&1 |
+"$PYTHON" -m pytest -q -p no:cacheprovider -rfs "${XDIST[@]}" --junitxml="$LOGS/junit.xml" tests -s 2>&1 |
   tee "$LOGS/pytest.log" | grep -E "GPU memory free|graph stats|FAILED|ERROR|passed|failed" | tail -n 60
 read -r PASSED FAILED SKIPPED < <("$PYTHON" - "$LOGS/junit.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
