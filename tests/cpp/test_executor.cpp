@@ -79,27 +79,27 @@ TEST_F(ExecutorTest, RunsAtEveryLengthWithinTheBound) {
 
 TEST_F(ExecutorTest, RejectsTheWrongDtype) {
   const int64_t shape[2] = {2, 3};
-  expect_rejected({data_.data(), DType::I32, 2, shape}, "input 0: expected dtype float32, got int32");
+  expect_rejected({data_.data(), DType::I32, 2, shape}, "input 0 ('x'): expected dtype float32, got int32");
 }
 
 TEST_F(ExecutorTest, RejectsTheWrongRank) {
   const int64_t shape[3] = {2, 3, 1};
-  expect_rejected({data_.data(), DType::F32, 3, shape}, "input 0: expected rank 2, got 3");
+  expect_rejected({data_.data(), DType::F32, 3, shape}, "input 0 ('x'): expected rank 2, got 3");
 }
 
 TEST_F(ExecutorTest, RejectsAStaticDimMismatch) {
   const int64_t shape[2] = {2, 4};
-  expect_rejected({data_.data(), DType::F32, 2, shape}, "input 0: dim 1 is 4, expected 3");
+  expect_rejected({data_.data(), DType::F32, 2, shape}, "input 0 ('x'): dim 1 is 4, expected 3");
 }
 
 TEST_F(ExecutorTest, RejectsASymbolAboveItsBound) {
   const int64_t shape[2] = {9, 3};
-  expect_rejected({data_.data(), DType::F32, 2, shape}, "symbolic dim 's' = 9 is outside its bounds [1, 8]");
+  expect_rejected({data_.data(), DType::F32, 2, shape}, "size 9 (symbolic dim 's') is outside its bounds [1, 8]");
 }
 
 TEST_F(ExecutorTest, RejectsASymbolBelowItsBound) {
   const int64_t shape[2] = {0, 3};
-  expect_rejected({data_.data(), DType::F32, 2, shape}, "symbolic dim 's' = 0 is outside its bounds [1, 8]");
+  expect_rejected({data_.data(), DType::F32, 2, shape}, "size 0 (symbolic dim 's') is outside its bounds [1, 8]");
 }
 
 TEST_F(ExecutorTest, RejectsTheWrongNumberOfInputs) {

@@ -45,7 +45,9 @@ def test_etgpu_matches_transformers(arch):
 def test_position_past_cache_is_an_error():
     exported = export_llm(build_hf_model("llama3.2-1b", "tiny", seed=0), 8)
     model = etgpu.Model(etgpu.compile(exported), device=TEST_DEVICE)
-    with pytest.raises(etgpu.runtime.EtGpuError, match="outside"):
+    # The CPU engine checks positions before writing; the CUDA engine reads them on the device
+    # (so a captured step stays valid), skips the write and reports it at the step's end.
+    with pytest.raises(etgpu.runtime.EtGpuError, match="outside|out of range"):
         model.run([torch.tensor([[1]]), torch.tensor([8])])
     with pytest.raises(etgpu.runtime.EtGpuError, match="bounds"):
         model.run([torch.zeros(1, 9, dtype=torch.long), torch.arange(9)])

@@ -34,8 +34,10 @@ def test_bool_mask(dtype):
     mask = torch.rand(2, 1, 5, 7) > 0.4
     mask[..., 0] = True
     mask[1, 0, 2] = False  # a fully masked row: torch gives zeros
+    # torch's own half-precision CUDA kernels do not give zeros for that row (measured on the
+    # H200: rel-err 0.67 against its CPU result), so half precision is compared with CPU eager.
     check_module(Fn(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m)),
-                 (*qkv(keys=7, dtype=dtype), mask))
+                 (*qkv(keys=7, dtype=dtype), mask), compare_torch_cuda=dtype == torch.float32)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)

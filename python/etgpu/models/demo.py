@@ -46,12 +46,6 @@ class Attention(nn.Module):
         self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * self.head_dim, bias=False)
         self.wo = nn.Linear(cfg.n_heads * self.head_dim, cfg.dim, bias=False)
 
-    def _repeat_kv(self, x: torch.Tensor) -> torch.Tensor:
-        # [B, Hkv, T, D] -> [B, H, T, D] the way Hugging Face Llama does it (expand + reshape).
-        b, hkv, t, d = x.shape
-        groups = self.n_heads // hkv
-        return x[:, :, None].expand(b, hkv, groups, t, d).reshape(b, hkv * groups, t, d)
-
     def forward(self, x, cos, sin):
         b, t, _ = x.shape
         q = self.wq(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
@@ -59,7 +53,9 @@ class Attention(nn.Module):
         v = self.wv(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        out = F.scaled_dot_product_attention(q, self._repeat_kv(k), self._repeat_kv(v), is_causal=True)
+        # Grouped-query attention through SDPA's enable_gqa (one instruction; also avoids the
+        # expand+reshape that torch 2.11's export cannot keep dynamic).
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
         return self.wo(out.transpose(1, 2).reshape(b, t, -1))
 
 

@@ -66,7 +66,11 @@ class CudaEngine final : public Engine {
     blas_ = blas.value();
     ctx_.blas = blas_;
     ETGPU_CUDA_CHECK(cudaMalloc(&ctx_.error_flag, sizeof(int)));
-    ETGPU_CUDA_CHECK(cudaMemset(ctx_.error_flag, 0, sizeof(int)));
+    // Zeroed on the engine's own stream: it is non-blocking, so a legacy-stream cudaMemset need
+    // not finish before the first synchronize reads the word back (a stale value then showed up
+    // as a bogus kernel error code).
+    ETGPU_CUDA_CHECK(cudaMemsetAsync(ctx_.error_flag, 0, sizeof(int), stream_));
+    ETGPU_CUDA_CHECK(cudaStreamSynchronize(stream_));
     ETGPU_CUDA_CHECK(cudaMallocHost(&host_flag_, sizeof(int)));
     ETGPU_CUDA_CHECK(cudaMalloc(&ctx_.attn_scratch, kAttentionScratchBytes));
     ctx_.attn_scratch_floats = kAttentionScratchBytes / sizeof(float);
