@@ -14,7 +14,11 @@ export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 setup:
 	bash scripts/setup_env.sh
 
-build:
+# A fresh clone sets itself up on first use: `make demo` and `make test` need nothing before.
+$(PYTHON):
+	bash scripts/setup_env.sh
+
+build: | $(PYTHON)
 	$(CMAKE) -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
 	  -DPython3_EXECUTABLE=$(PYTHON) $(CMAKE_ARGS)
 	$(CMAKE) --build $(BUILD_DIR) -j $(JOBS)

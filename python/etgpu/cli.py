@@ -96,10 +96,61 @@ def cmd_inspect(args) -> int:
     from etgpu import describe
 
     payloads = describe.read_payloads(args.model)
+    print(f"delegated partitions: {len(payloads)}")
     if not payloads:
         print(f"{args.model}: no {describe.BACKEND_ID} delegate in this program")
         return 1
     print("\n\n".join(describe.describe(p) for p in payloads))
+    return 0
+
+
+def _load_module(spec: str):
+    """`path/to/file.py:callable` or `package.module:callable`; the callable returns
+    (module, example_inputs[, dynamic_shapes])."""
+    import importlib
+    import importlib.util
+
+    location, _, name = spec.rpartition(":")
+    if not location or not name:
+        raise ValueError(f"--module wants PATH_OR_MODULE:CALLABLE, got {spec!r}")
+    if location.endswith(".py"):
+        loader_spec = importlib.util.spec_from_file_location("etgpu_user_module", location)
+        if loader_spec is None:
+            raise FileNotFoundError(location)
+        module = importlib.util.module_from_spec(loader_spec)
+        loader_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(location)
+    built = getattr(module, name)()
+    return (tuple(built) + (None,))[:3]
+
+
+def cmd_export(args) -> int:
+    import torch
+
+    import etgpu
+
+    if bool(args.name) == bool(args.module):
+        raise ValueError("give one example NAME (mlp, decoder-layer, vit-block) or --module PATH:CALLABLE")
+    if args.module:
+        module, inputs, dynamic_shapes = _load_module(args.module)
+    else:
+        from etgpu.models.examples import build_example
+
+        module, inputs, dynamic_shapes = build_example(args.name, seed=args.seed)
+    with torch.no_grad():
+        exported = torch.export.export(module.eval(), tuple(inputs), dynamic_shapes=dynamic_shapes)
+    if args.output.endswith(".pte"):
+        from etgpu.llm.cli import _partitioner_class, lower_to_pte
+
+        data = lower_to_pte(exported, _partitioner_class())
+        with open(args.output, "wb") as f:
+            f.write(data)
+    elif args.output.endswith(".etgpu"):
+        data = etgpu.compile(exported, args.output)
+    else:
+        raise ValueError(f"output must end in .pte or .etgpu: {args.output}")
+    print(f"wrote {args.output} ({len(data)} bytes)")
     return 0
 
 
@@ -122,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="summarize a .etgpu file or the etgpu delegates of a .pte")
     inspect.add_argument("model")
     inspect.set_defaults(func=cmd_inspect)
+    export = sub.add_parser("export", help="export a built-in example or --module to a .pte (ExecuTorch) "
+                            "or .etgpu file; `etgpu export --hf ARCH ...` exports an LLM recipe")
+    export.add_argument("name", nargs="?", help="mlp, decoder-layer or vit-block")
+    export.add_argument("--module", help="PATH.py:CALLABLE or package.module:CALLABLE returning "
+                        "(module, example_inputs[, dynamic_shapes])")
+    export.add_argument("-o", "--output", default="model.pte")
+    export.add_argument("--seed", type=int, default=0)
+    export.set_defaults(func=cmd_export)
     demo = sub.add_parser("demo", help="export, compile and run the bundled demo transformer")
     demo.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     demo.add_argument("--seq-len", type=int, default=48)
@@ -131,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # LLM recipes and generation have their own option sets (etgpu.llm.cli).
+    if argv[:1] == ["generate"] or (argv[:1] == ["export"] and "--hf" in argv):
+        from etgpu.llm import cli as llm_cli
+
+        return llm_cli.main(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
