@@ -41,4 +41,19 @@ inline void contiguous_strides(const TensorRef& t, int64_t* strides) {
   }
 }
 
+// Matrix offset (in whole matrices) of `out`'s batch `b` inside `x`'s batch dims, for a batched
+// matmul whose last two dims are the matrix: numpy broadcasting of the leading dims.
+inline int64_t matmul_batch_offset(const TensorRef& x, const TensorRef& out, int64_t b) {
+  int64_t offset = 0, stride = 1;
+  for (int d = out.rank - 3, xd = x.rank - 3; d >= 0; --d, --xd) {
+    const int64_t index = b % out.shape[d];
+    b /= out.shape[d];
+    if (xd >= 0) {
+      if (x.shape[xd] != 1) offset += index * stride;
+      stride *= x.shape[xd];
+    }
+  }
+  return offset;
+}
+
 }  // namespace etgpu

@@ -11,21 +11,6 @@ void to_float(const TensorRef& t, int64_t offset, int64_t count, float* dst) {
   for (int64_t i = 0; i < count; ++i) dst[i] = static_cast<float>(load(t.data, t.dtype, offset + i));
 }
 
-// Offset (in matrices) of batch `b` of `x` inside `out`'s batch dims, honouring broadcasting.
-int64_t batch_offset(const TensorRef& x, const TensorRef& out, int64_t b) {
-  const int out_batch_rank = out.rank - 2, x_batch_rank = x.rank - 2;
-  int64_t offset = 0, stride = 1;
-  for (int d = out_batch_rank - 1, xd = x_batch_rank - 1; d >= 0; --d, --xd) {
-    const int64_t index = b % out.shape[d];
-    b /= out.shape[d];
-    if (xd >= 0) {
-      if (x.shape[xd] != 1) offset += index * stride;
-      stride *= x.shape[xd];
-    }
-  }
-  return offset;
-}
-
 }  // namespace
 
 Status matmul(const Node& n, const MatMulParams& p) {
@@ -41,7 +26,7 @@ Status matmul(const Node& n, const MatMulParams& p) {
   const TensorRef* bias = p.has_bias ? &n.in[2] : nullptr;
   std::vector<int64_t> bias_stride = bias ? broadcast_strides(*bias, out) : std::vector<int64_t>();
   for (int64_t batch = 0; batch < batches; ++batch) {
-    const int64_t b_index = batch_offset(b, out, batch);
+    const int64_t b_index = matmul_batch_offset(b, out, batch);
     if (b_index != cached_b) {
       std::vector<float> raw(static_cast<size_t>(k * cols));
       to_float(b, b_index * k * cols, k * cols, raw.data());
@@ -50,7 +35,7 @@ Status matmul(const Node& n, const MatMulParams& p) {
           bt[r * k + c] = p.trans_b ? raw[r * k + c] : raw[c * cols + r];
       cached_b = b_index;
     }
-    const int64_t a_index = batch_offset(a, out, batch);
+    const int64_t a_index = matmul_batch_offset(a, out, batch);
     for (int64_t i = 0; i < m; ++i) {
       to_float(a, (a_index * m + i) * k, k, arow.data());
       const int64_t out_row = (batch * m + i) * cols;

@@ -59,6 +59,21 @@ __global__ void index_copy_kernel(const E* x, const void* index, DType index_dty
   }
 }
 
+// Launches `launch(E{})` with E the unsigned integer type of x's element size: these kernels
+// only move elements, so every dtype of one size shares an instantiation.
+template <class Launch>
+Status by_element_size(DType dtype, const char* what, Launch&& launch) {
+  switch (dtype_size(dtype)) {
+    case 1: launch(uint8_t{}); break;
+    case 2: launch(uint16_t{}); break;
+    case 4: launch(uint32_t{}); break;
+    case 8: launch(uint64_t{}); break;
+    default: return err(what, ": unsupported dtype");
+  }
+  ETGPU_CUDA_LAUNCH_CHECK(what);
+  return Status::ok();
+}
+
 }  // namespace
 
 Status index_copy(const Context& c, const Node& n, const IndexCopyParams& p) {
@@ -70,20 +85,11 @@ Status index_copy(const Context& c, const Node& n, const IndexCopyParams& p) {
   for (int d = dim + 1; d < dst.rank; ++d) inner *= dst.shape[d];
   const int64_t count = index.shape[0], extent = dst.shape[dim];
   const unsigned grid = grid_for(total);
-  switch (dtype_size(x.dtype)) {
-#define ETGPU_INDEX_COPY(E)                                                                         \
-  index_copy_kernel<E><<<grid, kThreads, 0, c.stream>>>(static_cast<const E*>(x.data), index.data,    \
-      index.dtype, static_cast<E*>(dst.data), total, count, extent, inner, c.error_flag);             \
-  break;
-    case 1: ETGPU_INDEX_COPY(uint8_t)
-    case 2: ETGPU_INDEX_COPY(uint16_t)
-    case 4: ETGPU_INDEX_COPY(uint32_t)
-    case 8: ETGPU_INDEX_COPY(uint64_t)
-#undef ETGPU_INDEX_COPY
-    default: return err("index_copy: unsupported dtype");
-  }
-  ETGPU_CUDA_LAUNCH_CHECK("index_copy kernel");
-  return Status::ok();
+  return by_element_size(x.dtype, "index_copy kernel", [&](auto element) {
+    using E = decltype(element);
+    index_copy_kernel<E><<<grid, kThreads, 0, c.stream>>>(static_cast<const E*>(x.data), index.data,
+        index.dtype, static_cast<E*>(dst.data), total, count, extent, inner, c.error_flag);
+  });
 }
 
 Status index_select(const Context& c, const Node& n, const IndexSelectParams& p) {
@@ -95,20 +101,11 @@ Status index_select(const Context& c, const Node& n, const IndexSelectParams& p)
   for (int d = dim + 1; d < x.rank; ++d) post *= x.shape[d];
   const int64_t num_index = index.numel(), size = x.shape[dim];
   const unsigned grid = grid_for(count);
-  switch (dtype_size(x.dtype)) {
-#define ETGPU_INDEX_SELECT(E)                                                                      \
-  index_select_kernel<E><<<grid, kThreads, 0, c.stream>>>(static_cast<const E*>(x.data), index.data, \
-      index.dtype, static_cast<E*>(out.data), count, num_index, size, post, c.error_flag);         \
-  break;
-    case 1: ETGPU_INDEX_SELECT(uint8_t)
-    case 2: ETGPU_INDEX_SELECT(uint16_t)
-    case 4: ETGPU_INDEX_SELECT(uint32_t)
-    case 8: ETGPU_INDEX_SELECT(uint64_t)
-#undef ETGPU_INDEX_SELECT
-    default: return err("index_select: unsupported dtype");
-  }
-  ETGPU_CUDA_LAUNCH_CHECK("index_select kernel");
-  return Status::ok();
+  return by_element_size(x.dtype, "index_select kernel", [&](auto element) {
+    using E = decltype(element);
+    index_select_kernel<E><<<grid, kThreads, 0, c.stream>>>(static_cast<const E*>(x.data), index.data,
+        index.dtype, static_cast<E*>(out.data), count, num_index, size, post, c.error_flag);
+  });
 }
 
 Status gather(const Context& c, const Node& n, const GatherParams& p) {
@@ -125,20 +122,11 @@ Status gather(const Context& c, const Node& n, const GatherParams& p) {
     ix.strides[0][d] = d == dim ? 0 : x_strides[d];
   }
   const unsigned grid = grid_for(count);
-  switch (dtype_size(x.dtype)) {
-#define ETGPU_GATHER(E)                                                                            \
-  gather_kernel<E><<<grid, kThreads, 0, c.stream>>>(static_cast<const E*>(x.data), index.data,      \
-      index.dtype, static_cast<E*>(out.data), count, ix, x_strides[dim], x.shape[dim], c.error_flag);   \
-  break;
-    case 1: ETGPU_GATHER(uint8_t)
-    case 2: ETGPU_GATHER(uint16_t)
-    case 4: ETGPU_GATHER(uint32_t)
-    case 8: ETGPU_GATHER(uint64_t)
-#undef ETGPU_GATHER
-    default: return err("gather: unsupported dtype");
-  }
-  ETGPU_CUDA_LAUNCH_CHECK("gather kernel");
-  return Status::ok();
+  return by_element_size(x.dtype, "gather kernel", [&](auto element) {
+    using E = decltype(element);
+    gather_kernel<E><<<grid, kThreads, 0, c.stream>>>(static_cast<const E*>(x.data), index.data,
+        index.dtype, static_cast<E*>(out.data), count, ix, x_strides[dim], x.shape[dim], c.error_flag);
+  });
 }
 
 }  // namespace etgpu::cuda

@@ -16,20 +16,6 @@ int64_t batch_count(const TensorRef& t) {
   return n;
 }
 
-// Matrix offset of output batch `b` inside x's batch dims, honouring broadcasting.
-int64_t batch_offset(const TensorRef& x, const TensorRef& out, int64_t b) {
-  int64_t offset = 0, stride = 1;
-  for (int d = out.rank - 3, xd = x.rank - 3; d >= 0; --d, --xd) {
-    const int64_t index = b % out.shape[d];
-    b /= out.shape[d];
-    if (xd >= 0) {
-      if (x.shape[xd] != 1) offset += index * stride;
-      stride *= x.shape[xd];
-    }
-  }
-  return offset;
-}
-
 }  // namespace
 
 Status matmul(const Context& c, const Node& n, const MatMulParams& p) {
@@ -60,8 +46,8 @@ Status matmul(const Context& c, const Node& n, const MatMulParams& p) {
       ETGPU_RETURN_IF_ERROR(c.blas->gemm(g, a.data, b.data, out.data, c.stream));
     } else {
       for (int64_t i = 0; i < batches; ++i) {
-        const auto* ap = static_cast<const uint8_t*>(a.data) + batch_offset(a, out, i) * m * k * element;
-        const auto* bp = static_cast<const uint8_t*>(b.data) + batch_offset(b, out, i) * k * cols * element;
+        const auto* ap = static_cast<const uint8_t*>(a.data) + matmul_batch_offset(a, out, i) * m * k * element;
+        const auto* bp = static_cast<const uint8_t*>(b.data) + matmul_batch_offset(b, out, i) * k * cols * element;
         auto* cp = static_cast<uint8_t*>(out.data) + i * m * cols * element;
         ETGPU_RETURN_IF_ERROR(c.blas->gemm(g, ap, bp, cp, c.stream));
       }
