@@ -3,9 +3,11 @@
 // calls (allocate/upload); `run` allocates nothing.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "engine/ops.h"
 #include "etgpu/status.h"
@@ -18,6 +20,33 @@ struct EngineStats {
   size_t workspace_bytes = 0;     // fixed engine scratch (cuBLASLt, attention), not in the above
   uint64_t graphs_captured = 0;   // CUDA graphs recorded (one per repeating shape key)
   uint64_t graph_launches = 0;    // steps executed by launching a recorded graph
+};
+
+// Which engine allocations are live and how many bytes they hold (both engines keep the same
+// bookkeeping for their stats and for releasing what a failed init left behind).
+class AllocationTracker {
+ public:
+  void record(void* p, size_t bytes, EngineStats* stats) {
+    sizes_[p] = bytes;
+    stats->bytes_allocated += bytes;
+    stats->peak_bytes_allocated = std::max(stats->peak_bytes_allocated, stats->bytes_allocated);
+  }
+  // False when `p` is not a live allocation of this engine (then nothing changes).
+  bool forget(void* p, EngineStats* stats) {
+    auto it = sizes_.find(p);
+    if (it == sizes_.end()) return false;
+    stats->bytes_allocated -= it->second;
+    sizes_.erase(it);
+    return true;
+  }
+  template <class Free>
+  void release_all(Free&& free) {
+    for (auto& entry : sizes_) free(entry.first);
+    sizes_.clear();
+  }
+
+ private:
+  std::unordered_map<void*, size_t> sizes_;
 };
 
 class Engine {

@@ -27,17 +27,11 @@ class CpuEngine final : public Engine {
     const size_t rounded = (bytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
     ETGPU_CHECK(p != nullptr, "cpu engine: out of host memory allocating ", bytes, " bytes");
-    sizes_[p] = bytes;
-    stats_.bytes_allocated += bytes;
-    stats_.peak_bytes_allocated = std::max(stats_.peak_bytes_allocated, stats_.bytes_allocated);
+    allocations_.record(p, bytes, &stats_);
     return p;
   }
   void release(void* p) override {
-    auto it = sizes_.find(p);
-    if (it == sizes_.end()) return;
-    stats_.bytes_allocated -= it->second;
-    sizes_.erase(it);
-    std::free(p);
+    if (allocations_.forget(p, &stats_)) std::free(p);
   }
   Status upload(void* dst, const void* src, size_t bytes) override {
     if (bytes) std::memmove(dst, src, bytes);
@@ -80,7 +74,7 @@ class CpuEngine final : public Engine {
   EngineStats stats() const override { return stats_; }
 
  private:
-  std::unordered_map<void*, size_t> sizes_;
+  AllocationTracker allocations_;
   EngineStats stats_;
 };
 

@@ -51,7 +51,7 @@ class CudaEngine final : public Engine {
     if (ctx_.error_flag) cudaFree(ctx_.error_flag);
     if (ctx_.attn_scratch) cudaFree(ctx_.attn_scratch);
     if (host_flag_) cudaFreeHost(host_flag_);
-    for (auto& [p, bytes] : sizes_) cudaFree(p);
+    allocations_.release_all([](void* p) { cudaFree(p); });
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -91,20 +91,14 @@ class CudaEngine final : public Engine {
       cudaGetLastError();  // an out-of-memory error is not sticky: clear it
       return err("cuda: cannot allocate ", bytes, " bytes of device memory: ", cudaGetErrorString(e));
     }
-    sizes_[p] = bytes;
-    stats_.bytes_allocated += bytes;
-    stats_.peak_bytes_allocated = std::max(stats_.peak_bytes_allocated, stats_.bytes_allocated);
+    allocations_.record(p, bytes, &stats_);
     return p;
   }
 
   void release(void* p) override {
-    auto it = sizes_.find(p);
-    if (it == sizes_.end()) return;
     // Queued work may still use the buffer.
     if (stream_) cudaStreamSynchronize(stream_);
-    stats_.bytes_allocated -= it->second;
-    sizes_.erase(it);
-    cudaFree(p);
+    if (allocations_.forget(p, &stats_)) cudaFree(p);
   }
 
   Status upload(void* dst, const void* src, size_t bytes) override {
@@ -238,7 +232,7 @@ class CudaEngine final : public Engine {
   cuda::Context ctx_;
   cuda::CublasLt* blas_ = nullptr;
   int* host_flag_ = nullptr;
-  std::unordered_map<void*, size_t> sizes_;
+  AllocationTracker allocations_;
   EngineStats stats_;
   bool graphs_enabled_ = true;
   bool capturing_ = false;
