@@ -48,11 +48,34 @@ struct SdpaParams { bool has_mask; double scale; bool causal; };              //
 struct CopyIntoParams { int dim; int64_t start; };                            // in: x; out: dst (written in place)
 struct IndexCopyParams { int dim; };                                          // in: index, x; out: dst (in place)
 
+// Packed quantized weights (docs/quantization.md is the full contract). A weight is a [N, K]
+// matrix (N output features or embedding rows, K the reduced / embedding dim).
+//  Affine: codes U8 [N, K*bits/8], row-major; element k of a row sits in byte (k*bits)/8 at bit
+//    offset (k*bits)%8, low bits first. Codes are unsigned u in [0, 2^bits). scales (F32, F16 or
+//    BF16, as TorchAO produced them) and zeros (same dtype) are [N, K/group]:
+//      w = (u - zero) * scale            (integer zero domain; no zeros tensor: zero = 2^(bits-1))
+//      w = (u - 2^(bits-1)) * scale + zero   when zero_is_float (TorchAO's float zero domain)
+//  NvFp4: codes U8 [N, K/2] of FP4 e2m1 nibbles (low nibble = even k); scales U8 [N, K/16] of FP8
+//    e4m3; w = e2m1(u) * e4m3(scale) * tensor_scale. group = 16, bits = 4, no zeros.
+enum class QuantScheme : uint8_t { Affine = 0, NvFp4 };
+// Dynamic activation quantization applied to each row of x before the product (TorchAO 8da):
+// per-token asymmetric int8 quantize-dequantize, as TorchAO's eager reference computes it.
+enum class ActQuant : uint8_t { None = 0, Int8PerTokenAsym };
+struct QuantWeightParams {
+  QuantScheme scheme; int bits; int64_t group; bool has_zeros; bool zero_is_float; float tensor_scale;
+};
+// out[..., N] = act_quant(x)[..., K] @ dequant(W)^T [+ bias]; fp32 accumulation, x/out/bias share
+// one float dtype.                                          in: x, codes, scales [, zeros] [, bias]
+struct QuantLinearParams { QuantWeightParams w; ActQuant act; bool has_bias; };
+// out[..., K] = dequant(W)[index[...], :] in out's dtype.   in: index, codes, scales [, zeros]
+struct QuantEmbeddingParams { QuantWeightParams w; };
+
 using OpParams = std::variant<UnaryParams, BinaryParams, WhereParams, CastParams, FillParams,
                               ArangeParams, MatMulParams, ReduceParams, SoftmaxParams,
                               LayerNormParams, RmsNormParams, PermuteParams, ExpandParams,
                               SliceParams, SelectParams, CatParams, IndexSelectParams,
-                              GatherParams, SdpaParams, CopyIntoParams, IndexCopyParams>;
+                              GatherParams, SdpaParams, CopyIntoParams, IndexCopyParams,
+                              QuantLinearParams, QuantEmbeddingParams>;
 
 const char* op_name(const OpParams& params);
 

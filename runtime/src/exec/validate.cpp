@@ -273,6 +273,63 @@ Status check(const Node& n, const IndexCopyParams& p) {
   return Status::ok();
 }
 
+// The packed weight operands (codes, scales [, zeros]) starting at n.in[first] describe an
+// [rows, cols] matrix in the layout ops.h documents.
+Status check_quant_weight(const Node& n, size_t first, const QuantWeightParams& w, int64_t rows,
+                          int64_t cols, const char* op) {
+  const size_t needed = first + 2 + (w.has_zeros ? 1 : 0);
+  ETGPU_CHECK(n.in.size() >= needed, op, ": missing weight operands");
+  const TensorRef &codes = n.in[first], &scales = n.in[first + 1];
+  if (w.scheme == QuantScheme::NvFp4) {
+    ETGPU_CHECK(w.bits == 4 && w.group == 16 && !w.has_zeros, op, ": nvfp4 needs bits 4, group 16, no zeros");
+    ETGPU_CHECK(scales.dtype == DType::U8, op, ": nvfp4 scales must be e4m3 bytes (u8)");
+  } else {
+    ETGPU_CHECK(w.bits == 2 || w.bits == 4 || w.bits == 8, op, ": bits must be 2, 4 or 8, not ", w.bits);
+    ETGPU_CHECK(is_floating(scales.dtype), op, ": scales must be f32, f16 or bf16");
+    ETGPU_CHECK(!w.zero_is_float || w.has_zeros, op, ": a float zero domain needs zeros");
+  }
+  ETGPU_CHECK(w.group > 0 && cols % w.group == 0, op, ": group ", w.group, " does not divide ", cols);
+  ETGPU_CHECK((cols * w.bits) % 8 == 0, op, ": a row is not a whole number of bytes");
+  ETGPU_CHECK(codes.dtype == DType::U8 && codes.rank == 2 && codes.shape[0] == rows &&
+                  codes.shape[1] == cols * w.bits / 8,
+              op, ": codes must be u8 [", rows, ", ", cols * w.bits / 8, "]");
+  const int64_t groups = cols / w.group;
+  ETGPU_CHECK(scales.rank == 2 && scales.shape[0] == rows && scales.shape[1] == groups, op,
+              ": scales must be [", rows, ", ", groups, "]");
+  if (w.has_zeros) {
+    const TensorRef& zeros = n.in[first + 2];
+    ETGPU_CHECK(zeros.dtype == scales.dtype && same_shape(zeros, scales), op,
+                ": zeros must match the scales' dtype and shape");
+  }
+  return Status::ok();
+}
+
+Status check(const Node& n, const QuantLinearParams& p) {
+  const TensorRef &x = n.in[0], &o = n.out;
+  ETGPU_CHECK(is_floating(x.dtype) && o.dtype == x.dtype, "quant_linear: x and out must share a float dtype");
+  ETGPU_CHECK(x.rank >= 1 && o.rank == x.rank, "quant_linear: out must have x's rank");
+  for (int d = 0; d + 1 < x.rank; ++d) ETGPU_CHECK(x.shape[d] == o.shape[d], "quant_linear: leading dims differ");
+  const int64_t k = x.size(-1), rows = o.size(-1);
+  ETGPU_RETURN_IF_ERROR(check_quant_weight(n, 1, p.w, rows, k, "quant_linear"));
+  const size_t bias_at = 3 + (p.w.has_zeros ? 1 : 0);
+  ETGPU_CHECK(n.in.size() == bias_at + (p.has_bias ? 1 : 0), "quant_linear: wrong operand count");
+  if (p.has_bias) {
+    const TensorRef& bias = n.in[bias_at];
+    ETGPU_CHECK(bias.dtype == x.dtype && bias.rank == 1 && bias.shape[0] == rows,
+                "quant_linear: bias must be [", rows, "] of x's dtype");
+  }
+  return Status::ok();
+}
+
+Status check(const Node& n, const QuantEmbeddingParams& p) {
+  const TensorRef &index = n.in[0], &o = n.out;
+  ETGPU_RETURN_IF_ERROR(check_index_dtype(index, "quant_embedding"));
+  ETGPU_CHECK(is_floating(o.dtype) && o.rank == index.rank + 1, "quant_embedding: out must be float [..., dim]");
+  for (int d = 0; d < index.rank; ++d) ETGPU_CHECK(index.shape[d] == o.shape[d], "quant_embedding: leading dims differ");
+  ETGPU_CHECK(n.in.size() == 3u + (p.w.has_zeros ? 1 : 0), "quant_embedding: wrong operand count");
+  return check_quant_weight(n, 1, p.w, n.in[1].rank == 2 ? n.in[1].shape[0] : -1, o.size(-1), "quant_embedding");
+}
+
 }  // namespace
 
 Status validate_node(const Node& node) {
@@ -285,7 +342,7 @@ const char* op_name(const OpParams& params) {
   static const char* names[] = {"unary", "binary", "where", "cast", "fill", "arange", "matmul",
                                 "reduce", "softmax", "layer_norm", "rms_norm", "permute", "expand",
                                 "slice", "select", "cat", "index_select", "gather", "sdpa",
-                                "copy_into", "index_copy"};
+                                "copy_into", "index_copy", "quant_linear", "quant_embedding"};
   static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<OpParams>);
   return names[params.index()];
 }

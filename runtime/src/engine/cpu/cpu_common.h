@@ -147,5 +147,7 @@ Status gather(const Node& n, const GatherParams& p);
 Status sdpa(const Node& n, const SdpaParams& p);
 Status copy_into(const Node& n, const CopyIntoParams& p);
 Status index_copy(const Node& n, const IndexCopyParams& p);
+Status quant_linear(const Node& n, const QuantLinearParams& p);
+Status quant_embedding(const Node& n, const QuantEmbeddingParams& p);
 
 }  // namespace etgpu::cpu

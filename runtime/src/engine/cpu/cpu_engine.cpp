@@ -67,7 +67,9 @@ class CpuEngine final : public Engine {
                    [&](const GatherParams& p) { return gather(node, p); },
                    [&](const SdpaParams& p) { return sdpa(node, p); },
                    [&](const CopyIntoParams& p) { return copy_into(node, p); },
-                   [&](const IndexCopyParams& p) { return index_copy(node, p); }},
+                   [&](const IndexCopyParams& p) { return index_copy(node, p); },
+                   [&](const QuantLinearParams& p) { return quant_linear(node, p); },
+                   [&](const QuantEmbeddingParams& p) { return quant_embedding(node, p); }},
         node.params);
   }
 

@@ -62,6 +62,8 @@ Status index_select(const Context& c, const Node& n, const IndexSelectParams& p)
 Status gather(const Context& c, const Node& n, const GatherParams& p);
 Status sdpa(const Context& c, const Node& n, const SdpaParams& p);
 Status index_copy(const Context& c, const Node& n, const IndexCopyParams& p);
+Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p);
+Status quant_embedding(const Context& c, const Node& n, const QuantEmbeddingParams& p);
 
 // Used by matmul for its bias: out = expand(bias) before the GEMM accumulates into it.
 Status broadcast_copy(const Context& c, const TensorRef& x, const TensorRef& out);

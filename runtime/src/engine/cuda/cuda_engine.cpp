@@ -161,7 +161,9 @@ class CudaEngine final : public Engine {
                    [&](const GatherParams& p) { return gather(c, node, p); },
                    [&](const SdpaParams& p) { return sdpa(c, node, p); },
                    [&](const CopyIntoParams& p) { return copy_into(c, node, p); },
-                   [&](const IndexCopyParams& p) { return index_copy(c, node, p); }},
+                   [&](const IndexCopyParams& p) { return index_copy(c, node, p); },
+                   [&](const QuantLinearParams& p) { return quant_linear(c, node, p); },
+                   [&](const QuantEmbeddingParams& p) { return quant_embedding(c, node, p); }},
         node.params);
   }
 
