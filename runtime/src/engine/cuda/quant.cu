@@ -41,10 +41,10 @@ __global__ void dequant_rows_kernel(PackedWeight w, int64_t row0, const void* in
       continue;
     }
     const uint32_t code = w.codes[src * w.row_words + word];
-    const GroupParams g = load_group<kFmt>(w, src, (word * kP) >> w.group_shift);
+    const WordDecoder<kFmt, T> decoder(load_group<kFmt>(w, src, (word * kP) >> w.group_shift));
 #pragma unroll
     for (int j = 0; j < kP / 2; ++j) {
-      const auto pair = decode_pair<kFmt, T>(code, j, g);
+      const auto pair = decoder.pair(code, j);
       dst[j] = pair.x;
       dst[j + kP / 2] = pair.y;
     }

@@ -50,6 +50,13 @@ __host__ __device__ inline float e4m3_to_float(uint8_t s) {
   return (s & 0x80) ? -mag : mag;
 }
 
+// Scales and zeros are f32, f16 or bf16: a three-way branch, uniform across the launch.
+__device__ __forceinline__ float load_param(const void* p, DType dtype, int64_t i) {
+  if (dtype == DType::BF16) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+  if (dtype == DType::F16) return __half2float(static_cast<const __half*>(p)[i]);
+  return static_cast<const float*>(p)[i];
+}
+
 template <int kFmt>
 __device__ __forceinline__ GroupParams load_group(const PackedWeight& w, int64_t row, int64_t group) {
   const int64_t i = row * w.groups + group;
@@ -57,9 +64,9 @@ __device__ __forceinline__ GroupParams load_group(const PackedWeight& w, int64_t
     return {0.f, e4m3_to_float(static_cast<const uint8_t*>(w.scales)[i]) * w.tensor_scale, 0.f};
   } else {
     constexpr float kMid = 1 << (format_bits(kFmt) - 1);
-    const float scale = load_as<float>(w.scales, w.param_dtype, i);
+    const float scale = load_param(w.scales, w.param_dtype, i);
     if (!w.zeros) return {kMid, scale, 0.f};
-    const float zero = load_as<float>(w.zeros, w.param_dtype, i);
+    const float zero = load_param(w.zeros, w.param_dtype, i);
     return w.zero_is_float ? GroupParams{kMid, scale, zero} : GroupParams{zero, scale, 0.f};
   }
 }
@@ -102,30 +109,45 @@ __device__ __forceinline__ typename Pair<T>::type pack_pair(float lo, float hi) 
 template <int kFmt, class T>
 constexpr bool kPackedRoute = sizeof(T) == 2 && kFmt != kFp4 && (kFmt != kInt8 || std::is_same_v<T, __half>);
 
+// Decodes the words of one group into pairs of T; built once per group so the packed
+// constants are converted once, not per pair.
 template <int kFmt, class T>
-__device__ __forceinline__ typename Pair<T>::type decode_pair(uint32_t word, int j, const GroupParams& g) {
+struct WordDecoder {
   using T2 = typename Pair<T>::type;
-  constexpr int kHalf = codes_per_word(kFmt) / 2;
-  if constexpr (kPackedRoute<kFmt, T>) {
-    constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
-    constexpr uint32_t kMagic = kBf16 ? 0x43004300u : 0x64006400u;
-    constexpr float kBase = kBf16 ? 128.f : 1024.f;
-    uint32_t bits;
-    if constexpr (kFmt == kInt8) {
-      // bytes j and j + 2 into the low bytes of the two halves, 0x64 above each.
-      bits = __byte_perm(word, kMagic, j | 0x7070 | ((j + 2) << 8));
-    } else {
-      constexpr uint32_t kMask = ((1u << format_bits(kFmt)) - 1) * 0x00010001u;
-      bits = ((word >> (format_bits(kFmt) * j)) & kMask) | kMagic;
+  static constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
+  static constexpr uint32_t kMagic = kBf16 ? 0x43004300u : 0x64006400u;
+  static constexpr float kBase = kBf16 ? 128.f : 1024.f;
+
+  GroupParams g;
+  T2 sub2, scale2, add2;
+
+  __device__ __forceinline__ explicit WordDecoder(const GroupParams& params) : g(params) {
+    if constexpr (kPackedRoute<kFmt, T>) {
+      sub2 = pack_pair<T>(kBase + g.sub, kBase + g.sub);
+      scale2 = pack_pair<T>(g.scale, g.scale);
+      add2 = pack_pair<T>(g.add, g.add);
     }
-    T2 v = *reinterpret_cast<T2*>(&bits);
-    const T2 sub = pack_pair<T>(kBase + g.sub, kBase + g.sub);
-    v = __hsub2(v, sub);
-    return __hfma2(v, pack_pair<T>(g.scale, g.scale), pack_pair<T>(g.add, g.add));
-  } else {
-    return pack_pair<T>(decode_element<kFmt>(word, j, g), decode_element<kFmt>(word, j + kHalf, g));
   }
-}
+
+  // Pair j of the word: (code j, code j + P/2).
+  __device__ __forceinline__ T2 pair(uint32_t word, int j) const {
+    if constexpr (kPackedRoute<kFmt, T>) {
+      uint32_t bits;
+      if constexpr (kFmt == kInt8) {
+        // bytes j and j + 2 into the low bytes of the two halves, 0x64 above each.
+        bits = __byte_perm(word, kMagic, j | 0x7070 | ((j + 2) << 8));
+      } else {
+        constexpr uint32_t kMask = ((1u << format_bits(kFmt)) - 1) * 0x00010001u;
+        bits = ((word >> (format_bits(kFmt) * j)) & kMask) | kMagic;
+      }
+      const T2 v = __hsub2(*reinterpret_cast<const T2*>(&bits), sub2);
+      return __hfma2(v, scale2, add2);
+    } else {
+      constexpr int kHalf = codes_per_word(kFmt) / 2;
+      return pack_pair<T>(decode_element<kFmt>(word, j, g), decode_element<kFmt>(word, j + kHalf, g));
+    }
+  }
+};
 
 // ---- host-side construction ----------------------------------------------------------------------
 

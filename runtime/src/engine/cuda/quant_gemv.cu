@@ -75,19 +75,19 @@ __device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const Pack
   const uint32_t* xw = reinterpret_cast<const uint32_t*>(d.x);
   // A 64-element-or-larger group covers the lane's whole 16 bytes: one parameter load per step.
   const bool one_group = w.group_shift >= __ffs(4 * kP) - 1;
-  GroupParams ga{}, gb{};
+  using Decoder = WordDecoder<kFmt, T>;
+  Decoder da(GroupParams{}), db(GroupParams{});
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     if (i == 0 || !one_group) {
       const int64_t group = ((word + i) * kP) >> w.group_shift;
-      ga = load_group<kFmt>(w, row_a, group);
-      gb = load_group<kFmt>(w, row_b, group);
+      da = Decoder(load_group<kFmt>(w, row_a, group));
+      db = Decoder(load_group<kFmt>(w, row_b, group));
     }
 #pragma unroll
     for (int j = 0; j < kP / 2; j += 2) {
-      const uint32_t a[4] = {as_u32(decode_pair<kFmt, T>(ca[i], j, ga)), as_u32(decode_pair<kFmt, T>(cb[i], j, gb)),
-                             as_u32(decode_pair<kFmt, T>(ca[i], j + 1, ga)),
-                             as_u32(decode_pair<kFmt, T>(cb[i], j + 1, gb))};
+      const uint32_t a[4] = {as_u32(da.pair(ca[i], j)), as_u32(db.pair(cb[i], j)), as_u32(da.pair(ca[i], j + 1)),
+                             as_u32(db.pair(cb[i], j + 1))};
       // x pairs in the decoder's order: (x_j, x_{j+P/2}) of this word's P elements.
       const uint32_t* xs = xw + i * kP / 2;
       const uint32_t b[2] = {__byte_perm(xs[j / 2], xs[j / 2 + kP / 4], 0x5410),
