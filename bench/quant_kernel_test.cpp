@@ -1,8 +1,8 @@
 // Parity of the CUDA engine's quant_linear / quant_embedding against an fp64 host reference
 // (quant_host.h), through the engine's own run(): every format (int2/4/8, nvfp4) x group (32,
 // 128, whole row; 16 for nvfp4) x zeros (none, integer, float domain) x dtype x M in
-// {1, 3, 8, 17, 64} x bias x 8da act quant, on a K that the GEMV tiles (256) and one it does not
-// (96), and N = 72 (a partial 16-row tile). Outputs are poisoned (NaN) before every run.
+// {1, 3, 8, 17, 64} x bias x 8da act quant, on a K that the GEMV tiles (256), one it does not
+// (96), a long row (2560 bytes, fewer combinations), and N = 72 (a partial 16-row tile). Outputs are poisoned (NaN) before every run.
 // Prints the worst rel-err per (format, dtype, path) and exits 1 on any failure, 77 without a GPU.
 #include <cstdio>
 #include <map>
@@ -150,20 +150,25 @@ int main() {
   const DType dtypes[] = {DType::F32, DType::F16, DType::BF16};
   for (int fmt : {2, 4, 8, 0}) {
     const bool fp4 = fmt == 0;
-    for (int64_t k : {256, 96}) {
+    // 40 steps of 64 bytes per row: the GEMV's 16-warp variant, with a partial last round.
+    const int64_t long_k = 2560 * 8 / (fp4 ? 4 : fmt);
+    for (int64_t k : {int64_t(256), int64_t(96), long_k}) {
+      const bool long_row = k == long_k;
       for (int64_t group : fp4 ? std::vector<int64_t>{16} : std::vector<int64_t>{32, 128, k}) {
-        if (k % group) continue;
+        if (k % group || (long_row && group == 32)) continue;
         for (int zeros = 0; zeros < (fp4 ? 1 : 3); ++zeros) {
           const QuantWeightParams wp{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : fmt, group,
                                      zeros > 0, zeros == 2, fp4 ? 0.75f : 1.f};
           for (DType d : dtypes) {
             for (int64_t m : {1, 3, 8, 17, 64}) {
+              if (long_row && (d == DType::F32 || m == 3 || m == 64)) continue;
               for (int flags = 0; flags < 4; ++flags) {
                 const bool bias = flags & 1, act = flags & 2;
+                if (long_row && !bias) continue;
                 const DType param_dtype = dtypes[cases % 3];
                 std::string error;
                 const double err = linear_case(engine.get(), wp, d, param_dtype, m, 72, k, bias, act, rng, &error);
-                const bool gemv = d != DType::F32 && m <= 8 && k == 256;
+                const bool gemv = d != DType::F32 && m <= 8 && k != 96;
                 auto& w = table[{format_name(wp), dtype_str(d), gemv ? "gemv" : "gemm"}];
                 w.err = std::max(w.err, err);
                 ++w.cases;

@@ -7,9 +7,11 @@
 // B operand are the (up to 8) rows of x, so M = 1..8 costs the same weight traffic. Decoding is
 // two packed instructions per pair of weights (quant.cuh).
 //
-// Work split: a block of 8 warps owns one 16-row tile; its warps take interleaved 64-byte
-// slices of K (split-K inside the block, reduced through shared memory), so even N = 2048
-// launches 128 blocks x 8 warps and each lane keeps two steps (4 x 16 bytes) of loads in flight.
+// Work split: a block of 8 or 16 warps owns one 16-row tile; its warps take interleaved 64-byte
+// slices of K (split-K inside the block, reduced through shared memory), and each lane keeps two
+// steps (4 x 16 bytes) of loads in flight. Long rows (>= 32 steps) get 16 warps: N = 2048 is only
+// 128 tiles, one block per SM, and 8 warps would keep just 16 KB per SM in flight (about half of
+// what HBM needs to stream at full rate); short rows keep 8 warps so each still has 2 steps.
 // Lane (g, t) of a warp reads 16 bytes of rows g and g + 8 at byte 16 t of the step: the mma's
 // A fragment then holds codes of its own load, and x is permuted to the same K order.
 #include "engine/cuda/cuda_common.h"
@@ -19,7 +21,6 @@
 namespace etgpu::cuda {
 namespace {
 
-constexpr int kWarps = 8;
 constexpr int kTileRows = 16;
 constexpr int kStepWords = 16;  // 4 lanes x 16 bytes of one row
 
@@ -97,7 +98,7 @@ __device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const Pack
   }
 }
 
-template <int kFmt, class T>
+template <int kFmt, class T, int kWarps>
 __global__ void __launch_bounds__(kWarps * 32) quant_gemv_kernel(PackedWeight w, const T* x, const T* bias,
                                                                  T* out, int m) {
   __shared__ float partial[kWarps][kTileRows][8];
@@ -156,13 +157,17 @@ bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m) 
 Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeight& w, const void* x, DType dtype,
                   const void* bias, void* out, int64_t m) {
   const unsigned grid = static_cast<unsigned>((w.rows + kTileRows - 1) / kTileRows);
+  const bool long_rows = w.row_words / kStepWords >= 32;
   with_format(p, [&](auto fmt) {
     constexpr int kFmt = decltype(fmt)::value;
     with_float_type(dtype, [&](auto type) {
       using T = decltype(type);
       if constexpr (sizeof(T) == 2) {
-        quant_gemv_kernel<kFmt, T><<<grid, kWarps * 32, 0, c.stream>>>(
-            w, static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(out), static_cast<int>(m));
+        const T *xt = static_cast<const T*>(x), *bt = static_cast<const T*>(bias);
+        T* ot = static_cast<T*>(out);
+        const int rows = static_cast<int>(m);
+        if (long_rows) quant_gemv_kernel<kFmt, T, 16><<<grid, 16 * 32, 0, c.stream>>>(w, xt, bt, ot, rows);
+        else quant_gemv_kernel<kFmt, T, 8><<<grid, 8 * 32, 0, c.stream>>>(w, xt, bt, ot, rows);
       }
     });
   });
