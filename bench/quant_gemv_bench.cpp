@@ -4,7 +4,8 @@
 //     8192 x 2048 (N outputs, K inputs), bf16 x: weight bytes (codes + scales + zeros), GB/s and %
 //     of copy bandwidth. Weights rotate over enough copies to exceed L2; each timing is a CUDA
 //     graph of one launch per copy, so launch gaps are not counted;
-//  3. the GEMM path (int4-g32 dequantize + cuBLASLt) at M = 128, 512, 2048 vs plain bf16 cuBLASLt.
+//  3. prefill shapes, int4-g32 vs plain bf16 cuBLASLt: M = 16, 64 (multi-pass GEMV) and
+//     M = 128, 512, 2048 (the GEMM path: dequantize + cuBLASLt).
 // Exits 77 without a GPU. The table is printed last.
 #include <cuda_runtime.h>
 
@@ -190,7 +191,7 @@ int main() {
   }
   // GEMM path vs bf16 cuBLASLt on the same shapes.
   for (const auto& shape : shapes) {
-    for (int64_t m : {128, 512, 2048}) {
+    for (int64_t m : {16, 64, 128, 512, 2048}) {
       const int64_t n = shape[0], k = shape[1];
       Problem pr;
       build(pr, cases[0], m, n, k, 1, rng);
@@ -202,7 +203,7 @@ int main() {
         check(ctx.blas->gemm(g, node.in[0].data, w, node.out.data, ctx.stream), "gemm");
       });
       CHECK(cudaFree(w));
-      std::snprintf(line, sizeof line, "gemm int4-g32  N=%-5lld K=%-5lld M=%-5lld quant %8.3f ms  bf16 %8.3f ms  x%.2f",
+      std::snprintf(line, sizeof line, "mm   int4-g32  N=%-5lld K=%-5lld M=%-5lld quant %8.3f ms  bf16 %8.3f ms  x%.2f",
                     (long long)n, (long long)k, (long long)m, q_ms, ref_ms, q_ms / ref_ms);
       rows.push_back(line);
     }

@@ -1,7 +1,7 @@
 // Quantized linear and embedding on the CUDA engine (layout: ops.h).
 //
-// quant_linear: bf16/f16 x with at most 8 rows takes the tensor-core GEMV (quant_gemv.cu), which
-// reads the packed weights once. Everything else (prefill, f32 x, layouts the GEMV does not
+// quant_linear: bf16/f16 x with at most 64 rows takes the tensor-core GEMV (quant_gemv.cu), which
+// reads the packed weights once per 8 rows. Everything else (prefill, f32 x, layouts the GEMV does not
 // tile) dequantizes the weight into the engine's fixed quant scratch, a chunk of rows at a time,
 // and multiplies with cuBLASLt into the matching column block of out (ldc = N): no allocation in
 // run, whatever the weight's size, and the weight is decoded once per call unless act-quantized
@@ -159,9 +159,12 @@ Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p)
   PackedWeight w;
   if (k == 0 || !make_packed_weight(n, 1, p.w, k, &w)) return unsupported_layout("quant_linear", p.w);
   const TensorRef* bias = p.has_bias ? &n.in[3 + (p.w.has_zeros ? 1 : 0)] : nullptr;
-  if (!quant_gemv_supported(w, x, m)) return quant_gemm(c, p, w, x, bias, out, m);
+  const bool act = p.act != ActQuant::None;
+  if (!quant_gemv_supported(w, x, m) || (act && x.nbytes() > c.quant_scratch_bytes)) {
+    return quant_gemm(c, p, w, x, bias, out, m);
+  }
   const void* a = x.data;
-  if (p.act != ActQuant::None) {
+  if (act) {
     ETGPU_RETURN_IF_ERROR(act_quant(c, x.data, x.dtype, c.quant_scratch, m, k));
     a = c.quant_scratch;
   }

@@ -1,11 +1,13 @@
-// Quantized GEMV for decode (M <= 8 rows of bf16/f16 x): out[m, n] = x[m, :] . dequant(W)[n, :].
+// Quantized GEMV for decode (bf16/f16 x): out[m, n] = x[m, :] . dequant(W)[n, :].
 //
 // Memory-bound: the packed weights are read once with 16-byte loads and dequantized in
 // registers. Instead of per-element fp32 FMAs (5+ instructions per weight, which made the int4
 // case compute-bound on H100/H200), the products run on the tensor cores with mma.sync
 // m16n8k16 (fp32 accumulation): a warp owns a tile of 16 weight rows, the 8 columns of the mma's
 // B operand are the (up to 8) rows of x, so M = 1..8 costs the same weight traffic. Decoding is
-// two packed instructions per pair of weights (quant.cuh).
+// two packed instructions per pair of weights (quant.cuh). Up to 64 rows of x run as chunks of 8
+// (grid.x), the chunks of one weight tile launched next to each other so the re-reads hit L2:
+// still far fewer bytes than the GEMM path's bf16 copy of the weight.
 //
 // Work split: a block of 8 or 16 warps owns one 16-row tile; its warps take interleaved 64-byte
 // slices of K (split-K inside the block, reduced through shared memory), and each lane keeps two
@@ -100,10 +102,14 @@ __device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const Pack
 
 template <int kFmt, class T, int kWarps>
 __global__ void __launch_bounds__(kWarps * 32) quant_gemv_kernel(PackedWeight w, const T* x, const T* bias,
-                                                                 T* out, int m) {
+                                                                 T* out, int m_total) {
   __shared__ float partial[kWarps][kTileRows][8];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  const int64_t n = w.rows, r0 = int64_t(blockIdx.x) * kTileRows;
+  const int64_t n = w.rows, r0 = int64_t(blockIdx.y) * kTileRows;
+  // This block's chunk of (at most) 8 x rows.
+  const int m = min(8, m_total - 8 * static_cast<int>(blockIdx.x));
+  x += int64_t(blockIdx.x) * 8 * w.cols;
+  out += int64_t(blockIdx.x) * 8 * n;
   // Rows past the end read the last row (valid memory) and are not stored.
   const int64_t row_a = min(r0 + g, n - 1), row_b = min(r0 + g + 8, n - 1);
   const uint4* pa = reinterpret_cast<const uint4*>(w.codes + row_a * w.row_words);
@@ -150,13 +156,14 @@ __global__ void __launch_bounds__(kWarps * 32) quant_gemv_kernel(PackedWeight w,
 
 bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m) {
   return (x.dtype == DType::BF16 || x.dtype == DType::F16) && m >= 1 && m <= kMaxGemvRows &&
+         (w.rows + kTileRows - 1) / kTileRows <= 65535 &&
          w.row_words % kStepWords == 0 && reinterpret_cast<uintptr_t>(w.codes) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
 }
 
 Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeight& w, const void* x, DType dtype,
                   const void* bias, void* out, int64_t m) {
-  const unsigned grid = static_cast<unsigned>((w.rows + kTileRows - 1) / kTileRows);
+  const dim3 grid(static_cast<unsigned>((m + 7) / 8), static_cast<unsigned>((w.rows + kTileRows - 1) / kTileRows));
   const bool long_rows = w.row_words / kStepWords >= 32;
   with_format(p, [&](auto fmt) {
     constexpr int kFmt = decltype(fmt)::value;

@@ -8,8 +8,10 @@ namespace etgpu::cuda {
 
 struct PackedWeight;
 
-// x rows up to this many take the GEMV (the mma's 8 columns); more take the GEMM path.
-constexpr int64_t kMaxGemvRows = 8;
+// x rows up to this many take the GEMV (8 per pass: the mma's 8 columns); more take the GEMM
+// path. Each pass decodes the whole weight again (from L2), so past ~64 rows writing one bf16
+// copy for cuBLASLt is cheaper.
+constexpr int64_t kMaxGemvRows = 64;
 
 bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m);
 // out[m, N] = x[m, K] . dequant(W)^T (+ bias), x/out/bias of `dtype` (bf16 or f16).
