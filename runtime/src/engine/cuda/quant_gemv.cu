@@ -57,9 +57,9 @@ struct StepData {
   uint4 x[kXVecs];
 };
 
-template <int kFmt, class T>
-__device__ __forceinline__ void load_step(StepData<kFmt>& d, const PackedWeight& w, const uint4* row_a,
-                                          const uint4* row_b, const uint4* x_row, int64_t word) {
+template <int kFmt>
+__device__ __forceinline__ void load_step(StepData<kFmt>& d, const uint4* row_a, const uint4* row_b,
+                                          const uint4* x_row, int64_t word) {
   d.a = __ldg(row_a + word / 4);
   d.b = __ldg(row_b + word / 4);
   constexpr int kP = codes_per_word(kFmt);
@@ -76,7 +76,7 @@ __device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const Pack
   const uint32_t* ca = reinterpret_cast<const uint32_t*>(&d.a);
   const uint32_t* cb = reinterpret_cast<const uint32_t*>(&d.b);
   const uint32_t* xw = reinterpret_cast<const uint32_t*>(d.x);
-  // A 64-element-or-larger group covers the lane's whole 16 bytes: one parameter load per step.
+  // A group of >= 4 P codes covers the lane's whole 16 bytes: one parameter load per step.
   const bool one_group = w.group_shift >= __ffs(4 * kP) - 1;
   using Decoder = WordDecoder<kFmt, T>;
   Decoder da(GroupParams{}), db(GroupParams{});
@@ -123,14 +123,14 @@ __global__ void __launch_bounds__(kWarps * 32) quant_gemv_kernel(PackedWeight w,
   // Two steps loaded before either is used: more bytes in flight per lane.
   for (; s + kWarps < steps; s += 2 * kWarps) {
     const int64_t w0 = s * kStepWords + t * 4, w1 = (s + kWarps) * kStepWords + t * 4;
-    load_step<kFmt, T>(s0, w, pa, pb, px, w0);
-    load_step<kFmt, T>(s1, w, pa, pb, px, w1);
+    load_step<kFmt>(s0, pa, pb, px, w0);
+    load_step<kFmt>(s1, pa, pb, px, w1);
     consume_step<kFmt, T>(s0, w, row_a, row_b, w0, acc);
     consume_step<kFmt, T>(s1, w, row_a, row_b, w1, acc);
   }
   if (s < steps) {
     const int64_t w0 = s * kStepWords + t * 4;
-    load_step<kFmt, T>(s0, w, pa, pb, px, w0);
+    load_step<kFmt>(s0, pa, pb, px, w0);
     consume_step<kFmt, T>(s0, w, row_a, row_b, w0, acc);
   }
 
