@@ -68,7 +68,7 @@ CublasLt::~CublasLt() {
 
 Result<CublasLt::Plan*> CublasLt::plan(const GemmProblem& p, int align_a, int align_b, int align_c) {
   const Key key{static_cast<int>(p.dtype), p.trans_b, p.m, p.n, p.k, p.batch, p.stride_a, p.stride_b,
-                p.stride_c, p.accumulate, align_a, align_b, align_c, tf32_};
+                p.stride_c, p.accumulate, align_a, align_b, align_c, tf32_, p.ldc};
   auto found = plans_.find(key);
   if (found != plans_.end()) return &found->second;
   Plan plan;
@@ -94,8 +94,8 @@ Result<CublasLt::Plan*> CublasLt::plan(const GemmProblem& p, int align_a, int al
     else ETGPU_RETURN_IF_ERROR(layout(&plan.a, type, p.n, p.k, p.n, p.batch, p.stride_b));
     // cuBLAS's B is our A: [M, K] row-major = K x M column-major (ld K).
     ETGPU_RETURN_IF_ERROR(layout(&plan.b, type, p.k, p.m, p.k, p.batch, p.stride_a));
-    // C = D: [M, N] row-major = N x M column-major (ld N).
-    ETGPU_RETURN_IF_ERROR(layout(&plan.c, type, p.n, p.m, p.n, p.batch, p.stride_c));
+    // C = D: [M, N] row-major = N x M column-major (ld N, or ldc).
+    ETGPU_RETURN_IF_ERROR(layout(&plan.c, type, p.n, p.m, p.ldc ? p.ldc : p.n, p.batch, p.stride_c));
 
     cublasLtMatmulPreference_t pref = nullptr;
     ETGPU_LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));

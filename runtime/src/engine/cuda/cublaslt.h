@@ -22,6 +22,7 @@ struct GemmProblem {
   int32_t batch;       // strided batch count (1: a single product)
   int64_t stride_a, stride_b, stride_c;  // elements between batches; 0 broadcasts
   bool accumulate;     // C += A @ B (beta = 1) instead of C = A @ B
+  int64_t ldc = 0;     // elements between C's rows; 0: n (a column block of a wider C otherwise)
 };
 
 class CublasLt {
@@ -43,7 +44,7 @@ class CublasLt {
     cublasLtMatmulAlgo_t algo{};
   };
   using Key = std::tuple<int, bool, int64_t, int64_t, int64_t, int32_t, int64_t, int64_t, int64_t, bool,
-                         int, int, int, bool>;
+                         int, int, int, bool, int64_t>;
   Result<Plan*> plan(const GemmProblem& p, int align_a, int align_b, int align_c);
 
   cublasLtHandle_t handle_ = nullptr;

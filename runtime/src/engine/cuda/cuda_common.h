@@ -35,8 +35,14 @@ struct Context {
   // Scratch for the split-KV attention path (partial maxima, sums and outputs).
   float* attn_scratch = nullptr;
   size_t attn_scratch_floats = 0;
+  // Scratch for quantized linears that do not take the GEMV: dequantized weight chunks for
+  // cuBLASLt and act-quantized x (quant.cu splits a problem into chunks that fit).
+  void* quant_scratch = nullptr;
+  size_t quant_scratch_bytes = 0;
   int num_sms = 0;
 };
+
+constexpr size_t kQuantScratchBytes = 64u << 20;
 
 // Error codes kernels write into Context::error_flag (first writer wins).
 enum KernelError : int { kNoError = 0, kIndexOutOfRange = 1 };

@@ -1,7 +1,7 @@
 // The CUDA engine: every IR instruction runs as our kernels or cuBLASLt on one stream owned by
 // the engine. Memory is plain cudaMalloc (tracked: bytes and peak); transfers and zeroing are
 // asynchronous on the stream; `synchronize` reports any asynchronous failure and the kernels'
-// bad-index flag. Fixed workspaces (cuBLASLt, split-KV attention, the error word) are allocated
+// bad-index flag. Fixed workspaces (cuBLASLt, split-KV attention, quantized-linear scratch, the error word) are allocated
 // once when the engine is created, so `run` never allocates.
 //
 // CUDA graphs: the executor brackets each step with begin_step / end_step and a key of the bound
@@ -50,6 +50,7 @@ class CudaEngine final : public Engine {
     delete blas_;
     if (ctx_.error_flag) cudaFree(ctx_.error_flag);
     if (ctx_.attn_scratch) cudaFree(ctx_.attn_scratch);
+    if (ctx_.quant_scratch) cudaFree(ctx_.quant_scratch);
     if (host_flag_) cudaFreeHost(host_flag_);
     allocations_.release_all([](void* p) { cudaFree(p); });
     if (stream_) cudaStreamDestroy(stream_);
@@ -74,9 +75,11 @@ class CudaEngine final : public Engine {
     ETGPU_CUDA_CHECK(cudaMallocHost(&host_flag_, sizeof(int)));
     ETGPU_CUDA_CHECK(cudaMalloc(&ctx_.attn_scratch, kAttentionScratchBytes));
     ctx_.attn_scratch_floats = kAttentionScratchBytes / sizeof(float);
+    ETGPU_CUDA_CHECK(cudaMalloc(&ctx_.quant_scratch, cuda::kQuantScratchBytes));
+    ctx_.quant_scratch_bytes = cuda::kQuantScratchBytes;
     ETGPU_RETURN_IF_ERROR(cuda::attention_init());
     graphs_enabled_ = !env_off("ETGPU_CUDA_GRAPHS");
-    stats_.workspace_bytes = kCublasWorkspaceBytes + kAttentionScratchBytes + sizeof(int);
+    stats_.workspace_bytes = kCublasWorkspaceBytes + kAttentionScratchBytes + cuda::kQuantScratchBytes + sizeof(int);
     return Status::ok();
   }
 

@@ -1,14 +1,182 @@
-// Quantized linear and embedding on the CUDA engine (layout: ops.h, docs/quantization.md).
-// PLACEHOLDER until the quantization kernels land: reports a clear error.
+// Quantized linear and embedding on the CUDA engine (layout: ops.h).
+//
+// quant_linear: bf16/f16 x with at most 64 rows takes the tensor-core GEMV (quant_gemv.cu), which
+// reads the packed weights once per 8 rows. Everything else (prefill, f32 x, layouts the GEMV does not
+// tile) dequantizes the weight into the engine's fixed quant scratch, a chunk of rows at a time,
+// and multiplies with cuBLASLt into the matching column block of out (ldc = N): no allocation in
+// run, whatever the weight's size, and the weight is decoded once per call unless act-quantized
+// x is itself too large for its half of the scratch.
+// TorchAO 8da activations are quantized-dequantized per row into the scratch first.
+// quant_embedding reuses the row-dequantize kernel with a gather index.
+#include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
+#include "engine/cuda/quant.cuh"
+#include "engine/cuda/quant_internal.h"
 
 namespace etgpu::cuda {
+namespace {
 
-Status quant_linear(const Context&, const Node&, const QuantLinearParams&) {
-  return Status::error("quant_linear is not implemented by the cuda engine yet");
+// Dequantizes rows of W into out[r, :] (row-major, `cols` per row), r < out_rows. Source row:
+// index[r] when an index is given (embedding; negatives wrap once as in index.cu, and a row
+// still out of range is zeroed and flagged), else row0 + r. One thread per code word.
+template <int kFmt, class T>
+__global__ void dequant_rows_kernel(PackedWeight w, int64_t row0, const void* index, DType index_dtype, T* out,
+                                    int64_t out_rows, int* error_flag) {
+  constexpr int kP = codes_per_word(kFmt);
+  const int64_t total = out_rows * w.row_words;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / w.row_words, word = i % w.row_words;
+    int64_t src = row0 + r;
+    bool valid = true;
+    if (index) {
+      src = load_index(index, index_dtype, r);
+      if (src < 0) src += w.rows;
+      valid = src >= 0 && src < w.rows;
+      if (!valid && word == 0) atomicCAS(error_flag, kNoError, kIndexOutOfRange);
+    }
+    T* dst = out + r * w.cols + word * kP;
+    if (!valid) {
+#pragma unroll
+      for (int e = 0; e < kP; ++e) dst[e] = T(0.f);
+      continue;
+    }
+    const uint32_t code = w.codes[src * w.row_words + word];
+    const WordDecoder<kFmt, T> decoder(load_group<kFmt>(w, src, (word * kP) >> w.group_shift));
+#pragma unroll
+    for (int j = 0; j < kP / 2; ++j) {
+      const auto pair = decoder.pair(code, j);
+      dst[j] = pair.x;
+      dst[j + kP / 2] = pair.y;
+    }
+  }
 }
-Status quant_embedding(const Context&, const Node&, const QuantEmbeddingParams&) {
-  return Status::error("quant_embedding is not implemented by the cuda engine yet");
+
+template <class T>
+__device__ __forceinline__ float to_dtype(float v) {
+  return static_cast<float>(static_cast<T>(v));
+}
+
+// TorchAO's per-token asymmetric int8 quantize-dequantize (choose_qparams_affine with
+// MappingType.ASYMMETRIC, quantize_affine, dequantize_affine), one block per row. Every
+// intermediate is rounded to x's dtype, as TorchAO computes it in that dtype; eps is the
+// dtype's smallest normal.
+template <class T>
+__global__ void act_quant_kernel(const T* x, T* out, int64_t cols, float eps) {
+  __shared__ float scratch[32];
+  const T* row = x + blockIdx.x * cols;
+  T* dst = out + blockIdx.x * cols;
+  float lo = 0.f, hi = 0.f;  // min(min(x), 0), max(max(x), 0)
+  for (int64_t k = threadIdx.x; k < cols; k += blockDim.x) {
+    const float v = static_cast<float>(row[k]);
+    lo = fminf(lo, v);
+    hi = fmaxf(hi, v);
+  }
+  lo = -block_reduce(-lo, MaxOp{}, scratch);
+  hi = block_reduce(hi, MaxOp{}, scratch);
+  const float scale = fmaxf(to_dtype<T>(to_dtype<T>(hi - lo) / 255.f), eps);
+  const float zp = fminf(fmaxf(-128.f - rintf(to_dtype<T>(lo / scale)), -128.f), 127.f);
+  const float inv = to_dtype<T>(1.f / scale);
+  for (int64_t k = threadIdx.x; k < cols; k += blockDim.x) {
+    const float q = fminf(fmaxf(rintf(to_dtype<T>(static_cast<float>(row[k]) * inv)) + zp, -128.f), 127.f);
+    dst[k] = static_cast<T>((q - zp) * scale);
+  }
+}
+
+float smallest_normal(DType d) { return d == DType::F16 ? 6.103515625e-05f : 1.17549435e-38f; }
+
+Status act_quant(const Context& c, const void* x, DType dtype, void* out, int64_t rows, int64_t cols) {
+  with_float_type(dtype, [&](auto type) {
+    using T = decltype(type);
+    act_quant_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, c.stream>>>(
+        static_cast<const T*>(x), static_cast<T*>(out), cols, smallest_normal(dtype));
+  });
+  ETGPU_CUDA_LAUNCH_CHECK("quant act_quant kernel");
+  return Status::ok();
+}
+
+Status dequant_rows(const Context& c, const QuantWeightParams& p, const PackedWeight& w, int64_t row0,
+                    const TensorRef* index, DType dtype, void* out, int64_t out_rows) {
+  const unsigned grid = grid_for(out_rows * w.row_words);
+  with_format(p, [&](auto fmt) {
+    constexpr int kFmt = decltype(fmt)::value;
+    with_float_type(dtype, [&](auto type) {
+      using T = decltype(type);
+      dequant_rows_kernel<kFmt, T><<<grid, kThreads, 0, c.stream>>>(
+          w, row0, index ? index->data : nullptr, index ? index->dtype : DType::I64, static_cast<T*>(out),
+          out_rows, c.error_flag);
+    });
+  });
+  ETGPU_CUDA_LAUNCH_CHECK("quant dequant_rows kernel");
+  return Status::ok();
+}
+
+// Prefill (and every case the GEMV does not take): chunks of dequantized weight rows through
+// cuBLASLt. The scratch holds act-quantized x in its first half when needed, weight rows in the
+// rest; the chunk sizes come from those halves.
+Status quant_gemm(const Context& c, const QuantLinearParams& p, const PackedWeight& w, const TensorRef& x,
+                  const TensorRef* bias, const TensorRef& out, int64_t m) {
+  const int64_t k = w.cols, n = w.rows;
+  const size_t row_bytes = static_cast<size_t>(k) * dtype_size(x.dtype);
+  const bool act = p.act != ActQuant::None;
+  auto* scratch = static_cast<uint8_t*>(c.quant_scratch);
+  const size_t act_bytes = act ? c.quant_scratch_bytes / 2 : 0;
+  const int64_t m_chunk = act ? std::min<int64_t>(m, act_bytes / row_bytes) : m;
+  int64_t n_chunk = std::min<int64_t>(n, (c.quant_scratch_bytes - act_bytes) / row_bytes);
+  if (n_chunk > 16) n_chunk -= n_chunk % 16;  // keeps column blocks of out 32-byte aligned
+  ETGPU_CHECK(m_chunk > 0 && n_chunk > 0, "quant_linear: a row of ", k, " elements exceeds the ",
+              c.quant_scratch_bytes, "-byte quant scratch");
+  if (bias) ETGPU_RETURN_IF_ERROR(broadcast_copy(c, *bias, out));
+  const size_t element = dtype_size(x.dtype);
+  for (int64_t m0 = 0; m0 < m; m0 += m_chunk) {
+    const int64_t rows = std::min(m_chunk, m - m0);
+    const void* a = static_cast<const uint8_t*>(x.data) + m0 * row_bytes;
+    if (act) {
+      ETGPU_RETURN_IF_ERROR(act_quant(c, a, x.dtype, scratch, rows, k));
+      a = scratch;
+    }
+    for (int64_t n0 = 0; n0 < n; n0 += n_chunk) {
+      const int64_t cols = std::min(n_chunk, n - n0);
+      ETGPU_RETURN_IF_ERROR(dequant_rows(c, p.w, w, n0, nullptr, x.dtype, scratch + act_bytes, cols));
+      GemmProblem g{x.dtype, true, rows, cols, k, 1, 0, 0, 0, bias != nullptr, n};
+      auto* dst = static_cast<uint8_t*>(out.data) + (m0 * n + n0) * element;
+      ETGPU_RETURN_IF_ERROR(c.blas->gemm(g, a, scratch + act_bytes, dst, c.stream));
+    }
+  }
+  return Status::ok();
+}
+
+Status unsupported_layout(const char* op, const QuantWeightParams& p) {
+  return err(op, ": the cuda engine needs whole 32-bit code words per row and groups that are a "
+             "whole row or a power of two >= 16 (bits ", p.bits, ", group ", p.group, ")");
+}
+
+}  // namespace
+
+Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p) {
+  const TensorRef &x = n.in[0], &out = n.out;
+  if (out.numel() == 0) return Status::ok();
+  const int64_t k = x.size(-1), m = x.numel() / k;
+  PackedWeight w;
+  if (k == 0 || !make_packed_weight(n, 1, p.w, k, &w)) return unsupported_layout("quant_linear", p.w);
+  const TensorRef* bias = p.has_bias ? &n.in[3 + (p.w.has_zeros ? 1 : 0)] : nullptr;
+  const bool act = p.act != ActQuant::None;
+  if (!quant_gemv_supported(w, x, m) || (act && x.nbytes() > c.quant_scratch_bytes)) {
+    return quant_gemm(c, p, w, x, bias, out, m);
+  }
+  const void* a = x.data;
+  if (act) {
+    ETGPU_RETURN_IF_ERROR(act_quant(c, x.data, x.dtype, c.quant_scratch, m, k));
+    a = c.quant_scratch;
+  }
+  return quant_gemv(c, p.w, w, a, x.dtype, bias ? bias->data : nullptr, out.data, m);
+}
+
+Status quant_embedding(const Context& c, const Node& n, const QuantEmbeddingParams& p) {
+  const TensorRef &index = n.in[0], &out = n.out;
+  if (out.numel() == 0) return Status::ok();
+  PackedWeight w;
+  if (!make_packed_weight(n, 1, p.w, out.size(-1), &w)) return unsupported_layout("quant_embedding", p.w);
+  return dequant_rows(c, p.w, w, 0, &index, out.dtype, out.data, index.numel());
 }
 
 }  // namespace etgpu::cuda

@@ -1,0 +1,215 @@
+// Quantized GEMV / GEMM benchmark on one GPU (no arguments; CUDA events, medians).
+//  1. device-to-device copy bandwidth (bytes read + written): the roofline the GEMV is held to;
+//  2. GEMV (M = 1) for int4-g32, int8 per-channel, int2-g32, nvfp4 at N x K = 2048 x 8192 and
+//     8192 x 2048 (N outputs, K inputs), bf16 x: weight bytes (codes + scales + zeros), GB/s and %
+//     of copy bandwidth. Weights rotate over enough copies to exceed L2; each timing is a CUDA
+//     graph of one launch per copy, so launch gaps are not counted;
+//  3. prefill shapes, int4-g32 vs plain bf16 cuBLASLt: M = 16, 64 (multi-pass GEMV) and
+//     M = 128, 512, 2048 (the GEMM path: dequantize + cuBLASLt).
+// Exits 77 without a GPU. The table is printed last.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include "engine/cuda/cublaslt.h"
+#include "engine/cuda/cuda_common.h"
+#include "quant_host.h"
+
+using namespace etgpu;
+
+namespace {
+
+#define CHECK(call)                                                                          \
+  do {                                                                                       \
+    cudaError_t e_ = (call);                                                                 \
+    if (e_ != cudaSuccess) {                                                                 \
+      std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__);  \
+      std::exit(1);                                                                          \
+    }                                                                                        \
+  } while (0)
+
+void check(const Status& s, const char* what) {
+  if (!s.is_ok()) {
+    std::printf("%s failed: %s\n", what, s.message().c_str());
+    std::exit(1);
+  }
+}
+
+void* device_copy(const std::vector<uint8_t>& bytes) {
+  void* p = nullptr;
+  CHECK(cudaMalloc(&p, std::max<size_t>(bytes.size(), 1)));
+  CHECK(cudaMemcpy(p, bytes.data(), bytes.size(), cudaMemcpyHostToDevice));
+  return p;
+}
+
+TensorRef tensor(void* data, DType d, std::initializer_list<int64_t> shape) {
+  TensorRef t;
+  t.data = data;
+  t.dtype = d;
+  for (int64_t s : shape) t.shape[t.rank++] = s;
+  return t;
+}
+
+// Median milliseconds of `fn` (which enqueues work on `stream`) over `reps` event-timed runs.
+template <class Fn>
+double median_ms(cudaStream_t stream, int reps, Fn&& fn) {
+  cudaEvent_t a, b;
+  CHECK(cudaEventCreate(&a));
+  CHECK(cudaEventCreate(&b));
+  for (int i = 0; i < 5; ++i) fn();  // warm-up: plans, module load, clocks
+  std::vector<float> ms(reps);
+  for (auto& t : ms) {
+    CHECK(cudaEventRecord(a, stream));
+    fn();
+    CHECK(cudaEventRecord(b, stream));
+    CHECK(cudaEventSynchronize(b));
+    CHECK(cudaEventElapsedTime(&t, a, b));
+  }
+  CHECK(cudaEventDestroy(a));
+  CHECK(cudaEventDestroy(b));
+  std::sort(ms.begin(), ms.end());
+  return ms[reps / 2];
+}
+
+double copy_bandwidth(cudaStream_t stream) {
+  const size_t bytes = size_t(1) << 30;
+  void *src, *dst;
+  CHECK(cudaMalloc(&src, bytes));
+  CHECK(cudaMalloc(&dst, bytes));
+  CHECK(cudaMemsetAsync(src, 1, bytes, stream));
+  const double ms = median_ms(stream, 20, [&] { CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream)); });
+  CHECK(cudaFree(src));
+  CHECK(cudaFree(dst));
+  return 2.0 * bytes / (ms * 1e-3) / 1e9;
+}
+
+struct Case {
+  std::string name;
+  QuantWeightParams p;
+};
+
+// Packed weight copies plus the matching Nodes (x [m, K] bf16 -> out [m, N]).
+struct Problem {
+  std::vector<Node> nodes;
+  std::vector<void*> buffers;
+  size_t weight_bytes = 0;
+  ~Problem() {
+    for (void* p : buffers) cudaFree(p);
+  }
+};
+
+void build(Problem& pr, const Case& c, int64_t m, int64_t n, int64_t k, int copies, std::mt19937& rng) {
+  const qhost::Weight q = qhost::make_weight(c.p, n, k, DType::BF16, rng);
+  pr.weight_bytes = q.codes.size() + q.scales.size() + q.zeros.size();
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> x(m * k);
+  for (auto& v : x) v = dist(rng);
+  void* xd = device_copy(qhost::encode(x, DType::BF16));
+  void* out = device_copy(std::vector<uint8_t>(m * n * 2, 0));
+  pr.buffers.insert(pr.buffers.end(), {xd, out});
+  for (int i = 0; i < copies; ++i) {
+    Node node{QuantLinearParams{c.p, ActQuant::None, false}, {}, tensor(out, DType::BF16, {m, n})};
+    node.in.push_back(tensor(xd, DType::BF16, {m, k}));
+    void* codes = device_copy(q.codes);
+    void* scales = device_copy(q.scales);
+    pr.buffers.insert(pr.buffers.end(), {codes, scales});
+    node.in.push_back(tensor(codes, DType::U8, {n, static_cast<int64_t>(q.codes.size()) / n}));
+    node.in.push_back(tensor(scales, q.param_dtype, {n, q.groups()}));
+    if (c.p.has_zeros) {
+      void* zeros = device_copy(q.zeros);
+      pr.buffers.push_back(zeros);
+      node.in.push_back(tensor(zeros, q.param_dtype, {n, q.groups()}));
+    }
+    pr.nodes.push_back(node);
+  }
+}
+
+// Median time of one launch: a graph of one launch per weight copy, replayed.
+double time_nodes(const cuda::Context& ctx, const std::vector<Node>& nodes, int reps) {
+  for (const Node& n : nodes) check(cuda::quant_linear(ctx, n, std::get<QuantLinearParams>(n.params)), "quant_linear");
+  CHECK(cudaStreamSynchronize(ctx.stream));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CHECK(cudaStreamBeginCapture(ctx.stream, cudaStreamCaptureModeThreadLocal));
+  for (const Node& n : nodes) check(cuda::quant_linear(ctx, n, std::get<QuantLinearParams>(n.params)), "quant_linear");
+  CHECK(cudaStreamEndCapture(ctx.stream, &graph));
+  CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  const double ms = median_ms(ctx.stream, reps, [&] { CHECK(cudaGraphLaunch(exec, ctx.stream)); });
+  CHECK(cudaGraphExecDestroy(exec));
+  CHECK(cudaGraphDestroy(graph));
+  return ms / nodes.size();
+}
+
+}  // namespace
+
+int main() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    std::printf("SKIP: no CUDA device\n");
+    return 77;
+  }
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, 0));
+  cuda::Context ctx;
+  CHECK(cudaStreamCreateWithFlags(&ctx.stream, cudaStreamNonBlocking));
+  auto blas = cuda::CublasLt::create(32u << 20);
+  check(blas.status(), "cublasLt");
+  ctx.blas = blas.value();
+  CHECK(cudaMalloc(&ctx.error_flag, sizeof(int)));
+  CHECK(cudaMemset(ctx.error_flag, 0, sizeof(int)));
+  CHECK(cudaMalloc(&ctx.quant_scratch, cuda::kQuantScratchBytes));
+  ctx.quant_scratch_bytes = cuda::kQuantScratchBytes;
+  ctx.num_sms = prop.multiProcessorCount;
+
+  const double copy_gbs = copy_bandwidth(ctx.stream);
+  std::mt19937 rng(7);
+  const Case cases[] = {
+      {"int4-g32", {QuantScheme::Affine, 4, 32, true, false, 1.f}},
+      {"int8-pc", {QuantScheme::Affine, 8, 0, false, false, 1.f}},
+      {"int2-g32", {QuantScheme::Affine, 2, 32, true, false, 1.f}},
+      {"nvfp4", {QuantScheme::NvFp4, 4, 16, false, false, 1.f}},
+  };
+  const int64_t shapes[2][2] = {{2048, 8192}, {8192, 2048}};
+  std::vector<std::string> rows;
+  char line[256];
+  for (const auto& shape : shapes) {
+    for (Case c : cases) {
+      const int64_t n = shape[0], k = shape[1];
+      if (c.p.group == 0) c.p.group = k;  // per-channel
+      Problem pr;
+      const int copies = static_cast<int>(std::max<size_t>(8, (size_t(400) << 20) / (n * k / 2)));
+      build(pr, c, 1, n, k, std::min(copies, 64), rng);
+      const double ms = time_nodes(ctx, pr.nodes, 50);
+      const double gbs = pr.weight_bytes / (ms * 1e-3) / 1e9;
+      std::snprintf(line, sizeof line, "gemv %-9s N=%-5lld K=%-5lld M=1    %8.2f MB %9.2f us %8.0f GB/s %6.1f%%",
+                    c.name.c_str(), (long long)n, (long long)k, pr.weight_bytes / 1e6, ms * 1e3, gbs,
+                    100.0 * gbs / copy_gbs);
+      rows.push_back(line);
+    }
+  }
+  // GEMM path vs bf16 cuBLASLt on the same shapes.
+  for (const auto& shape : shapes) {
+    for (int64_t m : {16, 64, 128, 512, 2048}) {
+      const int64_t n = shape[0], k = shape[1];
+      Problem pr;
+      build(pr, cases[0], m, n, k, 1, rng);
+      const double q_ms = time_nodes(ctx, pr.nodes, 20);
+      void* w = device_copy(std::vector<uint8_t>(n * k * 2, 0x3c));  // bf16 ~0.01, not zeros
+      cuda::GemmProblem g{DType::BF16, true, m, n, k, 1, 0, 0, 0, false};
+      const Node& node = pr.nodes[0];
+      const double ref_ms = median_ms(ctx.stream, 20, [&] {
+        check(ctx.blas->gemm(g, node.in[0].data, w, node.out.data, ctx.stream), "gemm");
+      });
+      CHECK(cudaFree(w));
+      std::snprintf(line, sizeof line, "mm   int4-g32  N=%-5lld K=%-5lld M=%-5lld quant %8.3f ms  bf16 %8.3f ms  x%.2f",
+                    (long long)n, (long long)k, (long long)m, q_ms, ref_ms, q_ms / ref_ms);
+      rows.push_back(line);
+    }
+  }
+  std::printf("\n%s, copy bandwidth (read + write) %.0f GB/s\n", prop.name, copy_gbs);
+  for (const auto& r : rows) std::printf("%s\n", r.c_str());
+  delete ctx.blas;
+  return 0;
+}

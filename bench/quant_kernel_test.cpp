@@ -1,0 +1,202 @@
+// Parity of the CUDA engine's quant_linear / quant_embedding against an fp64 host reference
+// (quant_host.h), through the engine's own run(): every format (int2/4/8, nvfp4) x group (32,
+// 128, whole row; 16 for nvfp4) x zeros (none, integer, float domain) x dtype x M in
+// {1, 3, 8, 17, 64} x bias x 8da act quant, on a K that the GEMV tiles (256), one it does not
+// (96), a long row (2560 bytes, fewer combinations), and N = 72 (a partial 16-row tile). Outputs are poisoned (NaN) before every run.
+// Prints the worst rel-err per (format, dtype, path) and exits 1 on any failure, 77 without a GPU.
+// --quick runs a subset (for compute-sanitizer).
+#include <cstdio>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "engine/engine.h"
+#include "quant_host.h"
+
+using namespace etgpu;
+
+namespace {
+
+struct Device {
+  Engine* e;
+  std::vector<void*> owned;
+  ~Device() {
+    for (void* p : owned) e->release(p);
+  }
+  TensorRef put(const std::vector<uint8_t>& bytes, DType d, std::vector<int64_t> shape) {
+    TensorRef t;
+    t.dtype = d;
+    t.rank = static_cast<int>(shape.size());
+    for (int i = 0; i < t.rank; ++i) t.shape[i] = shape[i];
+    auto p = e->allocate(t.nbytes());
+    if (!p.status().is_ok()) return t;
+    t.data = p.value();
+    owned.push_back(t.data);
+    if (!bytes.empty()) e->upload(t.data, bytes.data(), bytes.size());
+    else e->upload(t.data, std::vector<uint8_t>(t.nbytes(), 0xFF).data(), t.nbytes());  // NaN poison
+    return t;
+  }
+};
+
+const char* dtype_str(DType d) { return d == DType::F32 ? "f32" : d == DType::F16 ? "f16" : "bf16"; }
+double tolerance(DType d) { return d == DType::F32 ? 1e-4 : 1e-2; }
+
+std::vector<float> random_floats(size_t n, float lo, float hi, DType d, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = qhost::round_to(dist(rng), d);
+  return v;
+}
+
+std::string format_name(const QuantWeightParams& p) {
+  if (p.scheme == QuantScheme::NvFp4) return "nvfp4";
+  return "int" + std::to_string(p.bits);
+}
+
+struct Worst {
+  double err = 0;
+  int cases = 0, failures = 0;
+};
+
+// One quant_linear case; returns its rel-err (infinity on an engine error).
+double linear_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_dtype, int64_t m, int64_t n,
+                   int64_t k, bool bias, bool act, std::mt19937& rng, std::string* error) {
+  const qhost::Weight q = qhost::make_weight(wp, n, k, param_dtype, rng);
+  const std::vector<float> x = random_floats(m * k, -2.f, 2.f, d, rng);
+  const std::vector<float> b = random_floats(n, -1.f, 1.f, d, rng);
+  Device dev{e, {}};
+  QuantLinearParams p{wp, act ? ActQuant::Int8PerTokenAsym : ActQuant::None, bias};
+  Node node{p, {}, {}};
+  node.in.push_back(dev.put(qhost::encode(x, d), d, {m, k}));
+  node.in.push_back(dev.put(q.codes, DType::U8, {n, static_cast<int64_t>(q.codes.size()) / n}));
+  node.in.push_back(dev.put(q.scales, q.param_dtype, {n, q.groups()}));
+  if (wp.has_zeros) node.in.push_back(dev.put(q.zeros, q.param_dtype, {n, q.groups()}));
+  if (bias) node.in.push_back(dev.put(qhost::encode(b, d), d, {n}));
+  node.out = dev.put({}, d, {m, n});
+  Status s = e->run(node);
+  if (s.is_ok()) s = e->synchronize();
+  if (!s.is_ok()) {
+    *error = s.message();
+    return INFINITY;
+  }
+  std::vector<uint8_t> got(node.out.nbytes());
+  e->download(got.data(), node.out.data, got.size());
+  e->synchronize();
+  return qhost::rel_err(qhost::decode(got, d), qhost::linear_ref(q, x, m, bias ? b.data() : nullptr, act, d));
+}
+
+// quant_embedding: in-range (and one negative, wrapped) indices match the reference rows; an
+// out-of-range index must surface as an error at synchronize.
+bool embedding_cases(Engine* e, std::mt19937& rng) {
+  bool ok = true;
+  for (int bits : {2, 4, 8, 0}) {
+    for (DType d : {DType::F32, DType::F16, DType::BF16}) {
+      const bool fp4 = bits == 0;
+      QuantWeightParams wp{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : bits, fp4 ? 16 : 32,
+                           !fp4, false, 0.5f};
+      const int64_t rows = 50, k = 128, count = 7;
+      const qhost::Weight q = qhost::make_weight(wp, rows, k, d, rng);
+      std::vector<int64_t> idx = {0, 49, 3, -1, 17, 17, 25};
+      for (int bad = 0; bad < 2; ++bad) {
+        if (bad) idx[2] = 50;
+        Device dev{e, {}};
+        Node node{QuantEmbeddingParams{wp}, {}, {}};
+        std::vector<uint8_t> ib(count * 8);
+        std::memcpy(ib.data(), idx.data(), ib.size());
+        node.in.push_back(dev.put(ib, DType::I64, {count}));
+        node.in.push_back(dev.put(q.codes, DType::U8, {rows, static_cast<int64_t>(q.codes.size()) / rows}));
+        node.in.push_back(dev.put(q.scales, q.param_dtype, {rows, q.groups()}));
+        if (wp.has_zeros) node.in.push_back(dev.put(q.zeros, q.param_dtype, {rows, q.groups()}));
+        node.out = dev.put({}, d, {count, k});
+        Status s = e->run(node);
+        if (s.is_ok()) s = e->synchronize();
+        if (bad) {
+          if (s.is_ok()) std::printf("FAIL embedding %s %s: out-of-range index not reported\n",
+                                     format_name(wp).c_str(), dtype_str(d));
+          ok &= !s.is_ok();
+          continue;
+        }
+        std::vector<uint8_t> got(node.out.nbytes());
+        e->download(got.data(), node.out.data, got.size());
+        e->synchronize();
+        std::vector<double> ref(count * k);
+        for (int64_t i = 0; i < count; ++i) {
+          const int64_t r = idx[i] < 0 ? idx[i] + rows : idx[i];
+          for (int64_t c = 0; c < k; ++c) ref[i * k + c] = q.w[r * k + c];
+        }
+        const double err = s.is_ok() ? qhost::rel_err(qhost::decode(got, d), ref) : INFINITY;
+        const bool pass = err <= tolerance(d) / 2;
+        if (!pass) std::printf("FAIL embedding %s %s: rel-err %.3g %s\n", format_name(wp).c_str(), dtype_str(d),
+                               err, s.message().c_str());
+        ok &= pass;
+      }
+    }
+  }
+  std::printf("embedding: %s\n", ok ? "ok" : "FAILED");
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // --quick: fewer cases (no long rows, no f32, M in {1, 8, 17}), for compute-sanitizer runs.
+  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  std::string why;
+  std::unique_ptr<Engine> engine = make_cuda_engine(&why);
+  if (!engine) {
+    std::printf("SKIP: %s\n", why.c_str());
+    return 77;
+  }
+  std::mt19937 rng(1234);
+  std::map<std::tuple<std::string, std::string, std::string>, Worst> table;
+  int failures = 0, cases = 0;
+  const DType dtypes[] = {DType::F32, DType::F16, DType::BF16};
+  for (int fmt : {2, 4, 8, 0}) {
+    const bool fp4 = fmt == 0;
+    // 40 steps of 64 bytes per row: the GEMV's 16-warp variant, with a partial last round.
+    const int64_t long_k = 2560 * 8 / (fp4 ? 4 : fmt);
+    for (int64_t k : {int64_t(256), int64_t(96), long_k}) {
+      const bool long_row = k == long_k;
+      if (quick && long_row) continue;
+      for (int64_t group : fp4 ? std::vector<int64_t>{16} : std::vector<int64_t>{32, 128, k}) {
+        if (k % group || (long_row && group == 32)) continue;
+        for (int zeros = 0; zeros < (fp4 ? 1 : 3); ++zeros) {
+          const QuantWeightParams wp{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : fmt, group,
+                                     zeros > 0, zeros == 2, fp4 ? 0.75f : 1.f};
+          for (DType d : dtypes) {
+            for (int64_t m : {1, 3, 8, 17, 64}) {
+              if ((long_row || quick) && (d == DType::F32 || m == 3 || m == 64)) continue;
+              for (int flags = 0; flags < 4; ++flags) {
+                const bool bias = flags & 1, act = flags & 2;
+                if (long_row && !bias) continue;
+                const DType param_dtype = dtypes[cases % 3];
+                std::string error;
+                const double err = linear_case(engine.get(), wp, d, param_dtype, m, 72, k, bias, act, rng, &error);
+                const bool gemv = d != DType::F32 && m <= 64 && k != 96;
+                auto& w = table[{format_name(wp), dtype_str(d), gemv ? "gemv" : "gemm"}];
+                w.err = std::max(w.err, err);
+                ++w.cases;
+                ++cases;
+                if (!(err <= tolerance(d))) {
+                  ++w.failures;
+                  if (++failures <= 20)
+                    std::printf("FAIL %s g%lld zeros=%d %s M=%lld K=%lld bias=%d act=%d: rel-err %.3g %s\n",
+                                format_name(wp).c_str(), (long long)group, zeros, dtype_str(d), (long long)m,
+                                (long long)k, bias, act, err, error.c_str());
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  const bool embedding_ok = embedding_cases(engine.get(), rng);
+  std::printf("\n%-6s %-5s %-5s %6s %6s %10s\n", "format", "dtype", "path", "cases", "fails", "max relerr");
+  for (const auto& [key, w] : table) {
+    std::printf("%-6s %-5s %-5s %6d %6d %10.3g\n", std::get<0>(key).c_str(), std::get<1>(key).c_str(),
+                std::get<2>(key).c_str(), w.cases, w.failures, w.err);
+  }
+  std::printf("%d linear cases, %d failed; embedding %s\n", cases, failures, embedding_ok ? "ok" : "FAILED");
+  return failures == 0 && embedding_ok ? 0 : 1;
+}

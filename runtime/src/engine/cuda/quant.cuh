@@ -1,0 +1,193 @@
+// Packed-weight decoding shared by the quantized GEMV, the dequantize-to-scratch GEMM path and
+// the quantized embedding (layout: ops.h). The unit of work is one 32-bit word of codes: P
+// elements (16 at 2 bits, 8 at 4, 4 at 8) that all lie in one quantization group (groups are
+// multiples of 16 or a whole row). A word decodes into P/2 pairs, pair j = (element j, element
+// j + P/2): that order lets one shift + lop3 turn two codes into a packed bf16x2/half2 with no
+// shuffling (the second code sits exactly 16 bits above the first). Consumers that need natural
+// order (scratch, embedding) write pair j to positions j and j + P/2; the GEMV instead permutes
+// x the same way, which a dot product does not notice.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "engine/cuda/device.cuh"
+#include "engine/ops.h"
+
+namespace etgpu::cuda {
+
+// Compile-time code format: the affine bit widths, and NvFp4 (e2m1 codes, e4m3 group scales).
+enum QuantFormat : int { kInt2 = 2, kInt4 = 4, kInt8 = 8, kFp4 = 5 };
+
+__host__ __device__ constexpr int format_bits(int fmt) { return fmt == kFp4 ? 4 : fmt; }
+__host__ __device__ constexpr int codes_per_word(int fmt) { return 32 / format_bits(fmt); }
+
+// A packed weight [rows, cols] as kernels see it.
+struct PackedWeight {
+  const uint32_t* codes;        // row-major words; a row is row_words words
+  const void* scales;           // [rows, groups]; U8 e4m3 for NvFp4
+  const void* zeros;            // [rows, groups] or null
+  DType param_dtype;
+  int64_t rows, cols, row_words, groups;
+  int group_shift;              // log2(group), or 31 when a group is a whole row
+  bool zero_is_float;
+  float tensor_scale;           // NvFp4 only
+};
+
+// ---- per-group parameters: w = (u - sub) * scale + add -------------------------------------------
+
+struct GroupParams {
+  float sub, scale, add;
+};
+
+__host__ __device__ inline float e4m3_to_float(uint8_t s) {
+  const int exp = (s >> 3) & 15, mant = s & 7;
+  const float mag = exp == 0 ? mant * 0.001953125f  // subnormal: mant * 2^-9
+                             : ldexpf(1.f + mant * 0.125f, exp - 7);
+  return (s & 0x80) ? -mag : mag;
+}
+
+// Scales and zeros are f32, f16 or bf16: a three-way branch, uniform across the launch.
+__device__ __forceinline__ float load_param(const void* p, DType dtype, int64_t i) {
+  if (dtype == DType::BF16) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+  if (dtype == DType::F16) return __half2float(static_cast<const __half*>(p)[i]);
+  return static_cast<const float*>(p)[i];
+}
+
+template <int kFmt>
+__device__ __forceinline__ GroupParams load_group(const PackedWeight& w, int64_t row, int64_t group) {
+  const int64_t i = row * w.groups + group;
+  if constexpr (kFmt == kFp4) {
+    return {0.f, e4m3_to_float(static_cast<const uint8_t*>(w.scales)[i]) * w.tensor_scale, 0.f};
+  } else {
+    constexpr float kMid = 1 << (format_bits(kFmt) - 1);
+    const float scale = load_param(w.scales, w.param_dtype, i);
+    if (!w.zeros) return {kMid, scale, 0.f};
+    const float zero = load_param(w.zeros, w.param_dtype, i);
+    return w.zero_is_float ? GroupParams{kMid, scale, zero} : GroupParams{zero, scale, 0.f};
+  }
+}
+
+// ---- word decoding ---------------------------------------------------------------------------------
+
+template <class T> struct Pair;
+template <> struct Pair<__nv_bfloat16> { using type = __nv_bfloat162; };
+template <> struct Pair<__half> { using type = __half2; };
+template <> struct Pair<float> { using type = float2; };
+
+// Element e of a word as fp32 (exact for the affine codes).
+template <int kFmt>
+__device__ __forceinline__ float decode_element(uint32_t word, int e, const GroupParams& g) {
+  constexpr int kBits = format_bits(kFmt);
+  const uint32_t u = (word >> (kBits * e)) & ((1u << kBits) - 1);
+  if constexpr (kFmt == kFp4) {
+    // e2m1 placed in fp32's sign/exponent/mantissa top bits reads as value * 2^-126 (the
+    // subnormal e=0 case included), so one multiply restores it. Needs denormals (no ftz).
+    const float v = __uint_as_float(((u & 8u) << 28) | ((u & 7u) << 22)) * 0x1p126f;
+    return v * g.scale;
+  } else {
+    // 2^23 + u read as a float, minus (2^23 + sub): the integer u - sub, exactly.
+    const float d = __uint_as_float(0x4B000000u | u) - (8388608.f + g.sub);
+    return fmaf(d, g.scale, g.add);
+  }
+}
+
+template <class T>
+__device__ __forceinline__ typename Pair<T>::type pack_pair(float lo, float hi) {
+  if constexpr (sizeof(T) == 4) return make_float2(lo, hi);
+  else if constexpr (std::is_same_v<T, __half>) return __floats2half2_rn(lo, hi);
+  else return __floats2bfloat162_rn(lo, hi);
+}
+
+// Packed 16-bit route: codes land in the mantissa of a magic constant (bf16 128 + u, half
+// 1024 + u, exact), one subtract gives u - sub exactly, one fma applies the group: two
+// instructions per pair. bf16 has too few mantissa bits for 8-bit codes and fp4 is not
+// affine, so those go through fp32.
+template <int kFmt, class T>
+constexpr bool kPackedRoute = sizeof(T) == 2 && kFmt != kFp4 && (kFmt != kInt8 || std::is_same_v<T, __half>);
+
+// Decodes the words of one group into pairs of T; built once per group so the packed
+// constants are converted once, not per pair.
+template <int kFmt, class T>
+struct WordDecoder {
+  using T2 = typename Pair<T>::type;
+  static constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
+  static constexpr uint32_t kMagic = kBf16 ? 0x43004300u : 0x64006400u;
+  static constexpr float kBase = kBf16 ? 128.f : 1024.f;
+
+  GroupParams g;
+  T2 sub2, scale2, add2;
+
+  __device__ __forceinline__ explicit WordDecoder(const GroupParams& params) : g(params) {
+    if constexpr (kPackedRoute<kFmt, T>) {
+      sub2 = pack_pair<T>(kBase + g.sub, kBase + g.sub);
+      scale2 = pack_pair<T>(g.scale, g.scale);
+      add2 = pack_pair<T>(g.add, g.add);
+    }
+  }
+
+  // Pair j of the word: (code j, code j + P/2).
+  __device__ __forceinline__ T2 pair(uint32_t word, int j) const {
+    if constexpr (kPackedRoute<kFmt, T>) {
+      uint32_t bits;
+      if constexpr (kFmt == kInt8) {
+        // bytes j and j + 2 into the low bytes of the two halves, 0x64 above each.
+        bits = __byte_perm(word, kMagic, j | 0x7070 | ((j + 2) << 8));
+      } else {
+        constexpr uint32_t kMask = ((1u << format_bits(kFmt)) - 1) * 0x00010001u;
+        bits = ((word >> (format_bits(kFmt) * j)) & kMask) | kMagic;
+      }
+      const T2 v = __hsub2(*reinterpret_cast<const T2*>(&bits), sub2);
+      return __hfma2(v, scale2, add2);
+    } else {
+      constexpr int kHalf = codes_per_word(kFmt) / 2;
+      return pack_pair<T>(decode_element<kFmt>(word, j, g), decode_element<kFmt>(word, j + kHalf, g));
+    }
+  }
+};
+
+// ---- host-side construction ----------------------------------------------------------------------
+
+// The word view of operands in[first..] (codes, scales [, zeros]); false when the layout is one
+// the word decoder cannot serve (a group that splits a word, a row that is not whole words).
+inline bool make_packed_weight(const Node& n, size_t first, const QuantWeightParams& p, int64_t cols,
+                               PackedWeight* w) {
+  const TensorRef &codes = n.in[first], &scales = n.in[first + 1];
+  const int fmt_codes = p.scheme == QuantScheme::NvFp4 ? 8 : 32 / p.bits;
+  const bool whole_row = p.group == cols;
+  if (codes.shape[1] % 4 != 0) return false;
+  if (!whole_row && (p.group % 16 != 0 || (p.group & (p.group - 1)) != 0)) return false;
+  if (whole_row && cols % fmt_codes != 0) return false;
+  if (reinterpret_cast<uintptr_t>(codes.data) % 4 != 0) return false;
+  int shift = 31;
+  if (!whole_row) {
+    shift = 0;
+    while ((int64_t(1) << shift) < p.group) ++shift;
+  }
+  *w = PackedWeight{static_cast<const uint32_t*>(codes.data), scales.data,
+                    p.has_zeros ? n.in[first + 2].data : nullptr, scales.dtype, codes.shape[0], cols,
+                    codes.shape[1] / 4, scales.shape[1], shift, p.zero_is_float, p.tensor_scale};
+  return true;
+}
+
+// Calls launch(std::integral_constant<int, fmt>{}) for the weight's format.
+template <class Launch>
+void with_format(const QuantWeightParams& p, Launch&& launch) {
+  if (p.scheme == QuantScheme::NvFp4) launch(std::integral_constant<int, kFp4>{});
+  else if (p.bits == 2) launch(std::integral_constant<int, kInt2>{});
+  else if (p.bits == 4) launch(std::integral_constant<int, kInt4>{});
+  else launch(std::integral_constant<int, kInt8>{});
+}
+
+// Calls launch(T{}) with T the element type of a float dtype.
+template <class Launch>
+void with_float_type(DType d, Launch&& launch) {
+  if (d == DType::BF16) launch(__nv_bfloat16{});
+  else if (d == DType::F16) launch(__half{});
+  else launch(float{});
+}
+
+}  // namespace etgpu::cuda
