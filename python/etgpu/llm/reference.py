@@ -7,13 +7,16 @@ import torch
 from transformers import DynamicCache
 
 
+def cache_argument(hf_model) -> str:
+    """transformers renamed the forward's cache argument (past_key_values -> cache) within 5.x."""
+    return "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
 def reference_logits(hf_model, tokens: torch.Tensor, prefill: int):
     """List of last-token logits [1, V]: after the prefill, then after each further token."""
     config = hf_model.config.get_text_config()
-    # transformers renamed the cache argument (past_key_values -> cache) within 5.x.
-    name = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
-    cache = {name: DynamicCache(config=config)}
+    cache = {cache_argument(hf_model): DynamicCache(config=config)}
     out = hf_model(input_ids=tokens[:, :prefill], use_cache=True, **cache)
     logits = [out.logits[:, -1].float()]
     for t in range(prefill, tokens.shape[1]):

@@ -1,0 +1,59 @@
+"""The PyTorch peers: the same transformers model with a StaticCache, run eagerly and through
+torch.compile(mode="reduce-overhead") (Inductor plus CUDA graphs). The LM head computes the last
+token's logits only (`logits_to_keep=1`), as the exported model does."""
+
+import inspect
+
+import torch
+from transformers import StaticCache
+
+from etgpu.bench.schedule import clock_for
+from etgpu.llm.reference import cache_argument
+
+
+class HfStaticRunner:
+    def __init__(self, hf_model, max_cache_len: int, compiled: bool):
+        self.model = hf_model
+        self.device = next(hf_model.parameters()).device
+        self.clock = clock_for(self.device)
+        self.cache = StaticCache(config=hf_model.config.get_text_config(), max_cache_len=max_cache_len)
+        self.cache_arg = cache_argument(hf_model)
+        # transformers before 5.2x took the write positions as `cache_position`; later ones keep
+        # them in the cache itself.
+        self.takes_cache_position = "cache_position" in inspect.signature(hf_model.forward).parameters
+        self.call, self.compiled = hf_model, False
+        with torch.no_grad():  # an eager call allocates the cache, outside any compiled region
+            self.forward(torch.ones(1, 1, dtype=torch.long, device=self.device),
+                         torch.zeros(1, dtype=torch.long, device=self.device))
+        self.reset()
+        if compiled:
+            # dynamic=False: one specialised graph per prefill length and one for decode, as a
+            # serving stack with fixed buckets would have.
+            self.call = torch.compile(hf_model.forward, mode="reduce-overhead", dynamic=False)
+            self.compiled = True
+
+    def reset(self) -> None:
+        self.cache.reset()
+
+    def forward(self, tokens, positions):
+        kwargs = {self.cache_arg: self.cache, "position_ids": positions.unsqueeze(0)}
+        if self.takes_cache_position:
+            kwargs["cache_position"] = positions
+        if self.compiled:
+            # Marks a new iteration for the CUDA-graph trees: the previous step's outputs may be
+            # overwritten from here on (we have already taken its argmax).
+            torch.compiler.cudagraph_mark_step_begin()
+        return self.call(input_ids=tokens, use_cache=True, logits_to_keep=1, **kwargs).logits
+
+    def close(self) -> dict:
+        self.cache = self.call = None
+        if self.compiled:
+            torch._dynamo.reset()
+        return {}
+
+
+def compile_unavailable(device: torch.device) -> str:
+    """Why the compiled peer cannot run here, or ""."""
+    if device.type != "cuda":
+        return "torch.compile(mode='reduce-overhead') is measured on CUDA only (CUDA graphs)"
+    return ""
