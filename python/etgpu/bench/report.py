@@ -100,7 +100,7 @@ def bandwidth_lines(results: List[dict]) -> str:
     lines = []
     for r in results:
         bw = r.get("bandwidth", {})
-        text = f"{bw['gb_per_s']:.0f} GB/s ({bw['method']})" if "gb_per_s" in bw else bw.get("error", "not measured")
+        text = f"{bw['gb_per_s']:.1f} GB/s ({bw['method']})" if "gb_per_s" in bw else bw.get("error", "not measured")
         machine = r["machine"]
         lines.append(f"{r['recipe']}: copy bandwidth {text}; {machine.get('gpu', machine['device'])}, "
                      f"torch {machine['torch']}, transformers {machine['transformers']}")

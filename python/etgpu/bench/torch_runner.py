@@ -18,8 +18,8 @@ class HfStaticRunner:
         self.clock = clock_for(self.device)
         self.cache = StaticCache(config=hf_model.config.get_text_config(), max_cache_len=max_cache_len)
         self.cache_arg = cache_argument(hf_model)
-        # transformers before 5.2x took the write positions as `cache_position`; later ones keep
-        # them in the cache itself.
+        # Older transformers took the write positions as `cache_position`; 5.17 and 5.24 (checked)
+        # keep them in the cache itself.
         self.takes_cache_position = "cache_position" in inspect.signature(hf_model.forward).parameters
         self.call, self.compiled = hf_model, False
         with torch.no_grad():  # an eager call allocates the cache, outside any compiled region
