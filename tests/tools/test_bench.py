@@ -43,13 +43,18 @@ def test_tiny_recipe_end_to_end(tmp_path):
         for entry in row["decode"].values():
             assert entry["steps"] == 4 and entry["runs"] == 2
             _positive(entry, "median_step_s", "tok_s", "loop_tok_s", "roofline_fraction")
+        # The runtime's own GPU time of a step: the CUDA engine measures it, the CPU engine not.
+        gpu_timed = [e for e in list(row["prefill"].values()) + list(row["decode"].values()) if "gpu_tok_s" in e]
+        assert not gpu_timed or (peer == "etgpu" and TEST_DEVICE == "cuda"), (peer, gpu_timed)
+        for entry in gpu_timed:
+            _positive(entry, "gpu_median_s", "gpu_tok_s")
         if peer != "etgpu":
             _positive(result["ratios"][peer]["decode"], "8")
     assert result["peers"]["etgpu"]["status"] == "ok" and result["peers"]["eager"]["status"] == "ok"
     if TEST_DEVICE == "cpu":
         assert result["peers"]["compile"]["status"] == "skipped"
     _positive(result["decode_bytes"]["8"], "weights_read", "kv_read", "total")
-    assert "targets (issue #6)" in run.stdout
+    assert "targets (issue #6" in run.stdout
     # --report prints the same tables from the file.
     again = _bench("--report", str(out), str(out))
     assert again.returncode == 0 and again.stdout.count("qwen3-0.6b bf16 (tiny)  etgpu ") == 2, again.stdout
@@ -101,3 +106,21 @@ def test_targets_met_missed_and_not_measured():
     assert rows == {"decode ctx128 tok/s": "met", "decode ctx128 vs torch.compile": "not measured",
                     "decode ctx128 roofline": "missed", "decode ctx2048 / ctx128": "met"}
     assert "not measured" in report.targets_table([result])
+
+
+class _FakeModel:
+    def __init__(self, gpu_ms):
+        self.gpu_ms = gpu_ms
+
+    def stats(self):
+        return {"last_step_gpu_ms": self.gpu_ms}
+
+
+@pytest.mark.parametrize("gpu_ms", [0.5, -1.0])
+def test_etgpu_clock_reports_the_runtimes_gpu_time_when_measured(gpu_ms):
+    from etgpu.bench.etgpu_runner import EtGpuStepClock
+
+    clock = EtGpuStepClock(_FakeModel(gpu_ms))
+    handles = [clock.measure(lambda: 7)[1] for _ in range(3)]
+    assert all(wall >= 0 for wall in clock.seconds(handles))
+    assert clock.details(handles) == ({"gpu_median_s": 0.0005} if gpu_ms >= 0 else {})

@@ -23,9 +23,12 @@ def add_derived(result: dict) -> None:
     bandwidth = result.get("bandwidth", {}).get("gb_per_s")
     for row in result["peers"].values():
         for context, entry in row.get("decode", {}).items():
-            if bandwidth:
-                entry["roofline_fraction"] = roofline_fraction(result["decode_bytes"][context]["total"],
-                                                               bandwidth * 1e9, entry["tok_s"])
+            if not bandwidth:
+                continue
+            step_bytes = result["decode_bytes"][context]["total"]
+            entry["roofline_fraction"] = roofline_fraction(step_bytes, bandwidth * 1e9, entry["tok_s"])
+            if "gpu_tok_s" in entry:
+                entry["gpu_roofline_fraction"] = roofline_fraction(step_bytes, bandwidth * 1e9, entry["gpu_tok_s"])
     base = result["peers"].get("etgpu", {})
     if base.get("status") != "ok":
         return
@@ -75,6 +78,24 @@ def results_table(results: List[dict]) -> str:
     return _format(head, lines)
 
 
+def gpu_time_table(results: List[dict]) -> str:
+    """etgpu's rates from the runtime's own GPU time of each step (input and output copies
+    excluded): how much of the wall clock the host side and the logits copy cost."""
+    prefill, decode = _columns(results, "prefill"), _columns(results, "decode")
+    head = ["recipe"] + [f"pf{p} tok/s" for p in prefill] + [f"dec@{c} tok/s" for c in decode] + [
+        f"roof@{c}" for c in decode]
+    lines = []
+    for r in results:
+        row = r["peers"].get("etgpu", {})
+        pf, dec = row.get("prefill", {}), row.get("decode", {})
+        if not any("gpu_tok_s" in e for e in list(pf.values()) + list(dec.values())):
+            continue
+        lines.append([r["recipe"]] + [_number(pf.get(p, {}).get("gpu_tok_s")) for p in prefill]
+                     + [_number(dec.get(c, {}).get("gpu_tok_s"), 1, 1) for c in decode]
+                     + [_number(dec.get(c, {}).get("gpu_roofline_fraction"), 100, 1) + "%" for c in decode])
+    return _format(head, lines)
+
+
 def ratios_table(results: List[dict]) -> str:
     prefill, decode = _columns(results, "prefill"), _columns(results, "decode")
     head = ["recipe", "etgpu / peer"] + [f"pf{p}" for p in prefill] + [f"dec@{c}" for c in decode]
@@ -118,8 +139,10 @@ def _format(head: List[str], lines: List[List[str]]) -> str:
 def render(results: List[dict]) -> str:
     timing = sorted({f"{peer}: {row['timing']}" for r in results for peer, row in r["peers"].items() if "timing" in row})
     return "\n\n".join([bandwidth_lines(results), "timing: " + "; ".join(timing), results_table(results),
+                        "etgpu, GPU time of the step only (the runtime's CUDA events; copies excluded)",
+                        gpu_time_table(results),
                         "ratios (etgpu tok/s over the peer's; > 1: etgpu is faster)", ratios_table(results),
-                        "targets (issue #6)", targets_table(results)])
+                        "targets (issue #6; etgpu's wall-clock rates)", targets_table(results)])
 
 
 def load(paths: List[str]) -> List[dict]:

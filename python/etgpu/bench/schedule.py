@@ -35,6 +35,10 @@ class WallClock:
     def seconds(self, handles) -> List[float]:
         return list(handles)
 
+    def details(self, handles) -> dict:
+        """Further timings a runner's clock may report (see etgpu_runner.EtGpuStepClock)."""
+        return {}
+
 
 class CudaEventClock:
     """GPU time on the current stream: the span between two events, launch gaps included, so a
@@ -51,6 +55,9 @@ class CudaEventClock:
 
     def seconds(self, handles) -> List[float]:
         return cuda_seconds(handles)
+
+    def details(self, handles) -> dict:
+        return {}
 
 
 def clock_for(device: torch.device):
@@ -84,7 +91,8 @@ def prefill(runner, tokens: torch.Tensor, runs: int) -> dict:
     seconds = runner.clock.seconds(handles)
     median = statistics.median(seconds)
     return {"tokens": length, "runs": runs, "median_s": median, "tok_s": length / median,
-            "ttft_s": statistics.median(ttft), "times_s": seconds}
+            "ttft_s": statistics.median(ttft), "times_s": seconds,
+            **_details(runner.clock.details(handles), length)}
 
 
 @torch.no_grad()
@@ -94,7 +102,7 @@ def decode(runner, prompt: torch.Tensor, steps: int, runs: int) -> dict:
     prompt_positions = torch.arange(context, device=runner.device)
     # Made before the loop so no step pays for a host-to-device copy of its position.
     positions = torch.arange(context, context + steps, device=runner.device)
-    step_times, loop_times = [], []
+    step_times, loop_times, timed_handles = [], [], []
     for sequence in range(runs + 1):  # sequence 0 is the warm-up
         runner.reset()
         token = _next_token(runner.forward(prompt, prompt_positions))
@@ -110,10 +118,18 @@ def decode(runner, prompt: torch.Tensor, steps: int, runs: int) -> dict:
         if sequence:
             step_times.extend(seconds)
             loop_times.append(loop)
+            timed_handles.extend(handles)
     median = statistics.median(step_times)
     loop = statistics.median(loop_times)
     return {"context": context, "steps": steps, "runs": runs, "median_step_s": median, "tok_s": 1.0 / median,
-            "loop_tok_s": steps / loop, "step_p90_s": _quantile(step_times, 0.9)}
+            "loop_tok_s": steps / loop, "step_p90_s": _quantile(step_times, 0.9),
+            **_details(runner.clock.details(timed_handles), 1)}
+
+
+def _details(details: dict, tokens: int) -> dict:
+    if "gpu_median_s" in details:
+        details["gpu_tok_s"] = tokens / details["gpu_median_s"]
+    return details
 
 
 def _quantile(values, q):
