@@ -47,9 +47,15 @@ class HfStaticRunner:
 
     def close(self) -> dict:
         self.cache = self.call = None
-        if self.compiled:
-            torch._dynamo.reset()
-        return {}
+        if not self.compiled:
+            return {}
+        from torch._dynamo.utils import counters
+
+        # A graph Inductor could not put in a CUDA graph still runs, without reduce-overhead's
+        # benefit: the row says how many were skipped (the log's warnings say why).
+        stats = {"cudagraph_skips": counters["inductor"]["cudagraph_skips"]}
+        torch._dynamo.reset()
+        return stats
 
 
 def compile_unavailable(device: torch.device) -> str:
