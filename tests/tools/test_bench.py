@@ -124,3 +124,17 @@ def test_etgpu_clock_reports_the_runtimes_gpu_time_when_measured(gpu_ms):
     handles = [clock.measure(lambda: 7)[1] for _ in range(3)]
     assert all(wall >= 0 for wall in clock.seconds(handles))
     assert clock.details(handles) == ({"gpu_median_s": 0.0005} if gpu_ms >= 0 else {})
+
+
+def test_a_failed_measurement_is_reported_and_the_rest_kept():
+    ok = {"tok_s": 100.0}
+    result = {"recipe": "x bf16", "bandwidth": {"gb_per_s": 1.0}, "decode_bytes": {"128": {"total": 1e6},
+                                                                                    "2048": {"total": 2e6}},
+              "peers": {"etgpu": {"status": "ok", "prefill": {}, "decode": {"128": dict(ok), "2048": {
+                  "status": "error", "error": "RuntimeError: too long"}}},
+                        "eager": {"status": "ok", "prefill": {}, "decode": {"128": {"tok_s": 50.0},
+                                                                            "2048": {"tok_s": 40.0}}}}}
+    report.add_derived(result)
+    assert result["ratios"] == {"eager": {"prefill": {}, "decode": {"128": 2.0}}}
+    assert result["peers"]["etgpu"]["decode"]["128"]["roofline_fraction"] == pytest.approx(0.1)
+    assert "decode 2048: RuntimeError: too long" in report.results_table([result])

@@ -23,7 +23,7 @@ def add_derived(result: dict) -> None:
     bandwidth = result.get("bandwidth", {}).get("gb_per_s")
     for row in result["peers"].values():
         for context, entry in row.get("decode", {}).items():
-            if not bandwidth:
+            if not bandwidth or "tok_s" not in entry:
                 continue
             step_bytes = result["decode_bytes"][context]["total"]
             entry["roofline_fraction"] = roofline_fraction(step_bytes, bandwidth * 1e9, entry["tok_s"])
@@ -33,7 +33,8 @@ def add_derived(result: dict) -> None:
     if base.get("status") != "ok":
         return
     result["ratios"] = {peer: {phase: {key: base[phase][key]["tok_s"] / entry["tok_s"]
-                                       for key, entry in row[phase].items() if key in base[phase]}
+                                       for key, entry in row[phase].items()
+                                       if "tok_s" in entry and "tok_s" in base[phase].get(key, {})}
                                for phase in ("prefill", "decode")}
                         for peer, row in result["peers"].items() if peer != "etgpu" and row.get("status") == "ok"}
 
@@ -55,9 +56,11 @@ def _columns(results: List[dict], phase: str) -> List[str]:
 
 
 def _status(row: dict) -> str:
-    if row.get("status") == "ok":
-        return ""
-    return f"{row.get('status')}: {row.get('reason') or row.get('error', '')}"[:90]
+    if row.get("status") != "ok":
+        return f"{row.get('status')}: {row.get('reason') or row.get('error', '')}"[:90]
+    failed = [f"{phase} {key}: {entry['error']}" for phase in ("prefill", "decode")
+              for key, entry in row[phase].items() if "error" in entry]
+    return "; ".join(failed)[:90]
 
 
 def results_table(results: List[dict]) -> str:

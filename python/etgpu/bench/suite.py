@@ -67,11 +67,21 @@ def _free() -> None:
         torch.cuda.empty_cache()
 
 
+def _attempt(measure) -> dict:
+    """One measurement; its failure (e.g. a length one engine cannot do yet) is its entry, and the
+    peer's other measurements still run."""
+    try:
+        return measure()
+    except Exception as error:
+        _free()
+        return _error(error)
+
+
 def _measure(runner, settings: Settings, prompts: dict) -> dict:
+    runs, steps = settings.runs, settings.decode_steps
     return {"status": "ok", "timing": runner.clock.name,
-            "prefill": {str(p): prefill(runner, prompts[p], settings.runs) for p in settings.prefill},
-            "decode": {str(c): decode(runner, prompts[c], settings.decode_steps, settings.runs)
-                       for c in settings.contexts}}
+            "prefill": {str(p): _attempt(lambda: prefill(runner, prompts[p], runs)) for p in settings.prefill},
+            "decode": {str(c): _attempt(lambda: decode(runner, prompts[c], steps, runs)) for c in settings.contexts}}
 
 
 def _open_runner(peer: str, model, settings: Settings):
