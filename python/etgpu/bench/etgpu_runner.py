@@ -20,7 +20,10 @@ def export_args(arch: str, dtype: str, quant: str, scale: str, seed: int, max_se
             "--max-seq-len", str(max_seq_len), "-o", "bench.etgpu"]
     if quant != "none":
         argv += ["--quant", quant]
-    args, unknown = _export_parser().parse_known_args(argv)
+    try:
+        args, unknown = _export_parser().parse_known_args(argv)
+    except SystemExit:  # argparse printed why (e.g. a scheme not among its choices)
+        raise ValueError(f"`etgpu export` rejected: {' '.join(argv)}") from None
     if unknown:
         raise ValueError(f"`etgpu export` in this checkout does not take {' '.join(unknown)}")
     return args
