@@ -7,16 +7,13 @@ import torch
 from transformers import DynamicCache
 
 
-def cache_argument(hf_model) -> str:
-    """transformers renamed the forward's cache argument (past_key_values -> cache) within 5.x."""
-    return "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
-
-
 @torch.no_grad()
 def reference_logits(hf_model, tokens: torch.Tensor, prefill: int):
     """List of last-token logits [1, V]: after the prefill, then after each further token."""
     config = hf_model.config.get_text_config()
-    cache = {cache_argument(hf_model): DynamicCache(config=config)}
+    # transformers renamed the cache argument (past_key_values -> cache) within 5.x.
+    name = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
+    cache = {name: DynamicCache(config=config)}
     out = hf_model(input_ids=tokens[:, :prefill], use_cache=True, **cache)
     logits = [out.logits[:, -1].float()]
     for t in range(prefill, tokens.shape[1]):
@@ -31,3 +28,8 @@ def stepwise_logits(run, tokens: torch.Tensor, prefill: int):
     for t in range(prefill, tokens.shape[1]):
         logits.append(run(tokens[:, t:t + 1], torch.tensor([t])).reshape(1, -1).float())
     return logits
+
+
+def cache_argument(hf_model) -> str:
+    """The forward's cache argument: transformers renamed it (past_key_values -> cache) within 5.x."""
+    return "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
