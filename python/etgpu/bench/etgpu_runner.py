@@ -32,7 +32,14 @@ def export_args(arch: str, dtype: str, quant: str, scale: str, seed: int, max_se
 def build_model(args, device: str) -> torch.nn.Module:
     # Initialising billions of parameters is much faster on the GPU than on the host.
     with torch.device(device):
-        return _build_model(args)
+        model = _build_model(args)
+    # `etgpu export` quantizes the built model with its --quant scheme (etgpu.llm.quantize, where
+    # the parser has that option); the same here, so every peer runs the quantized model.
+    if getattr(args, "quant", None):
+        from etgpu.llm.quantize import quantize_model
+
+        model = quantize_model(model, args.quant, getattr(args, "quant_embeddings", None))
+    return model
 
 
 def etgpu_program(model: torch.nn.Module, max_seq_len: int) -> bytes:

@@ -1,8 +1,10 @@
 """Bytes a decode step must move through device memory, at the least: every weight the step
 reads, once (the embedding table one row, the LM head in full; a tied table once, since the head
 reads all of it), the KV cache of the positions attended to, the new token's K and V written, and
-the logits row written. Counted from the model's own tensors, so a quantized model is charged its
-packed bytes. The roofline time of a step is these bytes over the measured copy bandwidth."""
+the logits row written. Counted from the model's own tensors, so a quantized model is charged the
+bytes of its TorchAO representation (codes and scales as TorchAO holds them; a scheme whose codes
+TorchAO keeps one per byte is charged more than etgpu's packed layout reads). The roofline time of
+a step is these bytes over the measured copy bandwidth."""
 
 from typing import Dict
 
@@ -19,8 +21,17 @@ def _unique_bytes(tensors) -> int:
     return total
 
 
+def _leaves(tensor):
+    """The plain tensors that hold a tensor's data: a TorchAO quantized weight is a subclass whose
+    codes and scales are inner tensors (its own nbytes would be the dense size)."""
+    if hasattr(tensor, "__tensor_flatten__"):
+        names, _ = tensor.__tensor_flatten__()
+        return [leaf for name in names for leaf in _leaves(getattr(tensor, name))]
+    return [tensor]
+
+
 def _module_tensors(module: torch.nn.Module):
-    return list(module.parameters()) + list(module.buffers())
+    return [leaf for t in list(module.parameters()) + list(module.buffers()) for leaf in _leaves(t)]
 
 
 def _storages(module: torch.nn.Module):

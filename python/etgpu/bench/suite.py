@@ -1,8 +1,9 @@
 """One recipe end to end in one process: the copy bandwidth, then each peer on the same token
-sequences and schedule, one peer at a time (each freed before the next, so the largest recipes
-fit). A peer that fails records its error and the others still run; the JSON is rewritten after
+sequences and schedule, one peer at a time (each peer's program, cache and graphs freed before
+the next; the model itself stays on the device it was built on). A peer that fails records its error and the others still run; the JSON is rewritten after
 every peer, so a crash later in the run keeps the rows already measured."""
 
+import copy
 import gc
 import time
 import traceback
@@ -84,22 +85,30 @@ def _measure(runner, settings: Settings, prompts: dict) -> dict:
             "decode": {str(c): _attempt(lambda: decode(runner, prompts[c], steps, runs)) for c in settings.contexts}}
 
 
+def _host_copy(model):
+    """What the exports read (constants come from CPU tensors). A copy, never the model itself:
+    the export wrapper switches the config's attention to etgpu's, which the torch peers must not
+    see, and a TorchAO weight that an export or a compilation has seen holds weakrefs, so it cannot
+    be moved in place."""
+    return copy.deepcopy(model).cpu()
+
+
 def _open_runner(peer: str, model, settings: Settings):
-    """(runner, reason it cannot run here); the model is moved where the peer needs it."""
+    """(runner, reason it cannot run here); the torch peers run the model where it was built."""
     if peer == "etgpu":
-        return etgpu_runner.EtGpuRunner(etgpu_runner.etgpu_program(model.cpu(), settings.max_seq_len),
+        return etgpu_runner.EtGpuRunner(etgpu_runner.etgpu_program(_host_copy(model), settings.max_seq_len),
                                         settings.device), ""
     if peer == "pte":
         missing = etgpu_runner.executorch_missing()
         if missing:
             return None, missing
-        return etgpu_runner.PteRunner(etgpu_runner.pte_program(model.cpu(), settings.max_seq_len,
+        return etgpu_runner.PteRunner(etgpu_runner.pte_program(_host_copy(model), settings.max_seq_len,
                                                                settings.device)), ""
     compiled = peer == "compile"
     reason = torch_runner.compile_unavailable(torch.device(settings.device)) if compiled else ""
     if reason:
         return None, reason
-    return torch_runner.HfStaticRunner(model.to(settings.device), settings.max_seq_len, compiled), ""
+    return torch_runner.HfStaticRunner(model, settings.max_seq_len, compiled), ""
 
 
 def _run_peer(peer: str, model, settings: Settings, prompts: dict) -> dict:

@@ -8,11 +8,16 @@ import torch
 from transformers import StaticCache
 
 from etgpu.bench.schedule import clock_for
+from etgpu.llm.attention import ATTENTION_NAME
 from etgpu.llm.reference import cache_argument
 
 
 class HfStaticRunner:
     def __init__(self, hf_model, max_cache_len: int, compiled: bool):
+        # The peer is transformers with its own attention; etgpu's export sets its attention on
+        # the config it wraps, so that config must never be this one.
+        if hf_model.config.get_text_config()._attn_implementation == ATTENTION_NAME:
+            raise RuntimeError("the model's config was switched to etgpu's attention by an export")
         self.model = hf_model
         self.device = next(hf_model.parameters()).device
         self.clock = clock_for(self.device)
