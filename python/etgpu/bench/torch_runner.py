@@ -18,7 +18,6 @@ class HfStaticRunner:
         # the config it wraps, so that config must never be this one.
         if hf_model.config.get_text_config()._attn_implementation == ATTENTION_NAME:
             raise RuntimeError("the model's config was switched to etgpu's attention by an export")
-        self.model = hf_model
         self.device = next(hf_model.parameters()).device
         self.clock = clock_for(self.device)
         self.cache = StaticCache(config=hf_model.config.get_text_config(), max_cache_len=max_cache_len)
