@@ -9,7 +9,7 @@ JOBS ?= $(shell nproc)
 export ETGPU_BUILD_DIR := $(abspath $(BUILD_DIR))
 export PYTHONPATH := $(CURDIR)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: setup build test test-cpp test-python demo pip-smoke readme-ops gpu-test clean
+.PHONY: setup build test test-cpp test-python demo pip-smoke readme-ops gpu-test gpu-bench clean
 
 setup:
 	bash scripts/setup_env.sh
@@ -46,6 +46,11 @@ pip-smoke:
 
 gpu-test:
 	bash scripts/gpu_test.sh
+
+# Prefill/decode speed of issue #6's five recipes against PyTorch eager and torch.compile, with
+# the targets (scripts/gpu_bench.sh: BENCH_ARGS=--quick, BENCH_RECIPES="llama3.2-1b:bf16:none").
+gpu-bench:
+	bash scripts/gpu_bench.sh
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -3,46 +3,23 @@
 # tests, run the whole pytest suite with the CUDA engine under test, run compute-sanitizer
 # (memcheck) over small programs, and report GPU memory around a model's life. Prints
 # `N passed, M failed` last (pytest items, plus the sanitizer as one item).
-#   ETGPU_CUDA_ARCH   CUDA architectures (default 90a: H100/H200)
-#   BUILD_DIR         build folder (default build-gpu)
-#   PYTHON            interpreter with torch (default: .venv/bin/python if present, else python3)
-#   FLATBUFFERS_ROOT  a flatbuffers install (bin/flatc, include/) when not on the system
 #   GPU_TEST_LOG_DIR  where logs go (default $BUILD_DIR/gpu-test)
-#   GTEST_ROOT        a GoogleTest install (lib/.../cmake/GTest, include/) when not on the system
+#   (build and interpreter variables: scripts/gpu_build.sh)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-ARCH=${ETGPU_CUDA_ARCH:-90a}
-BUILD=${BUILD_DIR:-build-gpu}
-if [ -z "${PYTHON:-}" ]; then
-  if [ -x .venv/bin/python ]; then PYTHON=$PWD/.venv/bin/python; else PYTHON=$(command -v python3); fi
-fi
+source scripts/gpu_build.sh
 LOGS=${GPU_TEST_LOG_DIR:-$BUILD/gpu-test}
 mkdir -p "$LOGS"
-FB_ARGS=()
-if [ -n "${FLATBUFFERS_ROOT:-}" ]; then
-  FB_ARGS=(-DFLATC="$FLATBUFFERS_ROOT/bin/flatc" -DFLATBUFFERS_INCLUDE_DIR="$FLATBUFFERS_ROOT/include")
-fi
-if [ -n "${GTEST_ROOT:-}" ]; then
-  FB_ARGS+=(-DCMAKE_PREFIX_PATH="$GTEST_ROOT")
-fi
 # pytest-xdist, when present, runs the suite on several workers (exports are CPU-bound).
 XDIST=()
 if "$PYTHON" -c "import xdist" 2>/dev/null; then XDIST=(-n "${PYTEST_WORKERS:-8}"); fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
-echo "== build (CUDA architectures $ARCH)"
-START=$(date +%s)
-if ! cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DETGPU_CUDA=ON \
-      -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DPython3_EXECUTABLE="$PYTHON" "${FB_ARGS[@]}" >"$LOGS/configure.log" 2>&1 ||
-   ! cmake --build "$BUILD" -j "$(nproc)" >"$LOGS/build.log" 2>&1; then
-  tail -n 60 "$LOGS/configure.log" "$LOGS/build.log" 2>/dev/null
+if ! gpu_build "$LOGS"; then
   echo "0 passed, 1 failed (build)"
   exit 1
 fi
-echo "built in $(( $(date +%s) - START )) s"
 
-export ETGPU_BUILD_DIR=$PWD/$BUILD
-export PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH}
 export ETGPU_TEST_DEVICE=cuda ETGPU_TEST_PTE=0 PYTHONUNBUFFERED=1
 
 CPP_FAILED=0

@@ -3,6 +3,7 @@
     etgpu run MODEL.etgpu [--device auto|cuda|cpu] [--input 0=x.npy ...] [--iters N] [--seed S]
     etgpu inspect MODEL.etgpu|MODEL.pte
     etgpu demo [--device ...] [--seq-len N]
+    etgpu bench --hf ARCH [--dtype bf16] [--quant SCHEME] [--quick] [--out bench.json]   (etgpu.bench.cli)
 """
 
 import argparse
@@ -191,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        from etgpu.bench import cli as bench_cli
+
+        return bench_cli.main(argv[1:])
     # LLM recipes and generation have their own option sets (etgpu.llm.cli).
     if argv[:1] == ["generate"] or (argv[:1] == ["export"] and "--hf" in argv):
         from etgpu.llm import cli as llm_cli

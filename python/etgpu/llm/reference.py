@@ -28,3 +28,8 @@ def stepwise_logits(run, tokens: torch.Tensor, prefill: int):
     for t in range(prefill, tokens.shape[1]):
         logits.append(run(tokens[:, t:t + 1], torch.tensor([t])).reshape(1, -1).float())
     return logits
+
+
+def cache_argument(hf_model) -> str:
+    """The forward's cache argument: transformers renamed it (past_key_values -> cache) within 5.x."""
+    return "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"

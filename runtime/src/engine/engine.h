@@ -20,6 +20,9 @@ struct EngineStats {
   size_t workspace_bytes = 0;     // fixed engine scratch (cuBLASLt, attention), not in the above
   uint64_t graphs_captured = 0;   // CUDA graphs recorded (one per repeating shape key)
   uint64_t graph_launches = 0;    // steps executed by launching a recorded graph
+  // GPU time of the last execute's instructions (events around begin_step..end_step on the
+  // engine's stream, input and output copies excluded); -1 when the engine does not measure it.
+  double last_step_gpu_ms = -1.0;
 };
 
 // Which engine allocations are live and how many bytes they hold (both engines keep the same

@@ -53,6 +53,8 @@ class CudaEngine final : public Engine {
     if (ctx_.quant_scratch) cudaFree(ctx_.quant_scratch);
     if (host_flag_) cudaFreeHost(host_flag_);
     allocations_.release_all([](void* p) { cudaFree(p); });
+    if (step_start_) cudaEventDestroy(step_start_);
+    if (step_end_) cudaEventDestroy(step_end_);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -61,6 +63,8 @@ class CudaEngine final : public Engine {
     device_ = device;
     ETGPU_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     ctx_.stream = stream_;
+    ETGPU_CUDA_CHECK(cudaEventCreate(&step_start_));
+    ETGPU_CUDA_CHECK(cudaEventCreate(&step_end_));
     ETGPU_CUDA_CHECK(cudaDeviceGetAttribute(&ctx_.num_sms, cudaDevAttrMultiProcessorCount, device));
     auto blas = cuda::CublasLt::create(kCublasWorkspaceBytes);
     ETGPU_RETURN_IF_ERROR(blas.status());
@@ -173,6 +177,9 @@ class CudaEngine final : public Engine {
   Status begin_step(uint64_t shape_key, bool* replayed) override {
     *replayed = false;
     ETGPU_RETURN_IF_ERROR(end_open_capture());
+    // Recorded before a capture begins, so it is a real event on the stream, not a graph node.
+    step_timed_ = false;
+    ETGPU_CUDA_CHECK(cudaEventRecord(step_start_, stream_));
     if (!graphs_enabled_ || failed_keys_.count(shape_key)) return Status::ok();
     auto found = graphs_.find(shape_key);
     if (found != graphs_.end()) {
@@ -191,7 +198,7 @@ class CudaEngine final : public Engine {
   }
 
   Status end_step() override {
-    if (!capturing_) return Status::ok();
+    if (!capturing_) return record_step_end();
     capturing_ = false;
     cudaGraph_t graph = nullptr;
     Status s = cuda_status(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
@@ -210,10 +217,23 @@ class CudaEngine final : public Engine {
     // Capturing did not execute anything: launch the new graph to perform this step.
     ETGPU_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
     ++stats_.graph_launches;
-    return Status::ok();
+    return record_step_end();
   }
 
-  EngineStats stats() const override { return stats_; }
+  EngineStats stats() const override {
+    EngineStats s = stats_;
+    float ms = 0.0f;
+    if (step_timed_) {
+      // Complete once the step's outputs were read (that synchronizes); before then the events
+      // are not ready, which is not a sticky error: clear it and report no time.
+      if (cudaEventElapsedTime(&ms, step_start_, step_end_) == cudaSuccess) {
+        s.last_step_gpu_ms = ms;
+      } else {
+        cudaGetLastError();
+      }
+    }
+    return s;
+  }
 
  private:
   // A step that failed between begin_step and end_step leaves the stream capturing; the next
@@ -221,6 +241,11 @@ class CudaEngine final : public Engine {
   Status end_open_capture() {
     if (!capturing_) return Status::ok();
     abandon_capture();
+    return Status::ok();
+  }
+  Status record_step_end() {
+    ETGPU_CUDA_CHECK(cudaEventRecord(step_end_, stream_));
+    step_timed_ = true;
     return Status::ok();
   }
   void abandon_capture() {
@@ -242,6 +267,8 @@ class CudaEngine final : public Engine {
   bool graphs_enabled_ = true;
   bool capturing_ = false;
   uint64_t capture_key_ = 0;
+  cudaEvent_t step_start_ = nullptr, step_end_ = nullptr;  // around the last step, for stats
+  bool step_timed_ = false;
   std::unordered_set<uint64_t> seen_keys_, failed_keys_;
   std::unordered_map<uint64_t, cudaGraphExec_t> graphs_;
 };
