@@ -54,12 +54,13 @@ if [ -n "$(cd "$BUILD" && ctest -N 2>/dev/null | grep -E 'Total Tests: [1-9]')" 
 fi
 
 echo "== pytest (engine: cuda)"
-# The device-memory test reads the whole GPU's free memory, so it runs alone, after the rest
+# The device-memory tests read the whole GPU's free memory, so they run alone, after the rest
 # (parallel workers' engines would move the figure).
-ALONE=tests/ops/test_cuda_engine.py::test_device_memory_released
+ALONE=(tests/ops/test_cuda_engine.py::test_device_memory_released
+       tests/reliability/test_device_faults.py::test_program_larger_than_free_gpu_memory_fails_init_and_holds_nothing)
 "$PYTHON" -m pytest -q -p no:cacheprovider -rfs "${XDIST[@]}" --junitxml="$LOGS/junit.xml" tests -s \
-  --deselect "$ALONE" 2>&1 | tee "$LOGS/pytest.log" | grep -E "graph stats|FAILED|ERROR|passed|failed" | tail -n 60
-"$PYTHON" -m pytest -q -p no:cacheprovider -rfs --junitxml="$LOGS/junit-alone.xml" "$ALONE" -s 2>&1 |
+  "${ALONE[@]/#/--deselect=}" 2>&1 | tee "$LOGS/pytest.log" | grep -E "graph stats|FAILED|ERROR|passed|failed" | tail -n 60
+"$PYTHON" -m pytest -q -p no:cacheprovider -rfs --junitxml="$LOGS/junit-alone.xml" "${ALONE[@]}" -s 2>&1 |
   tee -a "$LOGS/pytest.log" | grep -E "GPU memory free|FAILED|ERROR|passed|failed" | tail -n 5
 read -r PASSED FAILED SKIPPED < <("$PYTHON" - "$LOGS/junit.xml" "$LOGS/junit-alone.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
