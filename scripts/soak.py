@@ -1,7 +1,10 @@
 """Soak test: one LLM model decodes >= 10,000 steps across cache resets while host RSS, engine
 memory, GPU memory (CUDA) and decode speed are sampled per interval. Fails (exit 1) when memory
 grows past a tolerance between the first and last intervals, or the median speed of the last
-quarter of the intervals is more than --max-slowdown below the first quarter's. A reset restarts positions at 0 (the cache is overwritten, as a new conversation does).
+quarter of the intervals is more than --max-slowdown below the first quarter's. Speed is decode
+steps per second of wall time on the GPU, and per second of this process's CPU time on the CPU
+engine (a shared machine's other load moves the wall clock of a CPU run, not its CPU time).
+A reset restarts positions at 0 (the cache is overwritten, as a new conversation does).
 
   python scripts/soak.py                                   # tiny llama3.2-1b on the CPU engine
   python scripts/soak.py --device cuda --scale full --dtype bfloat16 --json soak-gpu.json
@@ -64,7 +67,8 @@ def load_model(args) -> etgpu.Model:
 
 
 class Decoder:
-    """Greedy decoding that restarts at position 0 every reset_every steps."""
+    """Greedy decoding in segments: a prefill at positions 0..prompt-1, then reset_every one-token
+    steps; the next segment starts again at position 0."""
 
     def __init__(self, model: etgpu.Model, prompt: int, reset_every: int, vocab: int):
         self.model, self.prompt, self.reset_every = model, prompt, reset_every
@@ -86,24 +90,30 @@ class Decoder:
         if self.position == self.prompt + self.reset_every:
             self.position = None
 
-    def run_segment_steps(self, n: int) -> None:
-        for _ in range(n):
+    def advance(self, calls: int) -> None:
+        for _ in range(calls):
             self.step()
 
 
-def sample(model: etgpu.Model, device: str, steps_done: int, seconds: float, steps: int, resets: int) -> dict:
-    """One interval's figures; its speed counts decode steps over the interval's time (prefill included)."""
+def sample(model: etgpu.Model, device: str, steps_done: int, seconds: float, cpu_seconds: float, steps: int,
+           resets: int) -> dict:
+    """One interval's figures; its speeds count decode steps over the interval's time (prefill included)."""
     stats = model.stats()
-    return {"steps": steps_done, "resets": resets, "steps_per_s": steps / seconds, "rss_mib": host_rss_mib(),
+    return {"steps": steps_done, "resets": resets, "steps_per_s": steps / seconds,
+            "steps_per_cpu_s": steps / cpu_seconds, "rss_mib": host_rss_mib(),
             "engine_mib": stats["device_bytes_allocated"] / MIB, "gpu_used_mib": gpu_used_mib(device),
             "graph_launches": stats["graph_launches"]}
 
 
-def quarter_speeds(samples):
+def speed_key(device: str) -> str:
+    return "steps_per_cpu_s" if device == "cpu" else "steps_per_s"
+
+
+def quarter_speeds(samples, key: str):
     """Median decode speed of the first and of the last quarter of the intervals: one interval's
     speed moves with whatever else the machine runs, a real slowdown moves a quarter's median."""
     n = max(1, len(samples) // 4)
-    median = lambda rows: sorted(r["steps_per_s"] for r in rows)[len(rows) // 2]
+    median = lambda rows: sorted(r[key] for r in rows)[len(rows) // 2]
     return median(samples[:n]), median(samples[-n:])
 
 
@@ -116,38 +126,41 @@ def verdict(samples, args) -> list:
     for key, tolerance in growth.items():
         if first[key] is not None and last[key] - first[key] > tolerance:
             problems.append(f"{key} grew {first[key]:.1f} -> {last[key]:.1f} (tolerance {tolerance} MiB)")
-    early, late = quarter_speeds(samples)
+    key = speed_key(args.device)
+    early, late = quarter_speeds(samples, key)
     if late < (1 - args.max_slowdown) * early:
-        problems.append(f"decode slowed {early:.1f} -> {late:.1f} steps/s (more than {args.max_slowdown:.0%})")
+        problems.append(f"decode slowed {early:.1f} -> {late:.1f} {key} (more than {args.max_slowdown:.0%})")
     return problems
 
 
 def print_table(samples) -> None:
-    print(f"{'steps':>7} {'resets':>6} {'steps/s':>9} {'RSS MiB':>9} {'engine MiB':>10} {'GPU used MiB':>12} "
-          f"{'graph launches':>14}")
+    print(f"{'steps':>7} {'resets':>6} {'steps/s':>9} {'steps/cpu-s':>11} {'RSS MiB':>9} {'engine MiB':>10} "
+          f"{'GPU used MiB':>12} {'graph launches':>14}")
     for s in samples:
         gpu = "-" if s["gpu_used_mib"] is None else f"{s['gpu_used_mib']:.1f}"
-        print(f"{s['steps']:>7} {s['resets']:>6} {s['steps_per_s']:>9.1f} {s['rss_mib']:>9.1f} "
+        print(f"{s['steps']:>7} {s['resets']:>6} {s['steps_per_s']:>9.1f} {s['steps_per_cpu_s']:>11.1f} "
+              f"{s['rss_mib']:>9.1f} "
               f"{s['engine_mib']:>10.2f} {gpu:>12} {s['graph_launches']:>14}")
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    torch.set_num_threads(1)  # host-side torch work here is tiny; idle spinning threads would blur CPU time
     model = load_model(args)
     decoder = Decoder(model, args.prompt, args.reset_every, build_config(args.arch, args.scale).vocab_size)
     segment = args.reset_every + 1  # a prefill call and reset_every decode calls
-    decoder.run_segment_steps(segment)  # warm-up
+    decoder.advance(segment)  # warm-up
     samples, done = [], 0
     while done < args.steps:
-        start = time.perf_counter()
-        decoder.run_segment_steps(segment)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        decoder.advance(segment)
         done += args.reset_every
-        seconds = time.perf_counter() - start
-        samples.append(sample(model, args.device, done, seconds, args.reset_every, decoder.resets))
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+        samples.append(sample(model, args.device, done, seconds, cpu_seconds, args.reset_every, decoder.resets))
     print_table(samples)
     problems = verdict(samples, args)
-    early, late = quarter_speeds(samples)
-    print(f"median steps/s first quarter {early:.1f}, last quarter {late:.1f}")
+    early, late = quarter_speeds(samples, speed_key(args.device))
+    print(f"median {speed_key(args.device)}: first quarter {early:.1f}, last quarter {late:.1f}")
     print("soak: " + ("; ".join(problems) if problems else
                       f"steady over {done} decode steps and {decoder.resets} resets"))
     if args.json:
