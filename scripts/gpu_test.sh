@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One command on a bare GPU machine: configure and build etgpu with the CUDA engine, run the C++
 # tests, run the whole pytest suite with the CUDA engine under test, run compute-sanitizer
-# (memcheck) over small programs, and report GPU memory around a model's life. Prints
-# `N passed, M failed` last (pytest items, plus the sanitizer as one item).
+# (memcheck and racecheck) over small programs and a tiny LLM decode step, and report GPU memory
+# around a model's life. Prints a sanitizer table (errors per tool and model, and the program's exit
+# code), then `N passed, M failed` last (pytest items, plus the sanitizers as one item).
 #   GPU_TEST_LOG_DIR  where logs go (default $BUILD_DIR/gpu-test)
 #   (build and interpreter variables: scripts/gpu_build.sh)
 set -uo pipefail
@@ -30,12 +31,13 @@ if [ -n "$(cd "$BUILD" && ctest -N 2>/dev/null | grep -E 'Total Tests: [1-9]')" 
 fi
 
 echo "== pytest (engine: cuda)"
-# The device-memory test reads the whole GPU's free memory, so it runs alone, after the rest
+# The device-memory tests read the whole GPU's free memory, so they run alone, after the rest
 # (parallel workers' engines would move the figure).
-ALONE=tests/ops/test_cuda_engine.py::test_device_memory_released
+ALONE=(tests/ops/test_cuda_engine.py::test_device_memory_released
+       tests/reliability/test_device_faults.py::test_program_larger_than_free_gpu_memory_fails_init_and_holds_nothing)
 "$PYTHON" -m pytest -q -p no:cacheprovider -rfs "${XDIST[@]}" --junitxml="$LOGS/junit.xml" tests -s \
-  --deselect "$ALONE" 2>&1 | tee "$LOGS/pytest.log" | grep -E "graph stats|FAILED|ERROR|passed|failed" | tail -n 60
-"$PYTHON" -m pytest -q -p no:cacheprovider -rfs --junitxml="$LOGS/junit-alone.xml" "$ALONE" -s 2>&1 |
+  "${ALONE[@]/#/--deselect=}" 2>&1 | tee "$LOGS/pytest.log" | grep -E "graph stats|FAILED|ERROR|passed|failed" | tail -n 60
+"$PYTHON" -m pytest -q -p no:cacheprovider -rfs --junitxml="$LOGS/junit-alone.xml" "${ALONE[@]}" -s 2>&1 |
   tee -a "$LOGS/pytest.log" | grep -E "GPU memory free|FAILED|ERROR|passed|failed" | tail -n 5
 read -r PASSED FAILED SKIPPED < <("$PYTHON" - "$LOGS/junit.xml" "$LOGS/junit-alone.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
@@ -55,23 +57,28 @@ print(passed, failed, skipped)
 PY
 )
 
-echo "== compute-sanitizer memcheck"
+echo "== compute-sanitizer memcheck + racecheck"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 SAN_FAILED=0
+SAN_TABLE=()
 if [ -z "$SAN" ]; then
-  echo "compute-sanitizer not found: memcheck skipped"
+  echo "compute-sanitizer not found: memcheck and racecheck skipped"
 else
   MODELS="$LOGS/models"
   mkdir -p "$MODELS"
   # Small programs covering every kernel family (custom ops reach the families whose ATen
   # lowering lives elsewhere); etgpu_run feeds seeded inputs and runs 3 steps (eager, capture,
-  # replay) so the graph path is checked too.
+  # replay) so the graph path is checked too. The tiny LLM decodes one token at position 3 with
+  # given inputs (seeded ones would put repeated positions in one cache write, a real race).
+  # <name>.args holds a model's extra etgpu_run arguments.
   "$PYTHON" - "$MODELS" <<'PY' >"$LOGS/sanitizer-models.log" 2>&1 || SAN_FAILED=1
 import sys
 sys.path[:0] = ["tests", "tests/ops"]
 import torch, etgpu
 import test_cuda_engine as t
 from parity import Fn, export, randn
+from etgpu.llm import build_hf_model, export_llm
+out = sys.argv[1]
 T = t.T
 cases = {
     "mlp": (t._mlp(), (randn(8, 64),)),
@@ -87,21 +94,39 @@ cases = {
     "sdpa_decode": (Fn(lambda q, k, v: T.sdpa(q, k, v, None, 0.0, True)), (randn(1, 4, 1, 64), randn(1, 2, 900, 64), randn(1, 2, 900, 64))),
 }
 for name, (module, inputs) in cases.items():
-    etgpu.compile(export(module.eval(), inputs), f"{sys.argv[1]}/{name}.etgpu")
+    etgpu.compile(export(module.eval(), inputs), f"{out}/{name}.etgpu")
     print("wrote", name)
+etgpu.compile(export_llm(build_hf_model("llama3.2-1b", "tiny", seed=0), 64), f"{out}/llm_decode.etgpu")
+torch.tensor([[5]]).numpy().tofile(f"{out}/llm_decode.tokens.bin")
+torch.tensor([3]).numpy().tofile(f"{out}/llm_decode.positions.bin")
+with open(f"{out}/llm_decode.args", "w") as f:
+    f.write(f"--input 0={out}/llm_decode.tokens.bin:1,1 --input 1={out}/llm_decode.positions.bin:1")
+print("wrote llm_decode")
 PY
   RUN=$(find "$BUILD" -name etgpu_run -type f -perm -u+x | head -n 1)
+  # memcheck: out-of-bounds and misaligned accesses, leaks; racecheck: shared-memory hazards.
+  declare -A TOOL_ARGS=([memcheck]="--leak-check full" [racecheck]="--racecheck-report all")
   for m in "$MODELS"/*.etgpu; do
-    "$SAN" --tool memcheck --error-exitcode 9 --leak-check full "$RUN" "$m" --device cuda --iters 3 \
-      >"$LOGS/memcheck-$(basename "$m" .etgpu).log" 2>&1
-    rc=$?
-    summary=$(grep -E "ERROR SUMMARY|LEAK SUMMARY" "$LOGS/memcheck-$(basename "$m" .etgpu).log" | tr '\n' ' ')
-    echo "memcheck $(basename "$m"): rc=$rc $summary"
-    # rc 9: memcheck found errors; a nonzero rc from the program itself (an index flagged out of
-    # range by the seeded inputs is reported, not a memory error) is shown but not a sanitizer failure.
-    [ $rc -eq 9 ] && SAN_FAILED=1
+    name=$(basename "$m" .etgpu)
+    row="$name"
+    for tool in memcheck racecheck; do
+      log="$LOGS/$tool-$name.log"
+      # shellcheck disable=SC2046,SC2086  # the args are words on purpose
+      "$SAN" --tool $tool --error-exitcode 9 ${TOOL_ARGS[$tool]} "$RUN" "$m" --device cuda --iters 3 \
+        $(cat "$MODELS/$name.args" 2>/dev/null) >"$log" 2>&1
+      rc=$?
+      # "ERROR SUMMARY: N errors" (memcheck), "RACECHECK SUMMARY: N hazards displayed (E errors, W warnings)"
+      errors=$(grep -oE "ERROR SUMMARY: [0-9]+|\([0-9]+ errors" "$log" | grep -oE "[0-9]+" | tail -n 1)
+      row="$row ${errors:-?}/rc$rc"
+      # rc 9: the sanitizer found errors; another nonzero rc from the program itself (an index
+      # flagged out of range by the seeded inputs is reported, not a memory error) is shown but
+      # not a sanitizer failure. No summary at all means the sanitizer did not finish.
+      if [ $rc -eq 9 ] || [ -z "$errors" ]; then SAN_FAILED=1; fi
+    done
+    SAN_TABLE+=("$row")
   done
   [ -z "$(ls "$MODELS"/*.etgpu 2>/dev/null)" ] && SAN_FAILED=1
+  echo "model memcheck(errors/rc) racecheck(errors/rc)" | cat - <(printf '%s\n' "${SAN_TABLE[@]}") | column -t
 fi
 
 [ $CPP_FAILED -ne 0 ] && { echo "C++ tests failed"; FAILED=$((FAILED + 1)); }

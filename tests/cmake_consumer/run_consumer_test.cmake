@@ -28,7 +28,8 @@ if(NOT headers STREQUAL "etgpu/etgpu.h")
   message(FATAL_ERROR "unexpected installed headers: ${headers}")
 endif()
 run_step("configure consumer" ${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
-         -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
+         -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release
+         "-DCMAKE_EXE_LINKER_FLAGS=${CONSUMER_LINK_FLAGS}")
 run_step("build consumer" ${CMAKE_COMMAND} --build ${WORK_DIR}/build)
 run_step("write model" ${MODEL_WRITER} ${WORK_DIR}/add.etgpu)
 run_step("run consumer" ${WORK_DIR}/build/etgpu_consumer ${WORK_DIR}/add.etgpu)

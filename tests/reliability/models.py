@@ -2,9 +2,12 @@
 
 import functools
 
+import flatbuffers
 import torch
 
 import etgpu
+from etgpu import container
+from etgpu.ir.Program import Program, ProgramT
 
 SEQ_MAX = 64
 
@@ -69,3 +72,13 @@ def views_program() -> bytes:
     seq = torch.export.Dim("seq", min=3, max=SEQ_MAX)
     exported = torch.export.export(SliceThenPermute(), (torch.randn(5, 3),), dynamic_shapes=({0: seq},))
     return etgpu.compile(exported)
+
+
+def edited(data: bytes, edit) -> bytes:
+    """`data` with edit(graph) applied to its payload (constants kept)."""
+    payload, constants = container.unpack(data)
+    program = ProgramT.InitFromObj(Program.GetRootAs(payload, 0))
+    edit(program.graph)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(program.Pack(builder), file_identifier=b"ETGP")
+    return container.pack(bytes(builder.Output()), constants)

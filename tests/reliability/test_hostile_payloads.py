@@ -3,27 +3,14 @@ be refused with a message saying what is wrong (at load, or at run for shape-dep
 never run out of bounds. Each case is a check that a fuzzer-style payload found missing or that
 review of the loader found (see docs/reliability.md)."""
 
-import flatbuffers
 import pytest
 import torch
 
 import etgpu
-from etgpu import container
-from etgpu.ir.Program import Program, ProgramT
 from etgpu.ir.Storage import Storage
 from etgpu.ir.Tensor import TensorT
 from etgpu.runtime import EtGpuError
-from models import elementwise_program, views_program
-
-
-def edited(data: bytes, edit) -> bytes:
-    """`data` with edit(graph) applied to its payload (constants kept)."""
-    payload, constants = container.unpack(data)
-    program = ProgramT.InitFromObj(Program.GetRootAs(payload, 0))
-    edit(program.graph)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(program.Pack(builder), file_identifier=b"ETGP")
-    return container.pack(bytes(builder.Output()), constants)
+from models import edited, elementwise_program, views_program
 
 
 def refused_at_load(data: bytes, pattern: str):

@@ -77,6 +77,10 @@ class Engine {
   }
   virtual Status end_step() { return Status::ok(); }
 
+  // Asked after a call failed: a non-empty answer says the engine can never run again (a sticky
+  // CUDA error poisons the whole context until the process ends) and why.
+  virtual std::string lasting_fault() { return {}; }
+
   virtual EngineStats stats() const = 0;
 };
 

@@ -255,8 +255,22 @@ Status Executor::resolve_shapes(const std::vector<int64_t>& syms) {
   return Status::ok();
 }
 
+// Every engine-facing call goes through here: a lasting fault is named once in the failing call
+// and then refuses every later call up front, instead of a stream of unrelated-looking errors.
+Status Executor::note_fault(Status status) {
+  if (status.is_ok() || !lasting_fault_.empty()) return status;
+  lasting_fault_ = engine_->lasting_fault();
+  if (lasting_fault_.empty()) return status;
+  return err(status.message(), "; the model is unusable from now on: ", lasting_fault_);
+}
+
 Status Executor::execute(const std::vector<HostTensor>& inputs) {
   std::lock_guard<std::mutex> lock(mutex_);
+  ETGPU_CHECK(lasting_fault_.empty(), "the model is unusable: ", lasting_fault_);
+  return note_fault(execute_locked(inputs));
+}
+
+Status Executor::execute_locked(const std::vector<HostTensor>& inputs) {
   std::vector<int64_t> syms;
   ETGPU_RETURN_IF_ERROR(bind_symbols(inputs, &syms));
   ETGPU_RETURN_IF_ERROR(resolve_shapes(syms));
@@ -296,6 +310,11 @@ std::vector<int64_t> Executor::output_shape(size_t i) const {
 
 Status Executor::read_output(size_t i, void* dst, size_t dst_bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
+  ETGPU_CHECK(lasting_fault_.empty(), "the model is unusable: ", lasting_fault_);
+  return note_fault(read_output_locked(i, dst, dst_bytes));
+}
+
+Status Executor::read_output_locked(size_t i, void* dst, size_t dst_bytes) {
   ETGPU_CHECK(shapes_valid_, "read_output before a successful execute");
   ETGPU_CHECK(i < num_outputs(), "output ", i, " does not exist (", num_outputs(), " outputs)");
   const int id = graph().outputs()->Get(i);

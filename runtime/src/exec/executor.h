@@ -51,7 +51,10 @@ class Executor {
   std::vector<int64_t> max_output_shape(size_t i) const;
 
   // Runs the program. Inputs are checked (dtype, rank, every dim against its bound) first; a
-  // failed check changes no state.
+  // failed check changes no state. Kernel-side failures (an index or cache position flagged out
+  // of range on the device) surface at the next synchronizing call, read_output. After an error
+  // the executor stays usable, unless the engine reports a lasting fault: then this call and
+  // every later one fail with a message saying the model cannot run again.
   //
   // Thread safety: execute, output_shape, read_output and stats may be called from several
   // threads at once; each call holds the executor's mutex, so calls on one executor run one at
@@ -74,6 +77,9 @@ class Executor {
   std::string input_label(size_t i) const;
   Status bind_symbols(const std::vector<HostTensor>& inputs, std::vector<int64_t>* syms) const;
   Status resolve_shapes(const std::vector<int64_t>& syms);
+  Status execute_locked(const std::vector<HostTensor>& inputs);
+  Status read_output_locked(size_t i, void* dst, size_t dst_bytes);
+  Status note_fault(Status status);
   TensorRef tensor_ref(int id) const;
   std::vector<int64_t> max_shape(int id) const;
 
@@ -89,6 +95,7 @@ class Executor {
   std::vector<void*> owned_;                 // engine allocations freed on destruction
   std::vector<ConstantBytes> borrowed_;      // host constants used in place (released at end)
   ExecutorStats stats_;
+  std::string lasting_fault_;  // non-empty once the engine can never run again
   mutable std::mutex mutex_;  // serializes execute / read_output / output_shape / stats
 };
 

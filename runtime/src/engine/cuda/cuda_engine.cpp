@@ -220,6 +220,20 @@ class CudaEngine final : public Engine {
     return record_step_end();
   }
 
+  // Asynchronous faults (an illegal address, a device-side assert, one raised by another CUDA
+  // user of this process such as torch) are sticky: the stream keeps failing after the error is
+  // read. A second failing wait tells them from one-off errors (a refused allocation, a bad launch
+  // configuration), which leave the engine usable.
+  std::string lasting_fault() override {
+    if (capturing_) abandon_capture();  // waiting on a capturing stream would itself fail
+    if (cudaStreamSynchronize(stream_) == cudaSuccess) return {};
+    cudaGetLastError();
+    const cudaError_t again = cudaStreamSynchronize(stream_);
+    if (again == cudaSuccess) return {};
+    return std::string("the CUDA context has a sticky error (") + cudaGetErrorString(again) +
+           "): no CUDA work can run in this process again; restart it";
+  }
+
   EngineStats stats() const override {
     EngineStats s = stats_;
     float ms = 0.0f;
