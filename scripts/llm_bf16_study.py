@@ -16,7 +16,7 @@ import torch
 
 import etgpu
 from etgpu.llm import export_llm
-from etgpu.llm.recipes import RECIPES, build_config
+from etgpu.llm.recipes import RECIPES, build_config, cast_model
 from etgpu.llm.reference import reference_logits, stepwise_logits
 
 import transformers
@@ -40,7 +40,7 @@ def build(arch, config, dtype, attention, state):
     model = getattr(transformers, RECIPES[arch].model_class)(config)
     model.load_state_dict(state)
     config._attn_implementation = attention
-    return model.to(dtype).eval()
+    return cast_model(model, dtype).eval()
 
 
 def worst(pairs):

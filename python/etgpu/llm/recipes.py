@@ -111,5 +111,16 @@ def build_hf_model(arch: str, scale: str = "full", dtype: torch.dtype = torch.fl
     """The architecture with seeded random weights (transformers' own initialisation)."""
     config = build_config(arch, scale)
     torch.manual_seed(seed)
-    model = getattr(transformers, RECIPES[arch].model_class)(config)
-    return model.to(dtype).eval()
+    return cast_model(getattr(transformers, RECIPES[arch].model_class)(config), dtype).eval()
+
+
+def cast_model(model, dtype: torch.dtype):
+    """`model` in `dtype` but for the rotary inverse frequencies, which stay fp32 as from_pretrained
+    leaves them: rounded to bf16 they would turn far positions by wrong angles (and LongRoPE's fp32
+    factor switch would write fp32 into a bf16 buffer)."""
+    frequencies = {name: buffer for name, buffer in model.named_buffers() if name.endswith("inv_freq")}
+    model = model.to(dtype)
+    for name, buffer in frequencies.items():  # .to() replaced the buffers; put the fp32 ones back
+        module, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(module), attr, buffer.float())
+    return model
