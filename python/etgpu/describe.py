@@ -57,9 +57,19 @@ def format_dim(dim, sym_names: List[str]) -> str:
 
 def format_tensor(graph, index: int, sym_names: List[str]) -> str:
     t = graph.tensors[index]
-    shape = ", ".join(format_dim(d, sym_names) for d in (t.shape or []))
     name = _text(t.name)
-    return f"t{index} {name + ' ' if name else ''}{_DTYPE.get(t.dtype, t.dtype)}[{shape}]"
+    return f"t{index} {name + ' ' if name else ''}{format_type(t, sym_names)}"
+
+
+def format_type(t, sym_names: List[str]) -> str:
+    shape = ", ".join(format_dim(d, sym_names) for d in _seq(t.shape))
+    return f"{_DTYPE.get(t.dtype, t.dtype)}[{shape}]"
+
+
+def _seq(values) -> list:
+    """The object API gives a numpy array for a vector of scalars when numpy is installed (whose
+    truth value is an error), a list otherwise, None when absent."""
+    return [] if values is None else list(values)
 
 
 def describe(payload: Payload) -> str:
@@ -73,7 +83,7 @@ def describe(payload: Payload) -> str:
     lines = [f"== {payload.label}: etgpu IR v{program.version}, {len(payload.data)} payload bytes"]
     lines.append("symbols: " + (", ".join(f"{n} in [{s.min}, {s.max}]" for n, s in zip(sym_names, syms))
                                 or "none (static shapes)"))
-    for title, ids in (("inputs", graph.inputs or []), ("outputs", graph.outputs or [])):
+    for title, ids in (("inputs", _seq(graph.inputs)), ("outputs", _seq(graph.outputs))):
         lines.append(f"{title}:")
         lines.extend(f"  {format_tensor(graph, i, sym_names)}" for i in ids)
     ops = Counter(_OP.get(ins.opType, str(ins.opType)) for ins in (graph.instructions or []))
@@ -87,6 +97,9 @@ def describe(payload: Payload) -> str:
     lines.append(f"constant bytes: {constant_bytes}" + (f" ({len(payload.constants)} keyed constants in the file, "
                  f"{sum(len(v) for v in payload.constants.values())} bytes)" if payload.constants is not None else ""))
     lines.append(f"mutable state bytes: {mutable_bytes}")
+    # Grouped by shape: an LLM's KV cache shows full-length and sliding-window (ring) layers apart.
+    mutable = Counter(format_type(t, sym_names) for t in tensors if t.storage == Storage.Mutable)
+    lines.extend(f"  {count} x {shape}" for shape, count in sorted(mutable.items()))
     return "\n".join(lines)
 
 

@@ -1,17 +1,19 @@
 """The C++ runner (build/runtime/tools/etgpu_llm): its own tokenizer against the Python one (which
 tests/llm/test_tokenizer.py checks against two references), from the GGUF file and from the
-exported tokenizer.json; and, once the LLM CPU kernels are merged, generation end to end."""
+exported tokenizer.json; and generation end to end on the engine under test (ETGPU_TEST_DEVICE)
+with a made-up tokenizer, so that part needs no downloaded file."""
 
 import json
 import subprocess
 
 import pytest
 
+from byte_tokenizer import byte_tokenizer
 from etgpu._paths import build_dir
+from parity import TEST_DEVICE
 from smollm2_file import SMOLLM2_GGUF, requires_smollm2
 from tokenizer_corpus import corpus
 
-pytestmark = requires_smollm2
 BINARY = build_dir() / "runtime" / "tools" / "etgpu_llm"
 needs_binary = pytest.mark.skipif(not BINARY.exists(), reason=f"{BINARY} is not built")
 
@@ -22,17 +24,26 @@ EXTRA = ["\x01\x02\x03 control \x7f bytes", "".join(chr(c) for c in range(32, 12
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
+def smollm2_tokenizer():
     from etgpu.llm.tokenizer import Tokenizer
 
     return Tokenizer.from_gguf(SMOLLM2_GGUF)
 
 
 @pytest.fixture(scope="module")
-def tokenizer_json(tokenizer, tmp_path_factory):
+def tokenizer_json(smollm2_tokenizer, tmp_path_factory):
     path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    tokenizer.save(path)
+    smollm2_tokenizer.save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tmp_path_factory):
+    """(Tokenizer, its tokenizer.json): 512 tokens, the tiny recipes' vocabulary size."""
+    tokenizer = byte_tokenizer()
+    path = tmp_path_factory.mktemp("tiny_tok") / "tokenizer.json"
+    tokenizer.save(path)
+    return tokenizer, path
 
 
 def _cpp_tokenize(tokenizer_file, strings, tmp_path):
@@ -45,8 +56,10 @@ def _cpp_tokenize(tokenizer_file, strings, tmp_path):
 
 
 @needs_binary
+@requires_smollm2
 @pytest.mark.parametrize("source", ["gguf", "tokenizer.json"])
-def test_cpp_tokenizer_matches_python(source, tokenizer, tokenizer_json, tmp_path):
+def test_cpp_tokenizer_matches_python(source, smollm2_tokenizer, tokenizer_json, tmp_path):
+    tokenizer = smollm2_tokenizer
     strings = corpus() + EXTRA
     results = _cpp_tokenize(SMOLLM2_GGUF if source == "gguf" else tokenizer_json, strings, tmp_path)
     assert len(results) == len(strings)
@@ -57,6 +70,7 @@ def test_cpp_tokenizer_matches_python(source, tokenizer, tokenizer_json, tmp_pat
 
 
 @needs_binary
+@requires_smollm2
 def test_cpp_tokenizer_rejects_bad_files(tmp_path):
     truncated = tmp_path / "bad.gguf"
     truncated.write_bytes(open(SMOLLM2_GGUF, "rb").read(5000))
@@ -74,7 +88,7 @@ def test_cpp_tokenizer_rejects_bad_files(tmp_path):
 
 
 def _tiny_llama_etgpu(tmp_path, max_seq_len):
-    """A tiny random Llama (vocabulary 512: every id it emits is a real SmolLM2 token)."""
+    """A tiny random Llama (vocabulary 512, as the tiny tokenizer's)."""
     import etgpu
     from etgpu.llm import build_hf_model, export_llm
 
@@ -84,28 +98,30 @@ def _tiny_llama_etgpu(tmp_path, max_seq_len):
 
 
 @needs_binary
-def test_cpp_prompt_past_cache_is_a_clear_error(tmp_path):
+def test_cpp_prompt_past_cache_is_a_clear_error(tiny_tokenizer, tmp_path):
     model = _tiny_llama_etgpu(tmp_path, 8)
-    run = subprocess.run([str(BINARY), str(model), "--tokenizer", SMOLLM2_GGUF, "--device", "cpu",
-                          "--prompt", "one two three four five six seven", "--max-new-tokens", "4"],
-                         capture_output=True, timeout=120)
-    assert run.returncode == 1 and b"max_seq_len=8" in run.stderr, run.stderr.decode()
+    prompt = "one two three four five six seven"
+    assert len(tiny_tokenizer[0].encode(prompt)) > 8
+    for prompt, new_tokens in ((prompt, 1), ("one", 9)):  # the prompt alone, then prompt + generation
+        run = subprocess.run([str(BINARY), str(model), "--tokenizer", str(tiny_tokenizer[1]), "--device", TEST_DEVICE,
+                              "--prompt", prompt, "--max-new-tokens", str(new_tokens)], capture_output=True, timeout=120)
+        assert run.returncode == 1 and b"max_seq_len=8" in run.stderr, run.stderr.decode()
 
 
 @needs_binary
-def test_cpp_greedy_matches_python_runner(tokenizer, tmp_path):
+def test_cpp_greedy_matches_python_runner(tiny_tokenizer, tmp_path):
     import etgpu
     from etgpu.llm.generate import generate, model_runner
 
+    tokenizer, tokenizer_path = tiny_tokenizer
     model_path = _tiny_llama_etgpu(tmp_path, 64)
     prompt = "he is in the on at"
     ids = tokenizer.encode(prompt)
-    assert max(ids) < 512  # inside the tiny model's vocabulary
-    expected = generate(model_runner(etgpu.Model(model_path, device="cpu")), ids, 20, 64,
-                        stop_ids=tokenizer.stop_ids()).tokens
-    expected = [t for t in expected if t not in tokenizer.stop_ids()]
-    run = subprocess.run([str(BINARY), str(model_path), "--tokenizer", SMOLLM2_GGUF, "--device", "cpu",
+    expected = generate(model_runner(etgpu.Model(model_path, device=TEST_DEVICE)), ids, 20, 64).tokens
+    run = subprocess.run([str(BINARY), str(model_path), "--tokenizer", str(tokenizer_path), "--device", TEST_DEVICE,
                           "--prompt", prompt, "--max-new-tokens", "20"], capture_output=True, timeout=300)
     assert run.returncode == 0, run.stderr.decode()
     assert run.stdout.decode() == tokenizer.decode(expected, skip_special_tokens=True) + "\n"
     assert b"decode" in run.stderr and b"TTFT" in run.stderr
+    if TEST_DEVICE == "cuda":
+        assert b"peak device memory" in run.stderr

@@ -9,7 +9,7 @@ import inspect
 import torch
 
 import etgpu.llm.attention  # noqa: F401  (registers the "etgpu" attention function)
-from etgpu.llm.attention import ATTENTION_NAME
+from etgpu.llm.attention import ATTENTION_NAME, full_mask, ring_mask
 from etgpu.llm.cache import StaticKVCache
 
 
@@ -23,7 +23,10 @@ class CausalLMForExport(torch.nn.Module):
         self.max_seq_len = max_seq_len
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         dtype = next(hf_model.parameters()).dtype
-        self.cache = StaticKVCache(config.num_hidden_layers, config.num_key_value_heads, head_dim, max_seq_len, dtype)
+        layer_types = getattr(config, "layer_types", None) or ["full_attention"] * config.num_hidden_layers
+        sliding = [i for i, t in enumerate(layer_types) if t == "sliding_attention"]
+        self.cache = StaticKVCache(config.num_hidden_layers, config.num_key_value_heads, head_dim, max_seq_len, dtype,
+                                   window=getattr(config, "sliding_window", None) or 0, ring_layers=sliding)
         rotary = self.hf.model.rotary_emb
         self._rotary_per_layer_type = "layer_type" in inspect.signature(rotary.forward).parameters
         # transformers renamed the decoder layers' cache argument (past_key_values -> cache).
@@ -42,9 +45,13 @@ class CausalLMForExport(torch.nn.Module):
         position_ids = input_pos.unsqueeze(0)
         embeddings = self._position_embeddings(hidden, position_ids)
         self.cache.set_positions(input_pos)
+        # One mask per kind of cache, built once per step rather than once per layer.
+        full = full_mask(input_pos, self.max_seq_len)
+        ring = ring_mask(input_pos, self.cache.window) if self.cache.ring_layers else None
         for i, layer in enumerate(text.layers[: self.config.num_hidden_layers]):
             layer_embeddings = embeddings[self.config.layer_types[i]] if isinstance(embeddings, dict) else embeddings
-            out = layer(hidden, attention_mask=None, position_ids=position_ids,
+            mask = ring if i in self.cache.ring_layers else full
+            out = layer(hidden, attention_mask=mask, position_ids=position_ids,
                         position_embeddings=layer_embeddings, **{self._cache_arg: self.cache})
             hidden = out[0] if isinstance(out, tuple) else out
         hidden = text.norm(hidden[:, -1:, :])

@@ -18,6 +18,19 @@ class Recipe:
 _LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0,
                 "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
 
+
+
+def _longrope(pairs: int, original: int, factor: float = 32.0) -> Dict:
+    """Phi-3/4 LongRoPE: per-frequency divisors, `short_factor` up to `original` positions and
+    `long_factor` past them (transformers picks by the step's largest position), and cos/sin scaled
+    by sqrt(1 + ln(factor) / ln(original)) at every length. A checkpoint ships its fitted lists in
+    its config; with random weights any lists exercise the same code, so these are plain ones:
+    no change for short contexts, a geometric ramp up to `factor` (lowest frequency) for long."""
+    return {"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
+            "original_max_position_embeddings": original, "factor": factor, "short_factor": [1.0] * pairs,
+            "long_factor": [factor ** (i / (pairs - 1)) for i in range(pairs)]}
+
+
 RECIPES: Dict[str, Recipe] = {
     "llama3.2-1b": Recipe("LlamaConfig", "LlamaForCausalLM", dict(
         vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
@@ -42,13 +55,12 @@ RECIPES: Dict[str, Recipe] = {
         num_attention_heads=32, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6,
         tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
         max_position_embeddings=40960)),
-    # Phi-4-mini: partial rotary (3/4 of each head). Its long-context "longrope" scaling only
-    # changes frequencies past 4096 positions; the recipe uses the base frequencies.
+    # Phi-4-mini: partial rotary (3/4 of each head), LongRoPE (see _longrope).
     "phi-4-mini": Recipe("Phi3Config", "Phi3ForCausalLM", dict(
         vocab_size=200064, hidden_size=3072, intermediate_size=8192, num_hidden_layers=32,
         num_attention_heads=24, num_key_value_heads=8, rms_norm_eps=1e-5, tie_word_embeddings=True,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
-        max_position_embeddings=131072, original_max_position_embeddings=4096, pad_token_id=199999)),
+        rope_parameters=_longrope(48, original=4096), max_position_embeddings=131072,
+        original_max_position_embeddings=4096, pad_token_id=199999)),
     "gemma3-1b": Recipe("Gemma3TextConfig", "Gemma3ForCausalLM", dict(
         vocab_size=262144, hidden_size=1152, intermediate_size=6912, num_hidden_layers=26,
         num_attention_heads=4, num_key_value_heads=1, head_dim=256, rms_norm_eps=1e-6,
@@ -73,7 +85,9 @@ _TINY_OVERRIDES = {
                       layer_types=["sliding_attention", "sliding_attention", "full_attention"]),
     "gemma3-4b": dict(num_hidden_layers=3, sliding_window=8, query_pre_attn_scalar=16,
                       layer_types=["sliding_attention", "sliding_attention", "full_attention"]),
-    "phi-4-mini": dict(pad_token_id=0),
+    # 6 rotary pairs per 16-wide head; the long factors take over at position 32, inside the test.
+    "phi-4-mini": dict(pad_token_id=0, rope_parameters=_longrope(6, original=32, factor=4.0),
+                       max_position_embeddings=128, original_max_position_embeddings=32),
 }
 
 
@@ -97,5 +111,16 @@ def build_hf_model(arch: str, scale: str = "full", dtype: torch.dtype = torch.fl
     """The architecture with seeded random weights (transformers' own initialisation)."""
     config = build_config(arch, scale)
     torch.manual_seed(seed)
-    model = getattr(transformers, RECIPES[arch].model_class)(config)
-    return model.to(dtype).eval()
+    return cast_model(getattr(transformers, RECIPES[arch].model_class)(config), dtype).eval()
+
+
+def cast_model(model, dtype: torch.dtype):
+    """`model` in `dtype` but for the rotary inverse frequencies, which stay fp32 as from_pretrained
+    leaves them: rounded to bf16 they would turn far positions by wrong angles (and LongRoPE's fp32
+    factor switch would write fp32 into a bf16 buffer)."""
+    frequencies = {name: buffer for name, buffer in model.named_buffers() if name.endswith("inv_freq")}
+    model = model.to(dtype)
+    for name, buffer in frequencies.items():  # .to() replaced the buffers; put the fp32 ones back
+        module, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(module), attr, buffer.float())
+    return model

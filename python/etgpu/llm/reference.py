@@ -7,19 +7,26 @@ import torch
 from transformers import DynamicCache
 
 
-@torch.no_grad()
-def reference_logits(hf_model, tokens: torch.Tensor, prefill: int):
-    """List of last-token logits [1, V]: after the prefill, then after each further token."""
+def hf_runner(hf_model):
+    """`run(tokens, positions) -> logits [1, 1, V]` over transformers with its own cache, for
+    calls at consecutive positions from 0 (the positions are implied by the cache)."""
     config = hf_model.config.get_text_config()
     # transformers renamed the cache argument (past_key_values -> cache) within 5.x.
     name = "cache" if "cache" in inspect.signature(hf_model.forward).parameters else "past_key_values"
     cache = {name: DynamicCache(config=config)}
-    out = hf_model(input_ids=tokens[:, :prefill], use_cache=True, **cache)
-    logits = [out.logits[:, -1].float()]
-    for t in range(prefill, tokens.shape[1]):
-        out = hf_model(input_ids=tokens[:, t:t + 1], use_cache=True, **cache)
-        logits.append(out.logits[:, -1].float())
-    return logits
+    device = next(hf_model.parameters()).device
+
+    @torch.no_grad()
+    def run(tokens, positions):
+        return hf_model(input_ids=tokens.to(device), use_cache=True, **cache).logits[:, -1:]
+
+    return run
+
+
+def reference_logits(hf_model, tokens: torch.Tensor, prefill: int):
+    """List of last-token logits [1, V] (fp32, on the model's device): after the prefill, then
+    after each further token."""
+    return stepwise_logits(hf_runner(hf_model), tokens, prefill)
 
 
 def stepwise_logits(run, tokens: torch.Tensor, prefill: int):

@@ -8,11 +8,15 @@ from etgpu.lower.ops._util import normalize_dim
 from etgpu.lower.registry import lowering
 
 
-def _writes_in_place(ctx, dst_node) -> bool:
-    """In place is exact only when this write is the buffer's sole consumer (so no instruction
-    reads the old contents afterwards)."""
+def _writes_in_place(ctx, dst_node, write_node) -> bool:
+    """In place is exact only when no instruction reads the old contents after the write: every
+    other reader of the buffer (a ring cache's read of its previous window) was lowered before
+    it, into storage of its own (a view would be read later, through the buffer)."""
     tid = ctx.input(dst_node)
-    return ctx.tensors[tid].storage == Storage.MUTABLE and len(dst_node.users) == 1
+    if ctx.tensors[tid].storage != Storage.MUTABLE:
+        return False
+    readers = [user for user in dst_node.users if user is not write_node]
+    return all(ctx.has_value(user) and ctx.tensors[ctx.input(user)].storage != Storage.ALIAS for user in readers)
 
 
 @lowering("aten.index_copy.default")
@@ -20,7 +24,7 @@ def index_copy(ctx, node):
     dst_node, dim, index, source = node.args[:4]
     rank = ctx.meta(dst_node).dim()
     fields = dict(index=ctx.input(index), x=ctx.input(source), dim=normalize_dim(dim, rank))
-    if _writes_in_place(ctx, dst_node):
+    if _writes_in_place(ctx, dst_node, node):
         dst = ctx.input(dst_node)
         ctx.bind(node, dst)
     else:
