@@ -12,6 +12,7 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "engine/cuda/device.cuh"
@@ -43,32 +44,62 @@ struct GroupParams {
   float sub, scale, add;
 };
 
+// e4m3's exponent and mantissa placed in fp32's top bits read as value * 2^-120 (subnormals
+// land on fp32 subnormals), so one multiply restores it: no ldexpf. Needs denormals (no ftz).
 __host__ __device__ inline float e4m3_to_float(uint8_t s) {
-  const int exp = (s >> 3) & 15, mant = s & 7;
-  const float mag = exp == 0 ? mant * 0.001953125f  // subnormal: mant * 2^-9
-                             : ldexpf(1.f + mant * 0.125f, exp - 7);
-  return (s & 0x80) ? -mag : mag;
+  const uint32_t bits = (uint32_t(s & 0x80) << 24) | (uint32_t(s & 0x7f) << 20);
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(bits) * 0x1p120f;
+#else
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f * 0x1p120f;
+#endif
 }
 
-// Scales and zeros are f32, f16 or bf16: a three-way branch, uniform across the launch.
-__device__ __forceinline__ float load_param(const void* p, DType dtype, int64_t i) {
-  if (dtype == DType::BF16) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-  if (dtype == DType::F16) return __half2float(static_cast<const __half*>(p)[i]);
-  return static_cast<const float*>(p)[i];
+// A group's scale and zero as stored (the bits of one f32, f16, bf16 or e4m3 value each): the
+// GEMV loads these steps ahead with its codes and converts them only when it decodes.
+struct RawGroup {
+  uint32_t scale, zero;
+};
+
+// Scales and zeros are f32, f16 or bf16 (e4m3 bytes for NvFp4): the branch is uniform across
+// the launch and decides only the load width.
+template <int kFmt>
+__device__ __forceinline__ uint32_t load_raw_param(const void* p, DType dtype, int64_t i) {
+  if constexpr (kFmt == kFp4) return __ldg(static_cast<const uint8_t*>(p) + i);
+  if (dtype == DType::F32) return __ldg(static_cast<const uint32_t*>(p) + i);
+  return __ldg(static_cast<const uint16_t*>(p) + i);
+}
+
+template <int kFmt>
+__device__ __forceinline__ RawGroup load_raw_group(const PackedWeight& w, int64_t i) {
+  const uint32_t scale = load_raw_param<kFmt>(w.scales, w.param_dtype, i);
+  return {scale, kFmt != kFp4 && w.zeros ? load_raw_param<kFmt>(w.zeros, w.param_dtype, i) : 0u};
+}
+
+__device__ __forceinline__ float param_to_float(uint32_t raw, DType dtype) {
+  if (dtype == DType::BF16) return __uint_as_float(raw << 16);
+  if (dtype == DType::F16) return __half2float(__ushort_as_half(static_cast<unsigned short>(raw)));
+  return __uint_as_float(raw);
+}
+
+template <int kFmt>
+__device__ __forceinline__ GroupParams unpack_group(const PackedWeight& w, RawGroup r) {
+  if constexpr (kFmt == kFp4) {
+    return {0.f, e4m3_to_float(static_cast<uint8_t>(r.scale)) * w.tensor_scale, 0.f};
+  } else {
+    constexpr float kMid = 1 << (format_bits(kFmt) - 1);
+    const float scale = param_to_float(r.scale, w.param_dtype);
+    if (!w.zeros) return {kMid, scale, 0.f};
+    const float zero = param_to_float(r.zero, w.param_dtype);
+    return w.zero_is_float ? GroupParams{kMid, scale, zero} : GroupParams{zero, scale, 0.f};
+  }
 }
 
 template <int kFmt>
 __device__ __forceinline__ GroupParams load_group(const PackedWeight& w, int64_t row, int64_t group) {
-  const int64_t i = row * w.groups + group;
-  if constexpr (kFmt == kFp4) {
-    return {0.f, e4m3_to_float(static_cast<const uint8_t*>(w.scales)[i]) * w.tensor_scale, 0.f};
-  } else {
-    constexpr float kMid = 1 << (format_bits(kFmt) - 1);
-    const float scale = load_param(w.scales, w.param_dtype, i);
-    if (!w.zeros) return {kMid, scale, 0.f};
-    const float zero = load_param(w.zeros, w.param_dtype, i);
-    return w.zero_is_float ? GroupParams{kMid, scale, zero} : GroupParams{zero, scale, 0.f};
-  }
+  return unpack_group<kFmt>(w, load_raw_group<kFmt>(w, row * w.groups + group));
 }
 
 // ---- word decoding ---------------------------------------------------------------------------------

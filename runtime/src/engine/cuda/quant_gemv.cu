@@ -5,17 +5,23 @@
 // case compute-bound on H100/H200), the products run on the tensor cores with mma.sync
 // m16n8k16 (fp32 accumulation): a warp owns a tile of 16 weight rows, the 8 columns of the mma's
 // B operand are the (up to 8) rows of x, so M = 1..8 costs the same weight traffic. Decoding is
-// two packed instructions per pair of weights (quant.cuh). Up to 64 rows of x run as chunks of 8
-// (grid.x), the chunks of one weight tile launched next to each other so the re-reads hit L2:
+// two packed instructions per pair of weights (quant.cuh). More rows of x run as passes of up to
+// 8 (grid.x), the passes of one weight tile launched next to each other so the re-reads hit L2:
 // still far fewer bytes than the GEMM path's bf16 copy of the weight.
 //
-// Work split: a block of 8 or 16 warps owns one 16-row tile; its warps take interleaved 64-byte
-// slices of K (split-K inside the block, reduced through shared memory), and each lane keeps two
-// steps (4 x 16 bytes) of loads in flight. Long rows (>= 32 steps) get 16 warps: N = 2048 is only
-// 128 tiles, one block per SM, and 8 warps would keep just 16 KB per SM in flight (about half of
-// what HBM needs to stream at full rate); short rows keep 8 warps so each still has 2 steps.
+// Latency, not bandwidth, is what a decode GEMV fights: a block streams only 16 rows (tens of
+// KB), so every dependent DRAM round trip (~1 us) shows in the time. Hence:
+//  - each lane keeps a ring of kDepth steps of loads in flight, and a step's loads include its
+//    group scales/zeros (raw bits, converted at decode), so a step waits for one round trip;
+//  - the pass's x rows are staged once in shared memory (after the first code loads are issued),
+//    so consuming a step reads x at shared-memory latency instead of holding it in registers;
+//  - warps per block follow the row length so that each warp has ~kDepth steps: long rows get 16
+//    warps (one block per SM holds a whole tile's loads in flight), short rows 4 (several blocks
+//    per SM). Warps take interleaved 64-byte slices of K and reduce through shared memory.
 // Lane (g, t) of a warp reads 16 bytes of rows g and g + 8 at byte 16 t of the step: the mma's
-// A fragment then holds codes of its own load, and x is permuted to the same K order.
+// A fragment then holds codes of its own load, and x is read in the same permuted K order.
+#include <algorithm>
+
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/quant.cuh"
 #include "engine/cuda/quant_internal.h"
@@ -48,44 +54,75 @@ __device__ __forceinline__ uint32_t as_u32(T2 v) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
-// One step's loads for a lane: 16 bytes of codes from each of its two rows, and the matching
-// 4 P elements of its x row (zeros for lanes whose x row is past M).
+constexpr int kDepth = 4;  // steps of loads in flight per lane
+
+// Distinct groups in one lane's 4 words (1 or 2; int8's are always whole). The GEMV takes no
+// int2 group of 16 (4 per step): four more registers per step in flight spill the ring.
+constexpr int kMaxStepGroups = 2;
+template <int kFmt>
+constexpr int kStepGroups = kFmt == kInt8 ? 1 : kMaxStepGroups;
+
+// One step's loads for a lane: 16 bytes of codes from each of its two rows, and the raw
+// parameters of the groups those words fall in.
 template <int kFmt>
 struct StepData {
-  static constexpr int kXVecs = codes_per_word(kFmt) / 2;  // 4 words x P elements x 2 bytes / 16
   uint4 a, b;
-  uint4 x[kXVecs];
+  RawGroup pa[kStepGroups<kFmt>], pb[kStepGroups<kFmt>];
+};
+
+// Where a warp's lane reads: its two rows and their first parameter index.
+struct LaneRows {
+  const uint4 *a, *b;
+  int64_t param_a, param_b;
+  int groups_per_step;  // distinct groups in 4 words: 1, 2 or 4 (uniform)
 };
 
 template <int kFmt>
-__device__ __forceinline__ void load_step(StepData<kFmt>& d, const uint4* row_a, const uint4* row_b,
-                                          const uint4* x_row, int64_t word) {
-  d.a = __ldg(row_a + word / 4);
-  d.b = __ldg(row_b + word / 4);
-  constexpr int kP = codes_per_word(kFmt);
+__device__ __forceinline__ void load_step(StepData<kFmt>& d, const PackedWeight& w, const LaneRows& r,
+                                          int64_t word) {
+  d.a = __ldg(r.a + word / 4);
+  d.b = __ldg(r.b + word / 4);
+  const int64_t group = (word * codes_per_word(kFmt)) >> w.group_shift;
 #pragma unroll
-  for (int v = 0; v < StepData<kFmt>::kXVecs; ++v) {
-    d.x[v] = x_row ? x_row[word * kP / 8 + v] : make_uint4(0, 0, 0, 0);
+  for (int i = 0; i < kStepGroups<kFmt>; ++i) {
+    if (i < r.groups_per_step) {
+      d.pa[i] = load_raw_group<kFmt>(w, r.param_a + group + i);
+      d.pb[i] = load_raw_group<kFmt>(w, r.param_b + group + i);
+    }
   }
 }
 
+// x pairs for the mma's B operand from the staged x row (null: an x row past M, zeros).
+template <int kFmt>
+__device__ __forceinline__ void load_x(uint4* xv, const uint4* x_row, int64_t word) {
+  constexpr int kVecs = codes_per_word(kFmt) / 2;  // 4 words x P elements x 2 bytes / 16
+#pragma unroll
+  for (int v = 0; v < kVecs; ++v) xv[v] = x_row ? x_row[word * codes_per_word(kFmt) / 8 + v] : make_uint4(0, 0, 0, 0);
+}
+
 template <int kFmt, class T>
-__device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const PackedWeight& w, int64_t row_a,
-                                             int64_t row_b, int64_t word, float* acc) {
+__device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const PackedWeight& w, int groups_per_step,
+                                             const uint4* x_row, int64_t word, float* acc) {
   constexpr int kP = codes_per_word(kFmt);
+  uint4 xv[kP / 2];
+  load_x<kFmt>(xv, x_row, word);
   const uint32_t* ca = reinterpret_cast<const uint32_t*>(&d.a);
   const uint32_t* cb = reinterpret_cast<const uint32_t*>(&d.b);
-  const uint32_t* xw = reinterpret_cast<const uint32_t*>(d.x);
-  // A group of >= 4 P codes covers the lane's whole 16 bytes: one parameter load per step.
-  const bool one_group = w.group_shift >= __ffs(4 * kP) - 1;
+  const uint32_t* xw = reinterpret_cast<const uint32_t*>(xv);
   using Decoder = WordDecoder<kFmt, T>;
   Decoder da(GroupParams{}), db(GroupParams{});
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    if (i == 0 || !one_group) {
-      const int64_t group = ((word + i) * kP) >> w.group_shift;
-      da = Decoder(load_group<kFmt>(w, row_a, group));
-      db = Decoder(load_group<kFmt>(w, row_b, group));
+    // Word i is in the step's group i * G / 4; a new group starts where that is whole.
+    if (i * groups_per_step % 4 == 0) {
+      const int group = i * groups_per_step / 4;
+#pragma unroll
+      for (int k = 0; k < kStepGroups<kFmt>; ++k) {
+        if (k == group) {
+          da = Decoder(unpack_group<kFmt>(w, d.pa[k]));
+          db = Decoder(unpack_group<kFmt>(w, d.pb[k]));
+        }
+      }
     }
 #pragma unroll
     for (int j = 0; j < kP / 2; j += 2) {
@@ -100,38 +137,49 @@ __device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const Pack
   }
 }
 
+// Copies the pass's m rows of x (K elements each) into shared memory, 16 bytes per thread.
+__device__ __forceinline__ void stage_x(uint4* xs, const uint4* x, int64_t vecs) {
+  for (int64_t i = threadIdx.x; i < vecs; i += blockDim.x) xs[i] = __ldg(x + i);
+}
+
 template <int kFmt, class T, int kWarps>
-__global__ void __launch_bounds__(kWarps * 32) quant_gemv_kernel(PackedWeight w, const T* x, const T* bias,
-                                                                 T* out, int m_total) {
+__global__ void __launch_bounds__(kWarps * 32, 16 / kWarps)
+    quant_gemv_kernel(PackedWeight w, const T* x, const T* bias, T* out, int m_total, int pass_rows) {
+  extern __shared__ uint4 x_smem[];
   __shared__ float partial[kWarps][kTileRows][8];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int64_t n = w.rows, r0 = int64_t(blockIdx.y) * kTileRows;
-  // This block's chunk of (at most) 8 x rows.
-  const int m = min(8, m_total - 8 * static_cast<int>(blockIdx.x));
-  x += int64_t(blockIdx.x) * 8 * w.cols;
-  out += int64_t(blockIdx.x) * 8 * n;
+  const int m = min(pass_rows, m_total - pass_rows * static_cast<int>(blockIdx.x));
+  x += int64_t(blockIdx.x) * pass_rows * w.cols;
+  out += int64_t(blockIdx.x) * pass_rows * n;
   // Rows past the end read the last row (valid memory) and are not stored.
   const int64_t row_a = min(r0 + g, n - 1), row_b = min(r0 + g + 8, n - 1);
-  const uint4* pa = reinterpret_cast<const uint4*>(w.codes + row_a * w.row_words);
-  const uint4* pb = reinterpret_cast<const uint4*>(w.codes + row_b * w.row_words);
-  const uint4* px = g < m ? reinterpret_cast<const uint4*>(x + g * w.cols) : nullptr;
   const int64_t steps = w.row_words / kStepWords;
+  const LaneRows rows{reinterpret_cast<const uint4*>(w.codes + row_a * w.row_words),
+                      reinterpret_cast<const uint4*>(w.codes + row_b * w.row_words), row_a * w.groups,
+                      row_b * w.groups, max(1, (4 * codes_per_word(kFmt)) >> w.group_shift)};
+
+  // Fill the ring before anything waits, then stage x while those loads are in flight.
+  StepData<kFmt> ring[kDepth];
+#pragma unroll
+  for (int d = 0; d < kDepth; ++d) {
+    const int64_t s = warp + int64_t(d) * kWarps;
+    if (s < steps) load_step<kFmt>(ring[d], w, rows, s * kStepWords + t * 4);
+  }
+  stage_x(x_smem, reinterpret_cast<const uint4*>(x), m * w.cols / 8);
+  __syncthreads();
+  const uint4* x_row = g < m ? x_smem + g * w.cols / 8 : nullptr;
 
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  StepData<kFmt> s0, s1;
-  int64_t s = warp;
-  // Two steps loaded before either is used: more bytes in flight per lane.
-  for (; s + kWarps < steps; s += 2 * kWarps) {
-    const int64_t w0 = s * kStepWords + t * 4, w1 = (s + kWarps) * kStepWords + t * 4;
-    load_step<kFmt>(s0, pa, pb, px, w0);
-    load_step<kFmt>(s1, pa, pb, px, w1);
-    consume_step<kFmt, T>(s0, w, row_a, row_b, w0, acc);
-    consume_step<kFmt, T>(s1, w, row_a, row_b, w1, acc);
-  }
-  if (s < steps) {
-    const int64_t w0 = s * kStepWords + t * 4;
-    load_step<kFmt>(s0, pa, pb, px, w0);
-    consume_step<kFmt, T>(s0, w, row_a, row_b, w0, acc);
+  for (int64_t s0 = warp; s0 < steps; s0 += kDepth * kWarps) {
+#pragma unroll
+    for (int d = 0; d < kDepth; ++d) {
+      const int64_t s = s0 + int64_t(d) * kWarps, next = s + kDepth * kWarps;
+      if (s < steps) {
+        consume_step<kFmt, T>(ring[d], w, rows.groups_per_step, x_row, s * kStepWords + t * 4, acc);
+        if (next < steps) load_step<kFmt>(ring[d], w, rows, next * kStepWords + t * 4);
+      }
+    }
   }
 
   // Accumulator fragment: acc[0..1] = row g, x rows 2t, 2t+1; acc[2..3] = row g + 8.
@@ -140,8 +188,8 @@ __global__ void __launch_bounds__(kWarps * 32) quant_gemv_kernel(PackedWeight w,
   partial[warp][g + 8][2 * t] = acc[2];
   partial[warp][g + 8][2 * t + 1] = acc[3];
   __syncthreads();
-  if (threadIdx.x < kTileRows * 8) {
-    const int row = threadIdx.x >> 3, col = threadIdx.x & 7;
+  for (int i = threadIdx.x; i < kTileRows * 8; i += blockDim.x) {
+    const int row = i >> 3, col = i & 7;
     if (col < m && r0 + row < n) {
       float sum = 0.f;
 #pragma unroll
@@ -152,19 +200,55 @@ __global__ void __launch_bounds__(kWarps * 32) quant_gemv_kernel(PackedWeight w,
   }
 }
 
+// The opt-in shared-memory limit of a block, less what the kernel declares statically (the
+// partial sums of 16 warps): what staged x may use.
+size_t x_smem_limit() {
+  static const size_t limit = [] {
+    int device = 0, optin = 0;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+    return static_cast<size_t>(optin) - sizeof(float) * 16 * kTileRows * 8;
+  }();
+  return limit;
+}
+
+// x rows per pass: up to 8 (the mma's columns), fewer when K is too long for them to fit in
+// shared memory. 0 when not even one row fits.
+int pass_rows(int64_t cols, int64_t m) {
+  int rows = static_cast<int>(std::min<int64_t>(8, m));
+  const size_t row_bytes = static_cast<size_t>(cols) * 2;
+  while (rows > 1 && rows * row_bytes > x_smem_limit()) rows = (rows + 1) / 2;
+  return row_bytes <= x_smem_limit() ? rows : 0;
+}
+
+template <int kFmt, class T, int kWarps>
+void launch(const Context& c, const PackedWeight& w, const T* x, const T* bias, T* out, int m, int rows) {
+  static const bool opted_in = [] {
+    return cudaFuncSetAttribute(quant_gemv_kernel<kFmt, T, kWarps>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                static_cast<int>(x_smem_limit())) == cudaSuccess;
+  }();
+  (void)opted_in;  // a failure surfaces as the launch error below
+  const dim3 grid(static_cast<unsigned>((m + rows - 1) / rows), static_cast<unsigned>((w.rows + kTileRows - 1) / kTileRows));
+  const size_t smem = static_cast<size_t>(rows) * w.cols * sizeof(T);
+  quant_gemv_kernel<kFmt, T, kWarps><<<grid, kWarps * 32, smem, c.stream>>>(w, x, bias, out, m, rows);
+}
+
 }  // namespace
 
 bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m) {
   return (x.dtype == DType::BF16 || x.dtype == DType::F16) && m >= 1 && m <= kMaxGemvRows &&
-         (w.rows + kTileRows - 1) / kTileRows <= 65535 &&
+         (w.rows + kTileRows - 1) / kTileRows <= 65535 && pass_rows(w.cols, m) > 0 &&
+         ((4 * w.cols / w.row_words) >> w.group_shift) <= kMaxStepGroups &&
          w.row_words % kStepWords == 0 && reinterpret_cast<uintptr_t>(w.codes) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
 }
 
 Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeight& w, const void* x, DType dtype,
                   const void* bias, void* out, int64_t m) {
-  const dim3 grid(static_cast<unsigned>((m + 7) / 8), static_cast<unsigned>((w.rows + kTileRows - 1) / kTileRows));
-  const bool long_rows = w.row_words / kStepWords >= 32;
+  // About kDepth steps per warp: the whole ring in flight, and the ring refilled on long rows.
+  const int64_t steps = w.row_words / kStepWords;
+  const int warps = steps >= 16 * kDepth ? 16 : steps >= 8 * kDepth ? 8 : 4;
+  const int rows = pass_rows(w.cols, m);
   with_format(p, [&](auto fmt) {
     constexpr int kFmt = decltype(fmt)::value;
     with_float_type(dtype, [&](auto type) {
@@ -172,9 +256,10 @@ Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeig
       if constexpr (sizeof(T) == 2) {
         const T *xt = static_cast<const T*>(x), *bt = static_cast<const T*>(bias);
         T* ot = static_cast<T*>(out);
-        const int rows = static_cast<int>(m);
-        if (long_rows) quant_gemv_kernel<kFmt, T, 16><<<grid, 16 * 32, 0, c.stream>>>(w, xt, bt, ot, rows);
-        else quant_gemv_kernel<kFmt, T, 8><<<grid, 8 * 32, 0, c.stream>>>(w, xt, bt, ot, rows);
+        const int mi = static_cast<int>(m);
+        if (warps == 16) launch<kFmt, T, 16>(c, w, xt, bt, ot, mi, rows);
+        else if (warps == 8) launch<kFmt, T, 8>(c, w, xt, bt, ot, mi, rows);
+        else launch<kFmt, T, 4>(c, w, xt, bt, ot, mi, rows);
       }
     });
   });
