@@ -137,6 +137,22 @@ __device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const Pack
   }
 }
 
+// Programmatic dependent launch (sm_90): the launch lets this kernel start while the previous
+// one drains, so its weight loads (no kernel writes weights) overlap that tail and the launch
+// gap; it waits for the previous grid (completed, memory visible) before touching x or out.
+__device__ __forceinline__ void wait_previous_grid() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Lets the next kernel, if launched the same way, start as SMs free up.
+__device__ __forceinline__ void release_next_grid() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // Copies the pass's m rows of x (K elements each) into shared memory, 16 bytes per thread.
 __device__ __forceinline__ void stage_x(uint4* xs, const uint4* x, int64_t vecs) {
   for (int64_t i = threadIdx.x; i < vecs; i += blockDim.x) xs[i] = __ldg(x + i);
@@ -160,12 +176,14 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps)
                       row_b * w.groups, max(1, (4 * codes_per_word(kFmt)) >> w.group_shift)};
 
   // Fill the ring before anything waits, then stage x while those loads are in flight.
+  release_next_grid();
   StepData<kFmt> ring[kDepth];
 #pragma unroll
   for (int d = 0; d < kDepth; ++d) {
     const int64_t s = warp + int64_t(d) * kWarps;
     if (s < steps) load_step<kFmt>(ring[d], w, rows, s * kStepWords + t * 4);
   }
+  wait_previous_grid();
   stage_x(x_smem, reinterpret_cast<const uint4*>(x), m * w.cols / 8);
   __syncthreads();
   const uint4* x_row = g < m ? x_smem + g * w.cols / 8 : nullptr;
@@ -222,7 +240,7 @@ int pass_rows(int64_t cols, int64_t m) {
 }
 
 template <int kFmt, class T, int kWarps>
-void launch(const Context& c, const PackedWeight& w, const T* x, const T* bias, T* out, int m, int rows) {
+cudaError_t launch(const Context& c, const PackedWeight& w, const T* x, const T* bias, T* out, int m, int rows) {
   static const bool opted_in = [] {
     return cudaFuncSetAttribute(quant_gemv_kernel<kFmt, T, kWarps>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 static_cast<int>(x_smem_limit())) == cudaSuccess;
@@ -230,7 +248,11 @@ void launch(const Context& c, const PackedWeight& w, const T* x, const T* bias, 
   (void)opted_in;  // a failure surfaces as the launch error below
   const dim3 grid(static_cast<unsigned>((m + rows - 1) / rows), static_cast<unsigned>((w.rows + kTileRows - 1) / kTileRows));
   const size_t smem = static_cast<size_t>(rows) * w.cols * sizeof(T);
-  quant_gemv_kernel<kFmt, T, kWarps><<<grid, kWarps * 32, smem, c.stream>>>(w, x, bias, out, m, rows);
+  cudaLaunchAttribute overlap{};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  const cudaLaunchConfig_t config{grid, dim3(kWarps * 32), smem, c.stream, &overlap, 1};
+  return cudaLaunchKernelEx(&config, quant_gemv_kernel<kFmt, T, kWarps>, w, x, bias, out, m, rows);
 }
 
 }  // namespace
@@ -249,6 +271,7 @@ Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeig
   const int64_t steps = w.row_words / kStepWords;
   const int warps = steps >= 16 * kDepth ? 16 : steps >= 8 * kDepth ? 8 : 4;
   const int rows = pass_rows(w.cols, m);
+  cudaError_t status = cudaSuccess;
   with_format(p, [&](auto fmt) {
     constexpr int kFmt = decltype(fmt)::value;
     with_float_type(dtype, [&](auto type) {
@@ -257,14 +280,13 @@ Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeig
         const T *xt = static_cast<const T*>(x), *bt = static_cast<const T*>(bias);
         T* ot = static_cast<T*>(out);
         const int mi = static_cast<int>(m);
-        if (warps == 16) launch<kFmt, T, 16>(c, w, xt, bt, ot, mi, rows);
-        else if (warps == 8) launch<kFmt, T, 8>(c, w, xt, bt, ot, mi, rows);
-        else launch<kFmt, T, 4>(c, w, xt, bt, ot, mi, rows);
+        status = warps == 16 ? launch<kFmt, T, 16>(c, w, xt, bt, ot, mi, rows)
+                 : warps == 8 ? launch<kFmt, T, 8>(c, w, xt, bt, ot, mi, rows)
+                              : launch<kFmt, T, 4>(c, w, xt, bt, ot, mi, rows);
       }
     });
   });
-  ETGPU_CUDA_LAUNCH_CHECK("quant_gemv kernel");
-  return Status::ok();
+  return cuda_status(status, "quant_gemv kernel");
 }
 
 }  // namespace etgpu::cuda
