@@ -168,8 +168,10 @@ struct WordDecoder {
         // bytes j and j + 2 into the low bytes of the two halves, 0x64 above each.
         bits = __byte_perm(word, kMagic, j | 0x7070 | ((j + 2) << 8));
       } else {
+        // (code & mask) | magic as one lop3: the compiler emits an and plus an or otherwise.
         constexpr uint32_t kMask = ((1u << format_bits(kFmt)) - 1) * 0x00010001u;
-        bits = ((word >> (format_bits(kFmt) * j)) & kMask) | kMagic;
+        asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(bits) : "r"(word >> (format_bits(kFmt) * j)), "n"(kMask),
+            "n"(kMagic));
       }
       const T2 v = __hsub2(*reinterpret_cast<const T2*>(&bits), sub2);
       return __hfma2(v, scale2, add2);

@@ -92,7 +92,7 @@ __device__ __forceinline__ void load_step(StepData<kFmt>& d, const PackedWeight&
   }
 }
 
-// x pairs for the mma's B operand from the staged x row (null: an x row past M, zeros).
+// The step's B operands from the staged x row (null: an x row past M, zeros).
 template <int kFmt>
 __device__ __forceinline__ void load_x(uint4* xv, const uint4* x_row, int64_t word) {
   constexpr int kVecs = codes_per_word(kFmt) / 2;  // 4 words x P elements x 2 bytes / 16
@@ -128,11 +128,7 @@ __device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const Pack
     for (int j = 0; j < kP / 2; j += 2) {
       const uint32_t a[4] = {as_u32(da.pair(ca[i], j)), as_u32(db.pair(cb[i], j)), as_u32(da.pair(ca[i], j + 1)),
                              as_u32(db.pair(cb[i], j + 1))};
-      // x pairs in the decoder's order: (x_j, x_{j+P/2}) of this word's P elements.
-      const uint32_t* xs = xw + i * kP / 2;
-      const uint32_t b[2] = {__byte_perm(xs[j / 2], xs[j / 2 + kP / 4], 0x5410),
-                             __byte_perm(xs[j / 2], xs[j / 2 + kP / 4], 0x7632)};
-      mma_16816<T>(acc, a, b);
+      mma_16816<T>(acc, a, xw + i * kP / 2 + j);
     }
   }
 }
@@ -153,9 +149,28 @@ __device__ __forceinline__ void release_next_grid() {
 #endif
 }
 
-// Copies the pass's m rows of x (K elements each) into shared memory, 16 bytes per thread.
-__device__ __forceinline__ void stage_x(uint4* xs, const uint4* x, int64_t vecs) {
-  for (int64_t i = threadIdx.x; i < vecs; i += blockDim.x) xs[i] = __ldg(x + i);
+// The P elements of x that meet one code word (2P bytes).
+template <int kFmt>
+struct alignas(codes_per_word(kFmt) >= 8 ? 16 : 8) XWord {
+  uint32_t v[codes_per_word(kFmt) / 2];
+};
+
+// Copies the pass's m rows of x (K elements each) into shared memory in the mma's B order:
+// each word's elements as the decoder pairs them, (x_j, x_{j+P/2}), two pairs per B register
+// pair, so a step reads its operands with no permutes.
+template <int kFmt>
+__device__ __forceinline__ void stage_x(XWord<kFmt>* xs, const XWord<kFmt>* x, int64_t words) {
+  constexpr int kQuarter = codes_per_word(kFmt) / 4;
+  for (int64_t i = threadIdx.x; i < words; i += blockDim.x) {
+    const XWord<kFmt> in = x[i];
+    XWord<kFmt> out;
+#pragma unroll
+    for (int j = 0; j < kQuarter; ++j) {
+      out.v[2 * j] = __byte_perm(in.v[j], in.v[j + kQuarter], 0x5410);
+      out.v[2 * j + 1] = __byte_perm(in.v[j], in.v[j + kQuarter], 0x7632);
+    }
+    xs[i] = out;
+  }
 }
 
 template <int kFmt, class T, int kWarps>
@@ -184,7 +199,8 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps)
     if (s < steps) load_step<kFmt>(ring[d], w, rows, s * kStepWords + t * 4);
   }
   wait_previous_grid();
-  stage_x(x_smem, reinterpret_cast<const uint4*>(x), m * w.cols / 8);
+  stage_x<kFmt>(reinterpret_cast<XWord<kFmt>*>(x_smem), reinterpret_cast<const XWord<kFmt>*>(x),
+                m * w.row_words);
   __syncthreads();
   const uint4* x_row = g < m ? x_smem + g * w.cols / 8 : nullptr;
 
