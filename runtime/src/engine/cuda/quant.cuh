@@ -57,49 +57,66 @@ __host__ __device__ inline float e4m3_to_float(uint8_t s) {
 #endif
 }
 
-// A group's scale and zero as stored (the bits of one f32, f16, bf16 or e4m3 value each): the
-// GEMV loads these steps ahead with its codes and converts them only when it decodes.
+// A group's scale and zero as stored (the bits of one f32, f16, bf16 or e4m3 value each; zero 0
+// when there are no zeros): the GEMV loads these steps ahead with its codes and converts them
+// only when it decodes.
 struct RawGroup {
   uint32_t scale, zero;
 };
 
-// Scales and zeros are f32, f16 or bf16 (e4m3 bytes for NvFp4): the branch is uniform across
-// the launch and decides only the load width.
-template <int kFmt>
+// Scales and zeros are f32, f16 or bf16 (e4m3 bytes for NvFp4). P is their type where the launch
+// fixed it (the GEMV: no branches in its hot loop), void where w.param_dtype picks it at run time
+// (a uniform branch).
+template <int kFmt, class P>
 __device__ __forceinline__ uint32_t load_raw_param(const void* p, DType dtype, int64_t i) {
-  if constexpr (kFmt == kFp4) return __ldg(static_cast<const uint8_t*>(p) + i);
-  if (dtype == DType::F32) return __ldg(static_cast<const uint32_t*>(p) + i);
-  return __ldg(static_cast<const uint16_t*>(p) + i);
+  if constexpr (kFmt == kFp4) {
+    return __ldg(static_cast<const uint8_t*>(p) + i);
+  } else if constexpr (std::is_void_v<P>) {
+    return dtype == DType::F32 ? load_raw_param<kFmt, float>(p, dtype, i) : load_raw_param<kFmt, __half>(p, dtype, i);
+  } else if constexpr (sizeof(P) == 4) {
+    return __ldg(static_cast<const uint32_t*>(p) + i);
+  } else {
+    return __ldg(static_cast<const uint16_t*>(p) + i);
+  }
 }
 
-template <int kFmt>
+template <int kFmt, class P>
 __device__ __forceinline__ RawGroup load_raw_group(const PackedWeight& w, int64_t i) {
-  const uint32_t scale = load_raw_param<kFmt>(w.scales, w.param_dtype, i);
-  return {scale, kFmt != kFp4 && w.zeros ? load_raw_param<kFmt>(w.zeros, w.param_dtype, i) : 0u};
+  const uint32_t scale = load_raw_param<kFmt, P>(w.scales, w.param_dtype, i);
+  return {scale, kFmt != kFp4 && w.zeros ? load_raw_param<kFmt, P>(w.zeros, w.param_dtype, i) : 0u};
 }
 
+template <class P>
 __device__ __forceinline__ float param_to_float(uint32_t raw, DType dtype) {
-  if (dtype == DType::BF16) return __uint_as_float(raw << 16);
-  if (dtype == DType::F16) return __half2float(__ushort_as_half(static_cast<unsigned short>(raw)));
-  return __uint_as_float(raw);
+  if constexpr (std::is_void_v<P>) {
+    if (dtype == DType::BF16) return param_to_float<__nv_bfloat16>(raw, dtype);
+    if (dtype == DType::F16) return param_to_float<__half>(raw, dtype);
+    return param_to_float<float>(raw, dtype);
+  } else if constexpr (std::is_same_v<P, __nv_bfloat16>) {
+    return __uint_as_float(raw << 16);
+  } else if constexpr (std::is_same_v<P, __half>) {
+    return __half2float(__ushort_as_half(static_cast<unsigned short>(raw)));
+  } else {
+    return __uint_as_float(raw);
+  }
 }
 
-template <int kFmt>
+template <int kFmt, class P>
 __device__ __forceinline__ GroupParams unpack_group(const PackedWeight& w, RawGroup r) {
   if constexpr (kFmt == kFp4) {
     return {0.f, e4m3_to_float(static_cast<uint8_t>(r.scale)) * w.tensor_scale, 0.f};
   } else {
+    // Selects, not branches: zero is 0 without zeros, so each domain is one uniform select.
     constexpr float kMid = 1 << (format_bits(kFmt) - 1);
-    const float scale = param_to_float(r.scale, w.param_dtype);
-    if (!w.zeros) return {kMid, scale, 0.f};
-    const float zero = param_to_float(r.zero, w.param_dtype);
-    return w.zero_is_float ? GroupParams{kMid, scale, zero} : GroupParams{zero, scale, 0.f};
+    const float zero = param_to_float<P>(r.zero, w.param_dtype);
+    const bool integer_zero = w.zeros && !w.zero_is_float;
+    return {integer_zero ? zero : kMid, param_to_float<P>(r.scale, w.param_dtype), w.zero_is_float ? zero : 0.f};
   }
 }
 
 template <int kFmt>
 __device__ __forceinline__ GroupParams load_group(const PackedWeight& w, int64_t row, int64_t group) {
-  return unpack_group<kFmt>(w, load_raw_group<kFmt>(w, row * w.groups + group));
+  return unpack_group<kFmt, void>(w, load_raw_group<kFmt, void>(w, row * w.groups + group));
 }
 
 // ---- word decoding ---------------------------------------------------------------------------------
@@ -221,6 +238,14 @@ void with_float_type(DType d, Launch&& launch) {
   if (d == DType::BF16) launch(__nv_bfloat16{});
   else if (d == DType::F16) launch(__half{});
   else launch(float{});
+}
+
+// Calls launch(P{}) with P the element type of an affine weight's scales and zeros.
+template <class Launch>
+void with_param_type(DType d, Launch&& launch) {
+  if (d == DType::F32) launch(float{});
+  else if (d == DType::F16) launch(__half{});
+  else launch(__nv_bfloat16{});
 }
 
 }  // namespace etgpu::cuda

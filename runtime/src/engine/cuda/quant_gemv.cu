@@ -17,7 +17,11 @@
 //    so consuming a step reads x at shared-memory latency instead of holding it in registers;
 //  - warps per block follow the row length so that each warp has ~kDepth steps: long rows get 16
 //    warps (one block per SM holds a whole tile's loads in flight), short rows 4 (several blocks
-//    per SM). Warps take interleaved 64-byte slices of K and reduce through shared memory.
+//    per SM). Warps take interleaved 64-byte slices of K and reduce through shared memory;
+//  - the launch is a programmatic dependent one: the ring fills while the previous kernel drains.
+// Decoding costs ~4 instructions per pair of weights, which at this size is as long as the
+// loads: the param type is a template argument and zero domains are selects (no branches, small
+// code: instruction-cache misses showed in the stalls), and two accumulators halve the mma chain.
 // Lane (g, t) of a warp reads 16 bytes of rows g and g + 8 at byte 16 t of the step: the mma's
 // A fragment then holds codes of its own load, and x is read in the same permuted K order.
 #include <algorithm>
@@ -74,35 +78,36 @@ struct StepData {
 struct LaneRows {
   const uint4 *a, *b;
   int64_t param_a, param_b;
-  int groups_per_step;  // distinct groups in 4 words: 1, 2 or 4 (uniform)
+  bool two_groups;  // a lane's 4 words span two groups (else one); uniform
 };
 
-template <int kFmt>
-__device__ __forceinline__ void load_step(StepData<kFmt>& d, const PackedWeight& w, const LaneRows& r,
-                                          int64_t word) {
+template <int kFmt, class P>
+__device__ __forceinline__ void load_step(StepData<kFmt>& d, const PackedWeight& w, const LaneRows& r, int word) {
   d.a = __ldg(r.a + word / 4);
   d.b = __ldg(r.b + word / 4);
-  const int64_t group = (word * codes_per_word(kFmt)) >> w.group_shift;
-#pragma unroll
-  for (int i = 0; i < kStepGroups<kFmt>; ++i) {
-    if (i < r.groups_per_step) {
-      d.pa[i] = load_raw_group<kFmt>(w, r.param_a + group + i);
-      d.pb[i] = load_raw_group<kFmt>(w, r.param_b + group + i);
+  const int64_t group = (int64_t(word) * codes_per_word(kFmt)) >> w.group_shift;
+  d.pa[0] = load_raw_group<kFmt, P>(w, r.param_a + group);
+  d.pb[0] = load_raw_group<kFmt, P>(w, r.param_b + group);
+  if constexpr (kStepGroups<kFmt> > 1) {
+    if (r.two_groups) {
+      d.pa[1] = load_raw_group<kFmt, P>(w, r.param_a + group + 1);
+      d.pb[1] = load_raw_group<kFmt, P>(w, r.param_b + group + 1);
     }
   }
 }
 
 // The step's B operands from the staged x row (null: an x row past M, zeros).
 template <int kFmt>
-__device__ __forceinline__ void load_x(uint4* xv, const uint4* x_row, int64_t word) {
+__device__ __forceinline__ void load_x(uint4* xv, const uint4* x_row, int word) {
   constexpr int kVecs = codes_per_word(kFmt) / 2;  // 4 words x P elements x 2 bytes / 16
 #pragma unroll
   for (int v = 0; v < kVecs; ++v) xv[v] = x_row ? x_row[word * codes_per_word(kFmt) / 8 + v] : make_uint4(0, 0, 0, 0);
 }
 
-template <int kFmt, class T>
-__device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const PackedWeight& w, int groups_per_step,
-                                             const uint4* x_row, int64_t word, float* acc) {
+// Words 0, 1 feed acc[0], words 2, 3 acc[1]: two independent mma chains.
+template <int kFmt, class T, class P>
+__device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const PackedWeight& w, bool two_groups,
+                                             const uint4* x_row, int word, float (*acc)[4]) {
   constexpr int kP = codes_per_word(kFmt);
   uint4 xv[kP / 2];
   load_x<kFmt>(xv, x_row, word);
@@ -110,25 +115,20 @@ __device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const Pack
   const uint32_t* cb = reinterpret_cast<const uint32_t*>(&d.b);
   const uint32_t* xw = reinterpret_cast<const uint32_t*>(xv);
   using Decoder = WordDecoder<kFmt, T>;
-  Decoder da(GroupParams{}), db(GroupParams{});
+  Decoder da(unpack_group<kFmt, P>(w, d.pa[0])), db(unpack_group<kFmt, P>(w, d.pb[0]));
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    // Word i is in the step's group i * G / 4; a new group starts where that is whole.
-    if (i * groups_per_step % 4 == 0) {
-      const int group = i * groups_per_step / 4;
-#pragma unroll
-      for (int k = 0; k < kStepGroups<kFmt>; ++k) {
-        if (k == group) {
-          da = Decoder(unpack_group<kFmt>(w, d.pa[k]));
-          db = Decoder(unpack_group<kFmt>(w, d.pb[k]));
-        }
+    if constexpr (kStepGroups<kFmt> > 1) {
+      if (i == 2 && two_groups) {  // groups are >= 2 words here, so only word 2 can start one
+        da = Decoder(unpack_group<kFmt, P>(w, d.pa[1]));
+        db = Decoder(unpack_group<kFmt, P>(w, d.pb[1]));
       }
     }
 #pragma unroll
     for (int j = 0; j < kP / 2; j += 2) {
       const uint32_t a[4] = {as_u32(da.pair(ca[i], j)), as_u32(db.pair(cb[i], j)), as_u32(da.pair(ca[i], j + 1)),
                              as_u32(db.pair(cb[i], j + 1))};
-      mma_16816<T>(acc, a, xw + i * kP / 2 + j);
+      mma_16816<T>(acc[i / 2], a, xw + i * kP / 2 + j);
     }
   }
 }
@@ -173,30 +173,32 @@ __device__ __forceinline__ void stage_x(XWord<kFmt>* xs, const XWord<kFmt>* x, i
   }
 }
 
-template <int kFmt, class T, int kWarps>
-__global__ void __launch_bounds__(kWarps * 32, 16 / kWarps)
+constexpr int kMaxWarps = 16;
+
+template <int kFmt, class T, class P>
+__global__ void __launch_bounds__(kMaxWarps * 32, 1)
     quant_gemv_kernel(PackedWeight w, const T* x, const T* bias, T* out, int m_total, int pass_rows) {
   extern __shared__ uint4 x_smem[];
-  __shared__ float partial[kWarps][kTileRows][8];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  __shared__ float partial[kMaxWarps][kTileRows][8];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, g = lane >> 2, t = lane & 3;
   const int64_t n = w.rows, r0 = int64_t(blockIdx.y) * kTileRows;
   const int m = min(pass_rows, m_total - pass_rows * static_cast<int>(blockIdx.x));
   x += int64_t(blockIdx.x) * pass_rows * w.cols;
   out += int64_t(blockIdx.x) * pass_rows * n;
   // Rows past the end read the last row (valid memory) and are not stored.
   const int64_t row_a = min(r0 + g, n - 1), row_b = min(r0 + g + 8, n - 1);
-  const int64_t steps = w.row_words / kStepWords;
+  const int steps = static_cast<int>(w.row_words / kStepWords);
   const LaneRows rows{reinterpret_cast<const uint4*>(w.codes + row_a * w.row_words),
                       reinterpret_cast<const uint4*>(w.codes + row_b * w.row_words), row_a * w.groups,
-                      row_b * w.groups, max(1, (4 * codes_per_word(kFmt)) >> w.group_shift)};
+                      row_b * w.groups, ((4 * codes_per_word(kFmt)) >> w.group_shift) > 1};
 
   // Fill the ring before anything waits, then stage x while those loads are in flight.
   release_next_grid();
   StepData<kFmt> ring[kDepth];
 #pragma unroll
   for (int d = 0; d < kDepth; ++d) {
-    const int64_t s = warp + int64_t(d) * kWarps;
-    if (s < steps) load_step<kFmt>(ring[d], w, rows, s * kStepWords + t * 4);
+    const int s = warp + d * warps;
+    if (s < steps) load_step<kFmt, P>(ring[d], w, rows, s * kStepWords + t * 4);
   }
   wait_previous_grid();
   stage_x<kFmt>(reinterpret_cast<XWord<kFmt>*>(x_smem), reinterpret_cast<const XWord<kFmt>*>(x),
@@ -204,30 +206,29 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps)
   __syncthreads();
   const uint4* x_row = g < m ? x_smem + g * w.cols / 8 : nullptr;
 
-  float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  for (int64_t s0 = warp; s0 < steps; s0 += kDepth * kWarps) {
+  float acc[2][4] = {};
+  for (int s0 = warp; s0 < steps; s0 += kDepth * warps) {
 #pragma unroll
     for (int d = 0; d < kDepth; ++d) {
-      const int64_t s = s0 + int64_t(d) * kWarps, next = s + kDepth * kWarps;
+      const int s = s0 + d * warps, next = s + kDepth * warps;
       if (s < steps) {
-        consume_step<kFmt, T>(ring[d], w, rows.groups_per_step, x_row, s * kStepWords + t * 4, acc);
-        if (next < steps) load_step<kFmt>(ring[d], w, rows, next * kStepWords + t * 4);
+        consume_step<kFmt, T, P>(ring[d], w, rows.two_groups, x_row, s * kStepWords + t * 4, acc);
+        if (next < steps) load_step<kFmt, P>(ring[d], w, rows, next * kStepWords + t * 4);
       }
     }
   }
 
-  // Accumulator fragment: acc[0..1] = row g, x rows 2t, 2t+1; acc[2..3] = row g + 8.
-  partial[warp][g][2 * t] = acc[0];
-  partial[warp][g][2 * t + 1] = acc[1];
-  partial[warp][g + 8][2 * t] = acc[2];
-  partial[warp][g + 8][2 * t + 1] = acc[3];
+  // Accumulator fragment: [0..1] = row g, x rows 2t, 2t+1; [2..3] = row g + 8.
+  partial[warp][g][2 * t] = acc[0][0] + acc[1][0];
+  partial[warp][g][2 * t + 1] = acc[0][1] + acc[1][1];
+  partial[warp][g + 8][2 * t] = acc[0][2] + acc[1][2];
+  partial[warp][g + 8][2 * t + 1] = acc[0][3] + acc[1][3];
   __syncthreads();
   for (int i = threadIdx.x; i < kTileRows * 8; i += blockDim.x) {
     const int row = i >> 3, col = i & 7;
     if (col < m && r0 + row < n) {
       float sum = 0.f;
-#pragma unroll
-      for (int k = 0; k < kWarps; ++k) sum += partial[k][row][col];
+      for (int k = 0; k < warps; ++k) sum += partial[k][row][col];
       if (bias) sum += static_cast<float>(bias[r0 + row]);
       out[col * n + r0 + row] = static_cast<T>(sum);
     }
@@ -235,13 +236,13 @@ __global__ void __launch_bounds__(kWarps * 32, 16 / kWarps)
 }
 
 // The opt-in shared-memory limit of a block, less what the kernel declares statically (the
-// partial sums of 16 warps): what staged x may use.
+// partial sums): what staged x may use.
 size_t x_smem_limit() {
   static const size_t limit = [] {
     int device = 0, optin = 0;
     cudaGetDevice(&device);
     cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-    return static_cast<size_t>(optin) - sizeof(float) * 16 * kTileRows * 8;
+    return static_cast<size_t>(optin) - sizeof(float) * kMaxWarps * kTileRows * 8;
   }();
   return limit;
 }
@@ -255,10 +256,11 @@ int pass_rows(int64_t cols, int64_t m) {
   return row_bytes <= x_smem_limit() ? rows : 0;
 }
 
-template <int kFmt, class T, int kWarps>
-cudaError_t launch(const Context& c, const PackedWeight& w, const T* x, const T* bias, T* out, int m, int rows) {
+template <int kFmt, class T, class P>
+cudaError_t launch(const Context& c, const PackedWeight& w, const T* x, const T* bias, T* out, int m, int rows,
+                   int warps) {
   static const bool opted_in = [] {
-    return cudaFuncSetAttribute(quant_gemv_kernel<kFmt, T, kWarps>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    return cudaFuncSetAttribute(quant_gemv_kernel<kFmt, T, P>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 static_cast<int>(x_smem_limit())) == cudaSuccess;
   }();
   (void)opted_in;  // a failure surfaces as the launch error below
@@ -267,8 +269,8 @@ cudaError_t launch(const Context& c, const PackedWeight& w, const T* x, const T*
   cudaLaunchAttribute overlap{};
   overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   overlap.val.programmaticStreamSerializationAllowed = 1;
-  const cudaLaunchConfig_t config{grid, dim3(kWarps * 32), smem, c.stream, &overlap, 1};
-  return cudaLaunchKernelEx(&config, quant_gemv_kernel<kFmt, T, kWarps>, w, x, bias, out, m, rows);
+  const cudaLaunchConfig_t config{grid, dim3(warps * 32), smem, c.stream, &overlap, 1};
+  return cudaLaunchKernelEx(&config, quant_gemv_kernel<kFmt, T, P>, w, x, bias, out, m, rows);
 }
 
 }  // namespace
@@ -284,8 +286,9 @@ bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m) 
 Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeight& w, const void* x, DType dtype,
                   const void* bias, void* out, int64_t m) {
   // About kDepth steps per warp: the whole ring in flight, and the ring refilled on long rows.
+  // (4 warps of <= 128 registers: four blocks per SM.)
   const int64_t steps = w.row_words / kStepWords;
-  const int warps = steps >= 16 * kDepth ? 16 : steps >= 8 * kDepth ? 8 : 4;
+  const int warps = steps >= kMaxWarps * kDepth ? kMaxWarps : steps >= 8 * kDepth ? 8 : 4;
   const int rows = pass_rows(w.cols, m);
   cudaError_t status = cudaSuccess;
   with_format(p, [&](auto fmt) {
@@ -296,9 +299,13 @@ Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeig
         const T *xt = static_cast<const T*>(x), *bt = static_cast<const T*>(bias);
         T* ot = static_cast<T*>(out);
         const int mi = static_cast<int>(m);
-        status = warps == 16 ? launch<kFmt, T, 16>(c, w, xt, bt, ot, mi, rows)
-                 : warps == 8 ? launch<kFmt, T, 8>(c, w, xt, bt, ot, mi, rows)
-                              : launch<kFmt, T, 4>(c, w, xt, bt, ot, mi, rows);
+        if constexpr (kFmt == kFp4) {
+          status = launch<kFmt, T, uint8_t>(c, w, xt, bt, ot, mi, rows, warps);  // e4m3 scales
+        } else {
+          with_param_type(w.param_dtype, [&](auto param) {
+            status = launch<kFmt, T, decltype(param)>(c, w, xt, bt, ot, mi, rows, warps);
+          });
+        }
       }
     });
   });
