@@ -5,7 +5,7 @@
 // case compute-bound on H100/H200), the products run on the tensor cores with mma.sync
 // m16n8k16 (fp32 accumulation): a warp owns a tile of 16 weight rows, the 8 columns of the mma's
 // B operand are the (up to 8) rows of x, so M = 1..8 costs the same weight traffic. Decoding is
-// two packed instructions per pair of weights (quant.cuh). More rows of x run as passes of up to
+// a shift, a lop3 and two packed instructions per pair of weights (quant.cuh). More rows of x run as passes of up to
 // 8 (grid.x), the passes of one weight tile launched next to each other so the re-reads hit L2:
 // still far fewer bytes than the GEMM path's bf16 copy of the weight.
 //
@@ -19,11 +19,10 @@
 //    warps (one block per SM holds a whole tile's loads in flight), short rows 4 (several blocks
 //    per SM). Warps take interleaved 64-byte slices of K and reduce through shared memory;
 //  - the launch is a programmatic dependent one: the ring fills while the previous kernel drains.
-// Decoding costs ~4 instructions per pair of weights, which at this size is as long as the
-// loads: the param type is a template argument and zero domains are selects (no branches, small
+// That decoding takes about as long to issue as the loads take to arrive at this size: the param type is a template argument and zero domains are selects (no branches, small
 // code: instruction-cache misses showed in the stalls), and two accumulators halve the mma chain.
 // Lane (g, t) of a warp reads 16 bytes of rows g and g + 8 at byte 16 t of the step: the mma's
-// A fragment then holds codes of its own load, and x is read in the same permuted K order.
+// A fragment then holds codes of its own load, and x is staged in the matching B order.
 #include <algorithm>
 
 #include "engine/cuda/cuda_common.h"
