@@ -12,6 +12,7 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "engine/cuda/device.cuh"
@@ -43,32 +44,79 @@ struct GroupParams {
   float sub, scale, add;
 };
 
+// e4m3's exponent and mantissa placed in fp32's top bits read as value * 2^-120 (subnormals
+// land on fp32 subnormals), so one multiply restores it: no ldexpf. Needs denormals (no ftz).
 __host__ __device__ inline float e4m3_to_float(uint8_t s) {
-  const int exp = (s >> 3) & 15, mant = s & 7;
-  const float mag = exp == 0 ? mant * 0.001953125f  // subnormal: mant * 2^-9
-                             : ldexpf(1.f + mant * 0.125f, exp - 7);
-  return (s & 0x80) ? -mag : mag;
+  const uint32_t bits = (uint32_t(s & 0x80) << 24) | (uint32_t(s & 0x7f) << 20);
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(bits) * 0x1p120f;
+#else
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f * 0x1p120f;
+#endif
 }
 
-// Scales and zeros are f32, f16 or bf16: a three-way branch, uniform across the launch.
-__device__ __forceinline__ float load_param(const void* p, DType dtype, int64_t i) {
-  if (dtype == DType::BF16) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-  if (dtype == DType::F16) return __half2float(static_cast<const __half*>(p)[i]);
-  return static_cast<const float*>(p)[i];
+// A group's scale and zero as stored (the bits of one f32, f16, bf16 or e4m3 value each; zero 0
+// when there are no zeros): the GEMV loads these steps ahead with its codes and converts them
+// only when it decodes.
+struct RawGroup {
+  uint32_t scale, zero;
+};
+
+// Scales and zeros are f32, f16 or bf16 (e4m3 bytes for NvFp4). P is their type where the launch
+// fixed it (the GEMV: no branches in its hot loop), void where w.param_dtype picks it at run time
+// (a uniform branch).
+template <int kFmt, class P>
+__device__ __forceinline__ uint32_t load_raw_param(const void* p, DType dtype, int64_t i) {
+  if constexpr (kFmt == kFp4) {
+    return __ldg(static_cast<const uint8_t*>(p) + i);
+  } else if constexpr (std::is_void_v<P>) {
+    return dtype == DType::F32 ? load_raw_param<kFmt, float>(p, dtype, i) : load_raw_param<kFmt, __half>(p, dtype, i);
+  } else if constexpr (sizeof(P) == 4) {
+    return __ldg(static_cast<const uint32_t*>(p) + i);
+  } else {
+    return __ldg(static_cast<const uint16_t*>(p) + i);
+  }
+}
+
+template <int kFmt, class P>
+__device__ __forceinline__ RawGroup load_raw_group(const PackedWeight& w, int64_t i) {
+  const uint32_t scale = load_raw_param<kFmt, P>(w.scales, w.param_dtype, i);
+  return {scale, kFmt != kFp4 && w.zeros ? load_raw_param<kFmt, P>(w.zeros, w.param_dtype, i) : 0u};
+}
+
+template <class P>
+__device__ __forceinline__ float param_to_float(uint32_t raw, DType dtype) {
+  if constexpr (std::is_void_v<P>) {
+    if (dtype == DType::BF16) return param_to_float<__nv_bfloat16>(raw, dtype);
+    if (dtype == DType::F16) return param_to_float<__half>(raw, dtype);
+    return param_to_float<float>(raw, dtype);
+  } else if constexpr (std::is_same_v<P, __nv_bfloat16>) {
+    return __uint_as_float(raw << 16);
+  } else if constexpr (std::is_same_v<P, __half>) {
+    return __half2float(__ushort_as_half(static_cast<unsigned short>(raw)));
+  } else {
+    return __uint_as_float(raw);
+  }
+}
+
+template <int kFmt, class P>
+__device__ __forceinline__ GroupParams unpack_group(const PackedWeight& w, RawGroup r) {
+  if constexpr (kFmt == kFp4) {
+    return {0.f, e4m3_to_float(static_cast<uint8_t>(r.scale)) * w.tensor_scale, 0.f};
+  } else {
+    // Selects, not branches: zero is 0 without zeros, so each domain is one uniform select.
+    constexpr float kMid = 1 << (format_bits(kFmt) - 1);
+    const float zero = param_to_float<P>(r.zero, w.param_dtype);
+    const bool integer_zero = w.zeros && !w.zero_is_float;
+    return {integer_zero ? zero : kMid, param_to_float<P>(r.scale, w.param_dtype), w.zero_is_float ? zero : 0.f};
+  }
 }
 
 template <int kFmt>
 __device__ __forceinline__ GroupParams load_group(const PackedWeight& w, int64_t row, int64_t group) {
-  const int64_t i = row * w.groups + group;
-  if constexpr (kFmt == kFp4) {
-    return {0.f, e4m3_to_float(static_cast<const uint8_t*>(w.scales)[i]) * w.tensor_scale, 0.f};
-  } else {
-    constexpr float kMid = 1 << (format_bits(kFmt) - 1);
-    const float scale = load_param(w.scales, w.param_dtype, i);
-    if (!w.zeros) return {kMid, scale, 0.f};
-    const float zero = load_param(w.zeros, w.param_dtype, i);
-    return w.zero_is_float ? GroupParams{kMid, scale, zero} : GroupParams{zero, scale, 0.f};
-  }
+  return unpack_group<kFmt, void>(w, load_raw_group<kFmt, void>(w, row * w.groups + group));
 }
 
 // ---- word decoding ---------------------------------------------------------------------------------
@@ -137,8 +185,10 @@ struct WordDecoder {
         // bytes j and j + 2 into the low bytes of the two halves, 0x64 above each.
         bits = __byte_perm(word, kMagic, j | 0x7070 | ((j + 2) << 8));
       } else {
+        // (code & mask) | magic as one lop3: the compiler emits an and plus an or otherwise.
         constexpr uint32_t kMask = ((1u << format_bits(kFmt)) - 1) * 0x00010001u;
-        bits = ((word >> (format_bits(kFmt) * j)) & kMask) | kMagic;
+        asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(bits) : "r"(word >> (format_bits(kFmt) * j)), "n"(kMask),
+            "n"(kMagic));
       }
       const T2 v = __hsub2(*reinterpret_cast<const T2*>(&bits), sub2);
       return __hfma2(v, scale2, add2);
@@ -188,6 +238,14 @@ void with_float_type(DType d, Launch&& launch) {
   if (d == DType::BF16) launch(__nv_bfloat16{});
   else if (d == DType::F16) launch(__half{});
   else launch(float{});
+}
+
+// Calls launch(P{}) with P the element type of an affine weight's scales and zeros.
+template <class Launch>
+void with_param_type(DType d, Launch&& launch) {
+  if (d == DType::F32) launch(float{});
+  else if (d == DType::F16) launch(__half{});
+  else launch(__nv_bfloat16{});
 }
 
 }  // namespace etgpu::cuda
