@@ -330,6 +330,24 @@ Status check(const Node& n, const QuantEmbeddingParams& p) {
   return check_quant_weight(n, 1, p.w, n.in[1].rank == 2 ? n.in[1].shape[0] : -1, o.size(-1), "quant_embedding");
 }
 
+Status check(const Node& n, const RopeParams&) {
+  const TensorRef &x = n.in[0], &cos = n.in[1], &sin = n.in[2], &o = n.out;
+  ETGPU_CHECK(is_floating(x.dtype) && cos.dtype == x.dtype && sin.dtype == x.dtype && o.dtype == x.dtype,
+              "rope: x, cos, sin and out must share one float dtype");
+  ETGPU_CHECK(x.rank >= 1 && x.size(-1) % 2 == 0 && same_shape(x, o), "rope: out must be x's shape, its last dim even");
+  ETGPU_CHECK(broadcasts_to(cos, x) && broadcasts_to(sin, x), "rope: cos and sin must broadcast to x");
+  return Status::ok();
+}
+
+Status check(const Node& n, const GluParams& p) {
+  const TensorRef &a = n.in[0], &b = n.in[1], &o = n.out;
+  ETGPU_CHECK(p.act == UnaryOp::Silu || p.act == UnaryOp::GeluErf || p.act == UnaryOp::GeluTanh,
+              "glu: activation must be silu or gelu");
+  ETGPU_CHECK(is_floating(a.dtype) && b.dtype == a.dtype && o.dtype == a.dtype, "glu: a, b and out must share one float dtype");
+  ETGPU_CHECK(same_shape(a, b) && same_shape(a, o), "glu: a, b and out must have one shape");
+  return Status::ok();
+}
+
 }  // namespace
 
 Status validate_node(const Node& node) {
@@ -342,7 +360,8 @@ const char* op_name(const OpParams& params) {
   static const char* names[] = {"unary", "binary", "where", "cast", "fill", "arange", "matmul",
                                 "reduce", "softmax", "layer_norm", "rms_norm", "permute", "expand",
                                 "slice", "select", "cat", "index_select", "gather", "sdpa",
-                                "copy_into", "index_copy", "quant_linear", "quant_embedding"};
+                                "copy_into", "index_copy", "quant_linear", "quant_embedding",
+                                "rope", "glu"};
   static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<OpParams>);
   return names[params.index()];
 }

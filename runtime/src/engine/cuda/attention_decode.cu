@@ -12,6 +12,7 @@
 //    tail of the cache costs a mask read, not a K/V read;
 //  - scores of a chunk of keys sit in shared memory (fp32), softmax statistics are merged across
 //    chunks online, and the splits' partials go to the same merge kernel as attention.cu's.
+#include <algorithm>
 #include <cmath>
 
 #include "engine/cuda/attention.h"
@@ -23,7 +24,8 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kTileKeys = 64;                    // the unit splits interleave over
-constexpr int kChunk = 4 * kTileKeys;            // keys scored before each softmax update
+constexpr int kChunkTiles = 4;
+constexpr int kChunk = kChunkTiles * kTileKeys;  // keys scored before each softmax update
 constexpr int kUnroll = 4;                       // keys per lane group in flight
 constexpr int kMaxRows = 8;                      // query rows per block
 constexpr int kMaxDim = 256;                     // E, Ev (bf16/fp16; 128 for fp32)
@@ -43,18 +45,9 @@ struct DecodeArgs {
   float* partial;           // splits > 1: [B * H * L][splits][Ev + 2]
 };
 
-template <class T>
-__device__ __forceinline__ void load_vec(const T* p, float* f) {
-  constexpr int kVec = 16 / sizeof(T);
-  const uint4 raw = *reinterpret_cast<const uint4*>(p);
-  const T* h = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-  for (int t = 0; t < kVec; ++t) f[t] = static_cast<float>(h[t]);
-}
-
 // Key index of chunk slot c of chunk ch for this split (or -1 past the cache).
 __device__ __forceinline__ int64_t key_of(const DecodeArgs& a, int split, int64_t ch, int c) {
-  const int64_t tile = split + int64_t(a.splits) * (ch * (kChunk / kTileKeys) + c / kTileKeys);
+  const int64_t tile = split + int64_t(a.splits) * (ch * kChunkTiles + c / kTileKeys);
   const int64_t j = tile * kTileKeys + c % kTileKeys;
   return j < a.S ? j : -1;
 }
@@ -102,16 +95,20 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
     for (int t = 0; t < kVec; ++t) acc[r][t] = 0.f;
 
   const int64_t tiles_per_split = ((a.S + kTileKeys - 1) / kTileKeys - split + a.splits - 1) / a.splits;
-  const int64_t chunks = (tiles_per_split + kChunk / kTileKeys - 1) / (kChunk / kTileKeys);
+  const int64_t chunks = (tiles_per_split + kChunkTiles - 1) / kChunkTiles;
   for (int64_t ch = 0; ch < chunks; ++ch) {
+    // The last chunk may hold fewer tiles; a multiple of 64 keeps every warp's loop trip count
+    // uniform (its lane groups' slots are aligned), as the shuffles need.
+    const int64_t tiles_left = tiles_per_split - ch * kChunkTiles;
+    const int chunk_keys = tiles_left < kChunkTiles ? static_cast<int>(tiles_left) * kTileKeys : kChunk;
     // 1. Scores of this chunk's keys for every row (-inf where the row does not see the key).
-    for (int c0 = slot; c0 < kChunk; c0 += slots * kUnroll) {
+    for (int c0 = slot; c0 < chunk_keys; c0 += slots * kUnroll) {
       float kv[kUnroll][kVec];
       bool seen[kUnroll][ROWS], any[kUnroll];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int c = c0 + u * slots;
-        const int64_t j = c < kChunk ? key_of(a, split, ch, c) : -1;
+        const int64_t j = c < chunk_keys ? key_of(a, split, ch, c) : -1;
         any[u] = false;
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) {
@@ -138,7 +135,7 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
 #pragma unroll
           for (int t = 0; t < kVec; ++t) dot += q[r][t] * kv[u][t];
           for (int off = a.lanes / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-          if (sub == 0 && c < kChunk) {
+          if (sub == 0 && c < chunk_keys) {
             const int64_t j = key_of(a, split, ch, c);
             if (seen[u][r] && a.mask && a.mask_dtype != DType::Bool) {
               dot += kLog2e * load_as<float>(a.mask, a.mask_dtype, mask_row[r] + j * a.mask_strides[3]);
@@ -152,10 +149,10 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
     // 2. Online softmax update per row: warp w owns rows w, w + kWarps, ...
     for (int r = warp; r < ROWS; r += kWarps) {
       float m = -INFINITY;
-      for (int c = lane; c < kChunk; c += 32) m = fmaxf(m, scores[r][c]);
+      for (int c = lane; c < chunk_keys; c += 32) m = fmaxf(m, scores[r][c]);
       m = fmaxf(warp_reduce(m, MaxOp()), row_max[r]);
       float s = 0.f;
-      for (int c = lane; c < kChunk; c += 32) {
+      for (int c = lane; c < chunk_keys; c += 32) {
         const float p = m == -INFINITY ? 0.f : exp2f(scores[r][c] - m);
         scores[r][c] = p;
         s += p;
@@ -174,13 +171,13 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
     for (int r = 0; r < ROWS; ++r)
 #pragma unroll
       for (int t = 0; t < kVec; ++t) acc[r][t] *= row_corr[r];
-    for (int c0 = slot; c0 < kChunk; c0 += slots * kUnroll) {
+    for (int c0 = slot; c0 < chunk_keys; c0 += slots * kUnroll) {
       float vv[kUnroll][kVec];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int c = c0 + u * slots;
         bool any = false;
-        if (c < kChunk) {
+        if (c < chunk_keys) {
 #pragma unroll
           for (int r = 0; r < ROWS; ++r) any |= scores[r][c] != 0.f;
         }
@@ -194,7 +191,7 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int c = c0 + u * slots;
-        if (c >= kChunk) continue;
+        if (c >= chunk_keys) continue;
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) {
           const float p = scores[r][c];
@@ -247,8 +244,6 @@ void launch(int rows_per_block, dim3 grid, const DecodeArgs& a, cudaStream_t str
     default: sdpa_decode_kernel<T, 8><<<grid, kWarps * 32, 0, stream>>>(a); break;
   }
 }
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
 
