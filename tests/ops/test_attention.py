@@ -120,3 +120,17 @@ def test_decode_long_cache_float_mask(dtype):
     mask[0, 3000:] = -float("inf")
     check_module(Fn(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m, enable_gqa=True)),
                  (q, k, v, mask))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("dim", [64, 128])
+def test_prefill_tensor_core_shapes(dtype, dim):
+    """On cuda: the tensor-core prefill kernel (fp16/bf16, E in {64, 128}, L > 8): causal GQA with
+    ragged 64-row/64-key tiles, a bool mask over a longer cache, and a plain float-mask case."""
+    causal = Fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
+    check_module(causal, qkv(batch=2, heads=4, kv_heads=2, queries=100, keys=100, dim=dim, dtype=dtype))
+    mask = _position_mask(torch.arange(70) + 60, 200)
+    masked = Fn(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m, enable_gqa=True))
+    check_module(masked, (*qkv(batch=1, heads=2, kv_heads=1, queries=70, keys=200, dim=dim, dtype=dtype), mask))
+    additive = randn(1, 1, 9, 130).to(dtype)
+    check_module(masked, (*qkv(batch=1, heads=3, kv_heads=3, queries=9, keys=130, dim=dim, dtype=dtype), additive))

@@ -9,7 +9,8 @@
 // For decode (few query rows, many keys) the keys are split across blocks: each split writes its
 // partial (max, sum, unnormalised output) to the engine's fixed scratch and a second kernel merges
 // them. A row that sees no key at all gives zeros (as PyTorch's safe softmax does). Decode-shaped
-// problems (few query rows, 16-byte vectors) go to attention_decode.cu instead.
+// problems (few query rows, 16-byte vectors) go to attention_decode.cu, fp16/bf16 prefill with head
+// dim 64 or 128 to attention_prefill.cu (tensor cores); this kernel covers the rest.
 #include <algorithm>
 #include <cmath>
 
@@ -173,7 +174,7 @@ __global__ void sdpa_merge_kernel(const float* partial, void* out, DType dtype, 
 Status attention_init() {
   ETGPU_CUDA_CHECK(cudaFuncSetAttribute(sdpa_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(shared_bytes(kMaxHeadDim, kMaxHeadDim))));
-  return Status::ok();
+  return sdpa_prefill_init();
 }
 
 Status sdpa_merge(const Context& c, const float* partial, const TensorRef& out, int64_t rows, int splits, int64_t ev) {
@@ -187,6 +188,7 @@ Status sdpa(const Context& c, const Node& n, const SdpaParams& p) {
   if (out.numel() == 0) return Status::ok();
   bool handled = false;
   ETGPU_RETURN_IF_ERROR(sdpa_decode(c, n, p, &handled));
+  if (!handled) ETGPU_RETURN_IF_ERROR(sdpa_prefill(c, n, p, &handled));
   if (handled) return Status::ok();
   SdpaArgs a{};
   a.q = q.data; a.k = k.data; a.v = v.data; a.out = out.data;
