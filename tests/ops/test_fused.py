@@ -29,6 +29,26 @@ def test_transformers_rope_is_one_instruction_per_tensor(dtype):
     check_module(module, inputs)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_rope_absorbs_the_head_transpose(dtype):
+    """transformers' q = proj(x).view(B, L, H, D).transpose(1, 2) feeding RoPE: one Rope, no Permute;
+    a transposed tensor also read elsewhere keeps its Permute."""
+    def fn(q, k, cos, sin):
+        return apply_rotary_pos_emb(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+
+    q, k, cos, sin = _rope_inputs(dtype)
+    inputs = (q.transpose(1, 2).contiguous(), k.transpose(1, 2).contiguous(), cos, sin)
+    assert instruction_ops(Fn(fn), inputs) == ["Rope", "Rope"]
+    check_module(Fn(fn), inputs)
+
+    def shared(q, k, cos, sin):
+        qt = q.transpose(1, 2)
+        return apply_rotary_pos_emb(qt, k.transpose(1, 2), cos, sin)[0], qt * 2
+
+    assert instruction_ops(Fn(shared), inputs).count("Permute") == 1
+    check_module(Fn(shared), inputs)
+
+
 def test_rope_with_other_operand_order_and_odd_table_broadcast():
     def fn(x, cos, sin):
         half = x.shape[-1] // 2

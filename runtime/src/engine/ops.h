@@ -71,7 +71,7 @@ struct QuantLinearParams { QuantWeightParams w; ActQuant act; bool has_bias; };
 struct QuantEmbeddingParams { QuantWeightParams w; };
 
 // Fused LLM ops (schema/etgpu.fbs has their exact semantics).
-struct RopeParams {};                                                         // in: x, cos, sin
+struct RopeParams { bool x_seq_major; };                                      // in: x, cos, sin
 struct GluParams { UnaryOp act; };                                            // in: a, b
 
 using OpParams = std::variant<UnaryParams, BinaryParams, WhereParams, CastParams, FillParams,

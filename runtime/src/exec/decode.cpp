@@ -154,7 +154,7 @@ Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstructi
       ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
       ETGPU_RETURN_IF_ERROR(ops.required(p->cos(), "cos"));
       ETGPU_RETURN_IF_ERROR(ops.required(p->sin(), "sin"));
-      d->params = RopeParams{};
+      d->params = RopeParams{p->x_seq_major()};
       return ops.output(p->out());
     }
     case ir::Op::Glu: {

@@ -330,12 +330,18 @@ Status check(const Node& n, const QuantEmbeddingParams& p) {
   return check_quant_weight(n, 1, p.w, n.in[1].rank == 2 ? n.in[1].shape[0] : -1, o.size(-1), "quant_embedding");
 }
 
-Status check(const Node& n, const RopeParams&) {
+Status check(const Node& n, const RopeParams& p) {
   const TensorRef &x = n.in[0], &cos = n.in[1], &sin = n.in[2], &o = n.out;
   ETGPU_CHECK(is_floating(x.dtype) && cos.dtype == x.dtype && sin.dtype == x.dtype && o.dtype == x.dtype,
               "rope: x, cos, sin and out must share one float dtype");
-  ETGPU_CHECK(x.rank >= 1 && x.size(-1) % 2 == 0 && same_shape(x, o), "rope: out must be x's shape, its last dim even");
-  ETGPU_CHECK(broadcasts_to(cos, x) && broadcasts_to(sin, x), "rope: cos and sin must broadcast to x");
+  ETGPU_CHECK(x.rank >= 1 && o.rank == x.rank && o.size(-1) % 2 == 0, "rope: out must have x's rank, its last dim even");
+  if (p.x_seq_major) {
+    ETGPU_CHECK(x.rank == 4 && o.shape[0] == x.shape[0] && o.shape[1] == x.shape[2] && o.shape[2] == x.shape[1] &&
+                    o.shape[3] == x.shape[3], "rope: a seq-major x [B, L, H, D] needs out [B, H, L, D]");
+  } else {
+    ETGPU_CHECK(same_shape(x, o), "rope: out must be x's shape");
+  }
+  ETGPU_CHECK(broadcasts_to(cos, o) && broadcasts_to(sin, o), "rope: cos and sin must broadcast to out");
   return Status::ok();
 }
 

@@ -9,8 +9,9 @@ _ACTS = {"silu": UnaryOp.Silu, "gelu": UnaryOp.GeluErf, "gelu_tanh": UnaryOp.Gel
 
 @lowering("etgpu.rope.default")
 def rope(ctx, node):
-    x, cos, sin = node.args
-    ctx.emit("Rope", x=ctx.input(x), cos=ctx.input(cos), sin=ctx.input(sin), out=ctx.output(node))
+    x, cos, sin, x_seq_major = node.args
+    ctx.emit("Rope", x=ctx.input(x), cos=ctx.input(cos), sin=ctx.input(sin), out=ctx.output(node),
+             x_seq_major=bool(x_seq_major))
 
 
 @lowering("etgpu.glu.default")

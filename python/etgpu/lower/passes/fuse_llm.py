@@ -2,7 +2,9 @@
 
   RoPE   x * cos + cat(-x[..., D/2:], x[..., :D/2]) * sin   -> etgpu::rope   (one Rope)
          (transformers' apply_rotary_pos_emb with rotate_half: 2 slices, neg, cat, 2 muls, add,
-         i.e. 8 kernels per tensor, 16 per layer, become 1 per tensor)
+         i.e. 8 kernels per tensor, 16 per layer, become 1 per tensor; when x is the [B, L, H, D]
+         -> [B, H, L, D] transpose of the projection and nothing else reads it, the transpose
+         is absorbed too: one copy fewer per tensor)
   GLU    act(gate) * up, act = silu or gelu                  -> etgpu::glu    (one Glu)
 
 Both fused ops round each intermediate to the tensors' dtype as the unfused ops do, so they match
@@ -21,15 +23,17 @@ _GLU_ACTS = ("silu", "gelu", "gelu_tanh")
 
 
 @torch.library.custom_op("etgpu::rope", mutates_args=())
-def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, x_seq_major: bool) -> torch.Tensor:
     """Reference semantics of the Rope instruction (see schema/etgpu.fbs)."""
+    if x_seq_major:
+        x = x.transpose(1, 2)
     half = x.shape[-1] // 2
-    return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+    return (x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin).contiguous()
 
 
 @rope.register_fake
-def _(x, cos, sin):
-    return torch.empty_like(x)
+def _(x, cos, sin, x_seq_major):
+    return torch.empty_like(x.transpose(1, 2) if x_seq_major else x, memory_format=torch.contiguous_format)
 
 
 @torch.library.custom_op("etgpu::glu", mutates_args=())
@@ -87,8 +91,23 @@ def _rotate_half_of(cat) -> Optional[torch.fx.Node]:
     return x if lo in ((0, half), (None, half)) else None
 
 
+def _seq_major_source(x, pattern):
+    """x0 when x = x0.transpose(1, 2) of a rank-4 x0 read by nothing outside `pattern`, else None."""
+    name = op_name(x)
+    if name == "aten.transpose.int":
+        dims = sorted(d % 4 for d in x.args[1:3])
+    elif name == "aten.permute.default":
+        dims = [1, 2] if [d % 4 for d in x.args[1]] == [0, 2, 1, 3] else None
+    else:
+        return None
+    source = x.args[0]
+    if dims != [1, 2] or x.meta["val"].dim() != 4 or not set(users(x)) <= set(pattern):
+        return None
+    return source
+
+
 def _match_rope(add):
-    """(x, cos, sin) when `add` is x * cos + rotate_half(x) * sin, else None."""
+    """(x, cos, sin, x_seq_major) when `add` is x * cos + rotate_half(x) * sin, else None."""
     terms = _operands(add, "aten.add.Tensor")
     if terms is None:
         return None
@@ -104,7 +123,9 @@ def _match_rope(add):
             shape = tuple(add.meta["val"].shape)
             if (tuple(x.meta["val"].shape) == shape and dtype_of(add) in _FLOATS
                     and dtype_of(x) == dtype_of(cos) == dtype_of(sin) == dtype_of(add)):
-                return x, cos, sin
+                neg, low = cat.args[0]
+                source = _seq_major_source(x, (straight, neg.args[0], low))
+                return (x, cos, sin, False) if source is None else (source, cos, sin, True)
     return None
 
 

@@ -229,6 +229,7 @@ struct RopeArgs {
   void* out;
   DType dtype;
   int64_t count, dim;
+  int64_t heads, seq;  // > 0: x is [B, L, H, D] for out [B, H, L, D]
 };
 
 __global__ void rope_kernel(RopeArgs a) {
@@ -237,8 +238,13 @@ __global__ void rope_kernel(RopeArgs a) {
     int64_t off[2];
     a.ix.offsets(i, off);
     const int64_t d = i % a.dim;
-    const float xv = load_as<float>(a.x, a.dtype, i);
-    const float rotated = d < half ? -load_as<float>(a.x, a.dtype, i + half) : load_as<float>(a.x, a.dtype, i - half);
+    int64_t xi = i;
+    if (a.heads > 0) {
+      const int64_t row = i / a.dim, l = row % a.seq, h = (row / a.seq) % a.heads, b = row / (a.seq * a.heads);
+      xi = ((b * a.seq + l) * a.heads + h) * a.dim + d;
+    }
+    const float xv = load_as<float>(a.x, a.dtype, xi);
+    const float rotated = d < half ? -load_as<float>(a.x, a.dtype, xi + half) : load_as<float>(a.x, a.dtype, xi - half);
     const float c = load_as<float>(a.cos, a.dtype, off[0]), s = load_as<float>(a.sin, a.dtype, off[1]);
     store_from<float>(a.out, a.dtype, i, round_to_dtype(xv * c, a.dtype) + round_to_dtype(rotated * s, a.dtype));
   }
@@ -338,13 +344,13 @@ Status arange(const Context& c, const Node& n, const ArangeParams& p) {
   return Status::ok();
 }
 
-Status rope(const Context& c, const Node& n, const RopeParams&) {
+Status rope(const Context& c, const Node& n, const RopeParams& p) {
   const TensorRef& out = n.out;
   const int64_t count = out.numel();
   if (count == 0) return Status::ok();
   const TensorRef* tables[2] = {&n.in[1], &n.in[2]};
   RopeArgs a{broadcast_indexer<2>(out, tables), n.in[0].data, n.in[1].data, n.in[2].data, out.data, out.dtype,
-             count, out.size(-1)};
+             count, out.size(-1), p.x_seq_major ? out.shape[1] : 0, p.x_seq_major ? out.shape[2] : 0};
   rope_kernel<<<grid_for(count), kThreads, 0, c.stream>>>(a);
   ETGPU_CUDA_LAUNCH_CHECK("rope kernel");
   return Status::ok();
