@@ -93,3 +93,44 @@ def test_dynamic_queries_with_fixed_keys_and_mask():
 
     check_module(Fn(fn), case(4), dynamic_shapes=({2: seq}, None, None, {2: seq}),
                  run_inputs_list=[case(1), case(16)])
+
+
+def _position_mask(positions, keys):
+    return torch.arange(keys).unsqueeze(0) <= positions.unsqueeze(1)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("heads,kv_heads,queries,dim", [(16, 8, 1, 128), (32, 8, 1, 64), (8, 1, 1, 64),
+                                                        (4, 4, 3, 32), (8, 2, 8, 128), (64, 4, 2, 16)])
+def test_decode_over_static_cache(dtype, heads, kv_heads, queries, dim):
+    """A KV-cache step: few queries, GQA, a position mask over a cache longer than the prefix.
+    On cuda this is the split-KV decode kernel (its masked-tail skipping and row blocking)."""
+    keys = 300  # not a multiple of the kernel's 64-key tiles
+    positions = torch.arange(queries) + 150
+    q, k, v = qkv(batch=1, heads=heads, kv_heads=kv_heads, queries=queries, keys=keys, dim=dim, dtype=dtype)
+    check_module(Fn(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m, enable_gqa=True)),
+                 (q, k, v, _position_mask(positions, keys)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_decode_long_cache_float_mask(dtype):
+    """Many splits (several 256-key chunks per split on a small grid) and an additive mask."""
+    q, k, v = qkv(batch=2, heads=4, kv_heads=2, queries=2, keys=4100, dim=64, dtype=dtype)
+    mask = randn(2, 4100).to(dtype)
+    mask[0, 3000:] = -float("inf")
+    check_module(Fn(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m, enable_gqa=True)),
+                 (q, k, v, mask))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("dim", [64, 128])
+def test_prefill_tensor_core_shapes(dtype, dim):
+    """On cuda: the tensor-core prefill kernel (fp16/bf16, E in {64, 128}, L > 8): causal GQA with
+    ragged 64-row/64-key tiles, a bool mask over a longer cache, and a plain float-mask case."""
+    causal = Fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
+    check_module(causal, qkv(batch=2, heads=4, kv_heads=2, queries=100, keys=100, dim=dim, dtype=dtype))
+    mask = _position_mask(torch.arange(70) + 60, 200)
+    masked = Fn(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m, enable_gqa=True))
+    check_module(masked, (*qkv(batch=1, heads=2, kv_heads=1, queries=70, keys=200, dim=dim, dtype=dtype), mask))
+    additive = randn(1, 1, 9, 130).to(dtype)
+    check_module(masked, (*qkv(batch=1, heads=3, kv_heads=3, queries=9, keys=130, dim=dim, dtype=dtype), additive))

@@ -58,3 +58,16 @@ def test_attention_scores_dynamic():
         return randn(1, 2, n, 8), randn(1, 2, n, 8), randn(1, 2, n, 8)
 
     check_module(Fn(fn), case(5), dynamic_shapes=shapes, run_inputs_list=[case(1), case(16)])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("tokens,in_features,out_features,bias", [
+    (1, 1024, 3000, False), (2, 512, 33, True), (3, 2048, 17, False), (4, 64, 1, True),
+    (5, 256, 40, False), (8, 4096, 24, True), (1, 1028, 40, False)])
+def test_decode_sized_linear(dtype, tokens, in_features, out_features, bias):
+    """A few tokens through a linear layer: on cuda the GEMV kernel (M in {1, 2, 3, 4, 8}, K a
+    multiple of one 16-byte vector, odd N), else cuBLASLt; a bias accumulates before rounding."""
+    module = torch.nn.Linear(in_features, out_features, bias=bias)
+    with torch.no_grad():
+        module.weight.copy_(randn(out_features, in_features) / in_features ** 0.5)
+    check_module(module.to(dtype), (randn(1, tokens, in_features, dtype=dtype),))

@@ -180,3 +180,11 @@ def test_rms_norm_pattern_keeps_shared_intermediates():
     ops = instruction_ops(Fn(fn, randn(16)), (randn(3, 16),))
     assert ops.count("RmsNorm") == 1 and "Unary" in ops
     check_module(Fn(fn, randn(16)), (randn(3, 16),))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("rows,size", [(1, 1024), (16, 128), (3, 2560), (2, 12288), (2, 100)])
+def test_llama_rms_norm_row_sizes(dtype, rows, size):
+    """On cuda: rows up to 1024 16-byte vectors take the one-vector-per-thread kernel, longer or
+    unaligned rows the generic one; both round as eager does."""
+    check_module(_llama_rms_norm(size, dtype), (randn(rows, size, dtype=dtype),))

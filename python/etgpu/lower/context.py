@@ -163,7 +163,8 @@ TENSOR_READS = {
     "LayerNorm": ("x", "weight", "bias"), "RmsNorm": ("x", "weight"), "Permute": ("x",),
     "Expand": ("x",), "Slice": ("x",), "Select": ("x",), "Cat": ("inputs",),
     "IndexSelect": ("x", "index"), "Gather": ("x", "index"), "Sdpa": ("q", "k", "v", "mask"),
-    "CopyInto": ("x", "dst"), "IndexCopy": ("index", "x", "dst"),
+    "CopyInto": ("x", "dst"), "IndexCopy": ("index", "x", "dst"), "Rope": ("x", "cos", "sin"),
+    "Glu": ("a", "b"),
 }
 TENSOR_WRITES = {"CopyInto": "dst", "IndexCopy": "dst"}
 

@@ -70,12 +70,16 @@ struct QuantLinearParams { QuantWeightParams w; ActQuant act; bool has_bias; };
 // out[..., K] = dequant(W)[index[...], :] in out's dtype.   in: index, codes, scales [, zeros]
 struct QuantEmbeddingParams { QuantWeightParams w; };
 
+// Fused LLM ops (schema/etgpu.fbs has their exact semantics).
+struct RopeParams { bool x_seq_major; };                                      // in: x, cos, sin
+struct GluParams { UnaryOp act; };                                            // in: a, b
+
 using OpParams = std::variant<UnaryParams, BinaryParams, WhereParams, CastParams, FillParams,
                               ArangeParams, MatMulParams, ReduceParams, SoftmaxParams,
                               LayerNormParams, RmsNormParams, PermuteParams, ExpandParams,
                               SliceParams, SelectParams, CatParams, IndexSelectParams,
                               GatherParams, SdpaParams, CopyIntoParams, IndexCopyParams,
-                              QuantLinearParams, QuantEmbeddingParams>;
+                              QuantLinearParams, QuantEmbeddingParams, RopeParams, GluParams>;
 
 const char* op_name(const OpParams& params);
 

@@ -149,6 +149,22 @@ Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstructi
       d->params = LayerNormParams{has_weight, has_bias, p->eps(), p->normalized_ndim()};
       return ops.output(p->out());
     }
+    case ir::Op::Rope: {
+      auto* p = ins.op_as_Rope();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->cos(), "cos"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->sin(), "sin"));
+      d->params = RopeParams{p->x_seq_major()};
+      return ops.output(p->out());
+    }
+    case ir::Op::Glu: {
+      auto* p = ins.op_as_Glu();
+      ETGPU_RETURN_IF_ERROR(check_enum(p->act(), ir::UnaryOp::MAX, i, "activation"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->a(), "a"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->b(), "b"));
+      d->params = GluParams{static_cast<UnaryOp>(p->act())};
+      return ops.output(p->out());
+    }
     case ir::Op::RmsNorm: {
       auto* p = ins.op_as_RmsNorm();
       ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));

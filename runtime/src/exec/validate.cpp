@@ -330,6 +330,30 @@ Status check(const Node& n, const QuantEmbeddingParams& p) {
   return check_quant_weight(n, 1, p.w, n.in[1].rank == 2 ? n.in[1].shape[0] : -1, o.size(-1), "quant_embedding");
 }
 
+Status check(const Node& n, const RopeParams& p) {
+  const TensorRef &x = n.in[0], &cos = n.in[1], &sin = n.in[2], &o = n.out;
+  ETGPU_CHECK(is_floating(x.dtype) && cos.dtype == x.dtype && sin.dtype == x.dtype && o.dtype == x.dtype,
+              "rope: x, cos, sin and out must share one float dtype");
+  ETGPU_CHECK(x.rank >= 1 && o.rank == x.rank && o.size(-1) % 2 == 0, "rope: out must have x's rank, its last dim even");
+  if (p.x_seq_major) {
+    ETGPU_CHECK(x.rank == 4 && o.shape[0] == x.shape[0] && o.shape[1] == x.shape[2] && o.shape[2] == x.shape[1] &&
+                    o.shape[3] == x.shape[3], "rope: a seq-major x [B, L, H, D] needs out [B, H, L, D]");
+  } else {
+    ETGPU_CHECK(same_shape(x, o), "rope: out must be x's shape");
+  }
+  ETGPU_CHECK(broadcasts_to(cos, o) && broadcasts_to(sin, o), "rope: cos and sin must broadcast to out");
+  return Status::ok();
+}
+
+Status check(const Node& n, const GluParams& p) {
+  const TensorRef &a = n.in[0], &b = n.in[1], &o = n.out;
+  ETGPU_CHECK(p.act == UnaryOp::Silu || p.act == UnaryOp::GeluErf || p.act == UnaryOp::GeluTanh,
+              "glu: activation must be silu or gelu");
+  ETGPU_CHECK(is_floating(a.dtype) && b.dtype == a.dtype && o.dtype == a.dtype, "glu: a, b and out must share one float dtype");
+  ETGPU_CHECK(same_shape(a, b) && same_shape(a, o), "glu: a, b and out must have one shape");
+  return Status::ok();
+}
+
 }  // namespace
 
 Status validate_node(const Node& node) {
@@ -342,7 +366,8 @@ const char* op_name(const OpParams& params) {
   static const char* names[] = {"unary", "binary", "where", "cast", "fill", "arange", "matmul",
                                 "reduce", "softmax", "layer_norm", "rms_norm", "permute", "expand",
                                 "slice", "select", "cat", "index_select", "gather", "sdpa",
-                                "copy_into", "index_copy", "quant_linear", "quant_embedding"};
+                                "copy_into", "index_copy", "quant_linear", "quant_embedding",
+                                "rope", "glu"};
   static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<OpParams>);
   return names[params.index()];
 }

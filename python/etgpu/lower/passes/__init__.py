@@ -4,10 +4,14 @@ these passes, which is safe: every node a pass removes is supported on its own."
 
 from torch.export import ExportedProgram
 
+from etgpu.lower.passes.cse import eliminate_common_subexpressions
+from etgpu.lower.passes.fuse_llm import fuse_llm_patterns
 from etgpu.lower.passes.rms_norm import fuse_rms_norm
 
 
 def run_passes(ep: ExportedProgram) -> ExportedProgram:
     """Rewrites `ep`'s graph in place (and returns it)."""
+    eliminate_common_subexpressions(ep.graph_module)
     fuse_rms_norm(ep.graph_module)
+    fuse_llm_patterns(ep.graph_module)
     return ep

@@ -11,15 +11,14 @@ fp32 (so the pattern's xf must be fp32), and the normalized value is rounded to 
 the weight multiply (`round_normalized`), whose result has the promoted dtype, as in eager.
 """
 
-from typing import List, Optional
+from typing import Optional
 
 import torch
 import torch.fx
 
-from etgpu.lower.registry import target_name
+from etgpu.lower.passes._fx import dtype_of as _dtype, erase_chain as _erase_chain, op_name as _name, users as _users
 
 _CASTS = ("aten._to_copy.default", "dim_order_ops._to_dim_order_copy.default")
-_ASSERT = "aten._assert_tensor_metadata.default"
 _HALF = (torch.float16, torch.bfloat16)
 
 
@@ -49,18 +48,7 @@ def _out_dtype(x, weight, round_normalized) -> torch.dtype:
     return x.dtype
 
 
-def _name(node) -> str:
-    return target_name(node.target) if isinstance(node, torch.fx.Node) and node.op == "call_function" else ""
 
-
-def _dtype(node) -> Optional[torch.dtype]:
-    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
-    return value.dtype if isinstance(value, torch.Tensor) else None
-
-
-def _users(node) -> List[torch.fx.Node]:
-    """Users that compute something (export's dtype assertions do not)."""
-    return [u for u in node.users if _name(u) != _ASSERT]
 
 
 def _other_operand(mul: torch.fx.Node, operand: torch.fx.Node):
@@ -124,20 +112,6 @@ def _match(rsqrt: torch.fx.Node):
             weight, tail = candidate, tail_users[0]
     return x, weight, eps, tail, True
 
-
-def _erase_chain(graph: torch.fx.Graph, start: torch.fx.Node) -> None:
-    """Erases `start` and, recursively, its inputs that nothing uses any more (assertions on
-    them included); placeholders stay."""
-    pending = [start]
-    while pending:
-        node = pending.pop()
-        if getattr(node, "_erased", False) or node.op != "call_function" or _users(node):
-            continue  # (a node reached twice, e.g. x of both x^2 and x * rstd, is erased once)
-        for user in list(node.users):  # only assertions are left
-            graph.erase_node(user)
-        inputs = node.all_input_nodes
-        graph.erase_node(node)
-        pending.extend(inputs)
 
 
 def fuse_rms_norm(gm: torch.fx.GraphModule) -> int:

@@ -46,6 +46,15 @@ inline int64_t wrap_mul(int64_t a, int64_t b) { return static_cast<int64_t>(stat
 float half_to_float(uint16_t h);
 uint16_t float_to_half(float f);
 
+// Rounds v to `dtype`'s precision (and back), where a model rounds mid-way (and fused ops mirror it).
+inline float round_to(DType dtype, float v) {
+  switch (dtype) {
+    case DType::F16: return half_to_float(float_to_half(v));
+    case DType::BF16: return bf16_to_float(float_to_bf16(v));
+    default: return v;
+  }
+}
+
 // Reads element `i` of a `dtype` buffer as double (floats) — exact for every dtype but
 // int64 values beyond 2^53, which use load_int.
 inline double load(const void* p, DType dtype, int64_t i) {
@@ -149,5 +158,7 @@ Status copy_into(const Node& n, const CopyIntoParams& p);
 Status index_copy(const Node& n, const IndexCopyParams& p);
 Status quant_linear(const Node& n, const QuantLinearParams& p);
 Status quant_embedding(const Node& n, const QuantEmbeddingParams& p);
+Status rope(const Node& n, const RopeParams& p);
+Status glu(const Node& n, const GluParams& p);
 
 }  // namespace etgpu::cpu

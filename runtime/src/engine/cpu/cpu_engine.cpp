@@ -69,7 +69,9 @@ class CpuEngine final : public Engine {
                    [&](const CopyIntoParams& p) { return copy_into(node, p); },
                    [&](const IndexCopyParams& p) { return index_copy(node, p); },
                    [&](const QuantLinearParams& p) { return quant_linear(node, p); },
-                   [&](const QuantEmbeddingParams& p) { return quant_embedding(node, p); }},
+                   [&](const QuantEmbeddingParams& p) { return quant_embedding(node, p); },
+                   [&](const RopeParams& p) { return rope(node, p); },
+                   [&](const GluParams& p) { return glu(node, p); }},
         node.params);
   }
 

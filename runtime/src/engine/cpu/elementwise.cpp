@@ -216,4 +216,37 @@ Status arange(const Node& n, const ArangeParams& p) {
   return Status::ok();
 }
 
+// Fused ops: the rounding of each intermediate to the tensors' dtype mirrors the unfused ops.
+Status rope(const Node& n, const RopeParams& p) {
+  const TensorRef &x = n.in[0], &out = n.out;
+  StridedWalk walk(out, {broadcast_strides(n.in[1], out), broadcast_strides(n.in[2], out)});
+  const int64_t count = out.numel(), dim = x.size(-1), half = dim / 2;
+  for (int64_t i = 0; i < count; ++i, walk.next()) {
+    const int64_t d = i % dim;
+    int64_t xi = i;
+    if (p.x_seq_major) {  // out [B, H, L, D] from x [B, L, H, D]
+      const int64_t heads = out.shape[1], seq = out.shape[2], row = i / dim;
+      const int64_t l = row % seq, h = (row / seq) % heads, b = row / (seq * heads);
+      xi = ((b * seq + l) * heads + h) * dim + d;
+    }
+    const float xv = static_cast<float>(load(x.data, x.dtype, xi));
+    const float rotated = d < half ? -static_cast<float>(load(x.data, x.dtype, xi + half))
+                                   : static_cast<float>(load(x.data, x.dtype, xi - half));
+    const float c = static_cast<float>(load(n.in[1].data, x.dtype, walk.offset(0)));
+    const float s = static_cast<float>(load(n.in[2].data, x.dtype, walk.offset(1)));
+    store(out.data, out.dtype, i, round_to(x.dtype, xv * c) + round_to(x.dtype, rotated * s));
+  }
+  return Status::ok();
+}
+
+Status glu(const Node& n, const GluParams& p) {
+  const TensorRef &a = n.in[0], &b = n.in[1], &out = n.out;
+  const int64_t count = out.numel();
+  for (int64_t i = 0; i < count; ++i) {
+    const float act = round_to(a.dtype, static_cast<float>(apply_unary(p.act, load(a.data, a.dtype, i), 0, 0)));
+    store(out.data, out.dtype, i, static_cast<double>(act) * load(b.data, b.dtype, i));
+  }
+  return Status::ok();
+}
+
 }  // namespace etgpu::cpu

@@ -8,15 +8,6 @@
 namespace etgpu::cpu {
 namespace {
 
-// Rounds v to `dtype`'s precision (and back), for the one place where a model rounds mid-way.
-float round_to(DType dtype, float v) {
-  switch (dtype) {
-    case DType::F16: return half_to_float(float_to_half(v));
-    case DType::BF16: return bf16_to_float(float_to_bf16(v));
-    default: return v;
-  }
-}
-
 int64_t product(const TensorRef& t, int from, int to) {
   int64_t n = 1;
   for (int d = from; d < to; ++d) n *= t.shape[d];

@@ -8,10 +8,13 @@
 // Lane j scores key j of a tile; for the weighted sum each lane owns output dims lane + 32 t.
 // For decode (few query rows, many keys) the keys are split across blocks: each split writes its
 // partial (max, sum, unnormalised output) to the engine's fixed scratch and a second kernel merges
-// them. A row that sees no key at all gives zeros (as PyTorch's safe softmax does).
+// them. A row that sees no key at all gives zeros (as PyTorch's safe softmax does). Decode-shaped
+// problems (few query rows, 16-byte vectors) go to attention_decode.cu, fp16/bf16 prefill with head
+// dim 64 or 128 to attention_prefill.cu (tensor cores); this kernel covers the rest.
 #include <algorithm>
 #include <cmath>
 
+#include "engine/cuda/attention.h"
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
 
@@ -171,12 +174,22 @@ __global__ void sdpa_merge_kernel(const float* partial, void* out, DType dtype, 
 Status attention_init() {
   ETGPU_CUDA_CHECK(cudaFuncSetAttribute(sdpa_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(shared_bytes(kMaxHeadDim, kMaxHeadDim))));
+  return sdpa_prefill_init();
+}
+
+Status sdpa_merge(const Context& c, const float* partial, const TensorRef& out, int64_t rows, int splits, int64_t ev) {
+  sdpa_merge_kernel<<<static_cast<unsigned>(rows), 128, 0, c.stream>>>(partial, out.data, out.dtype, splits, ev);
+  ETGPU_CUDA_LAUNCH_CHECK("sdpa merge kernel");
   return Status::ok();
 }
 
 Status sdpa(const Context& c, const Node& n, const SdpaParams& p) {
   const TensorRef &q = n.in[0], &k = n.in[1], &v = n.in[2], &out = n.out;
   if (out.numel() == 0) return Status::ok();
+  bool handled = false;
+  ETGPU_RETURN_IF_ERROR(sdpa_decode(c, n, p, &handled));
+  if (!handled) ETGPU_RETURN_IF_ERROR(sdpa_prefill(c, n, p, &handled));
+  if (handled) return Status::ok();
   SdpaArgs a{};
   a.q = q.data; a.k = k.data; a.v = v.data; a.out = out.data;
   a.dtype = q.dtype;
@@ -217,11 +230,7 @@ Status sdpa(const Context& c, const Node& n, const SdpaParams& p) {
   const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(bk), static_cast<unsigned>(a.splits));
   sdpa_kernel<<<grid, kWarps * 32, shared_bytes(a.E, a.Ev), c.stream>>>(a);
   ETGPU_CUDA_LAUNCH_CHECK("sdpa kernel");
-  if (a.splits > 1) {
-    sdpa_merge_kernel<<<static_cast<unsigned>(bh * a.L), 128, 0, c.stream>>>(a.partial, out.data, out.dtype,
-                                                                             a.splits, a.Ev);
-    ETGPU_CUDA_LAUNCH_CHECK("sdpa merge kernel");
-  }
+  if (a.splits > 1) ETGPU_RETURN_IF_ERROR(sdpa_merge(c, a.partial, out, bh * a.L, a.splits, a.Ev));
   return Status::ok();
 }
 

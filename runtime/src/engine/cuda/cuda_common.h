@@ -70,6 +70,8 @@ Status sdpa(const Context& c, const Node& n, const SdpaParams& p);
 Status index_copy(const Context& c, const Node& n, const IndexCopyParams& p);
 Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p);
 Status quant_embedding(const Context& c, const Node& n, const QuantEmbeddingParams& p);
+Status rope(const Context& c, const Node& n, const RopeParams& p);
+Status glu(const Context& c, const Node& n, const GluParams& p);
 
 // Used by matmul for its bias: out = expand(bias) before the GEMM accumulates into it.
 Status broadcast_copy(const Context& c, const TensorRef& x, const TensorRef& out);

@@ -170,7 +170,9 @@ class CudaEngine final : public Engine {
                    [&](const CopyIntoParams& p) { return copy_into(c, node, p); },
                    [&](const IndexCopyParams& p) { return index_copy(c, node, p); },
                    [&](const QuantLinearParams& p) { return quant_linear(c, node, p); },
-                   [&](const QuantEmbeddingParams& p) { return quant_embedding(c, node, p); }},
+                   [&](const QuantEmbeddingParams& p) { return quant_embedding(c, node, p); },
+                   [&](const RopeParams& p) { return rope(c, node, p); },
+                   [&](const GluParams& p) { return glu(c, node, p); }},
         node.params);
   }
 

@@ -60,6 +60,30 @@ __device__ __forceinline__ int64_t load_index(const void* p, DType dtype, int64_
   return dtype == DType::I32 ? static_cast<const int32_t*>(p)[i] : static_cast<const int64_t*>(p)[i];
 }
 
+// ---- 16-byte vectors ---------------------------------------------------------------------------
+
+// 16 bytes of T (float, __half, __nv_bfloat16) as floats; p must be 16-byte aligned.
+template <class T>
+__device__ __forceinline__ void load_vec(const T* p, float* f) {
+  constexpr int kVec = 16 / sizeof(T);
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const T* h = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int t = 0; t < kVec; ++t) f[t] = static_cast<float>(h[t]);
+}
+
+template <class T>
+__device__ __forceinline__ void store_vec(T* p, const float* f) {
+  constexpr int kVec = 16 / sizeof(T);
+  uint4 raw;
+  T* h = reinterpret_cast<T*>(&raw);
+#pragma unroll
+  for (int t = 0; t < kVec; ++t) h[t] = static_cast<T>(f[t]);
+  *reinterpret_cast<uint4*>(p) = raw;
+}
+
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 // ---- broadcast-aware offsets ------------------------------------------------------------------
 
 // Walks an output of `rank` dims in row-major order; for each operand k, its element offset is

@@ -222,6 +222,41 @@ __global__ void arange_kernel(void* out, DType dtype, int64_t count, double star
 // An integer that float cannot hold exactly: compute in double instead.
 bool wide_integer(DType d) { return d == DType::I64 || d == DType::I32; }
 
+// Fused ops: each intermediate is rounded to the tensors' dtype, as the unfused ops round.
+struct RopeArgs {
+  Indexer<2> ix;  // cos, sin broadcast over x
+  const void *x, *cos, *sin;
+  void* out;
+  DType dtype;
+  int64_t count, dim;
+  int64_t heads, seq;  // > 0: x is [B, L, H, D] for out [B, H, L, D]
+};
+
+__global__ void rope_kernel(RopeArgs a) {
+  const int64_t half = a.dim / 2;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < a.count; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[2];
+    a.ix.offsets(i, off);
+    const int64_t d = i % a.dim;
+    int64_t xi = i;
+    if (a.heads > 0) {
+      const int64_t row = i / a.dim, l = row % a.seq, h = (row / a.seq) % a.heads, b = row / (a.seq * a.heads);
+      xi = ((b * a.seq + l) * a.heads + h) * a.dim + d;
+    }
+    const float xv = load_as<float>(a.x, a.dtype, xi);
+    const float rotated = d < half ? -load_as<float>(a.x, a.dtype, xi + half) : load_as<float>(a.x, a.dtype, xi - half);
+    const float c = load_as<float>(a.cos, a.dtype, off[0]), s = load_as<float>(a.sin, a.dtype, off[1]);
+    store_from<float>(a.out, a.dtype, i, round_to_dtype(xv * c, a.dtype) + round_to_dtype(rotated * s, a.dtype));
+  }
+}
+
+__global__ void glu_kernel(const void* x, const void* y, void* out, DType dtype, int64_t count, UnaryOp act) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
+    const float g = round_to_dtype(apply_unary<float>(act, load_as<float>(x, dtype, i), 0.f, 0.f), dtype);
+    store_from<float>(out, dtype, i, g * load_as<float>(y, dtype, i));
+  }
+}
+
 }  // namespace
 
 Status unary(const Context& c, const Node& n, const UnaryParams& p) {
@@ -306,6 +341,26 @@ Status arange(const Context& c, const Node& n, const ArangeParams& p) {
   if (count == 0) return Status::ok();
   arange_kernel<<<grid_for(count), kThreads, 0, c.stream>>>(n.out.data, n.out.dtype, count, p.start, p.step);
   ETGPU_CUDA_LAUNCH_CHECK("arange kernel");
+  return Status::ok();
+}
+
+Status rope(const Context& c, const Node& n, const RopeParams& p) {
+  const TensorRef& out = n.out;
+  const int64_t count = out.numel();
+  if (count == 0) return Status::ok();
+  const TensorRef* tables[2] = {&n.in[1], &n.in[2]};
+  RopeArgs a{broadcast_indexer<2>(out, tables), n.in[0].data, n.in[1].data, n.in[2].data, out.data, out.dtype,
+             count, out.size(-1), p.x_seq_major ? out.shape[1] : 0, p.x_seq_major ? out.shape[2] : 0};
+  rope_kernel<<<grid_for(count), kThreads, 0, c.stream>>>(a);
+  ETGPU_CUDA_LAUNCH_CHECK("rope kernel");
+  return Status::ok();
+}
+
+Status glu(const Context& c, const Node& n, const GluParams& p) {
+  const int64_t count = n.out.numel();
+  if (count == 0) return Status::ok();
+  glu_kernel<<<grid_for(count), kThreads, 0, c.stream>>>(n.in[0].data, n.in[1].data, n.out.data, n.out.dtype, count, p.act);
+  ETGPU_CUDA_LAUNCH_CHECK("glu kernel");
   return Status::ok();
 }
 

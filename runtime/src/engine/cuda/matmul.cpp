@@ -3,9 +3,11 @@
 // for the broadcast side; a broadcast B with a complete A folds the batch into M, the linear-layer
 // case). Partial broadcasting (e.g. [2, 1] against [1, 3] batch dims) loops over batches.
 // Bias: the output is first filled with the broadcast bias and the product accumulates onto it
-// (beta = 1), which handles any broadcastable bias shape with one rounding.
+// (beta = 1), which handles any broadcastable bias shape with one rounding. Decode-sized linear
+// layers (a few rows against a [N, K] weight) take the GEMV kernel in gemv.cu instead.
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
+#include "engine/cuda/gemv.h"
 
 namespace etgpu::cuda {
 namespace {
@@ -36,7 +38,9 @@ Status matmul(const Context& c, const Node& n, const MatMulParams& p) {
     GemmProblem g{out.dtype, p.trans_b, m, cols, k, 1, 0, 0, 0, bias_in_place};
     if (b_batches == 1 && a_batches == batches) {
       g.m = m * batches;  // A and C are contiguous [batches * M, K] / [batches * M, N]
-      ETGPU_RETURN_IF_ERROR(c.blas->gemm(g, a.data, b.data, out.data, c.stream));
+      bool handled = false;
+      ETGPU_RETURN_IF_ERROR(gemv(c, g, a.data, b.data, out.data, &handled));
+      if (!handled) ETGPU_RETURN_IF_ERROR(c.blas->gemm(g, a.data, b.data, out.data, c.stream));
     } else if ((a_batches == batches || a_batches == 1) && (b_batches == batches || b_batches == 1) &&
                batches <= INT32_MAX) {
       g.batch = static_cast<int32_t>(batches);

@@ -1,0 +1,39 @@
+"""Small helpers the pattern passes share for reading and rewriting torch.fx graphs."""
+
+from typing import List, Optional
+
+import torch
+import torch.fx
+
+from etgpu.lower.registry import target_name
+
+_ASSERT = "aten._assert_tensor_metadata.default"
+
+
+def op_name(node) -> str:
+    return target_name(node.target) if isinstance(node, torch.fx.Node) and node.op == "call_function" else ""
+
+
+def dtype_of(node) -> Optional[torch.dtype]:
+    value = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return value.dtype if isinstance(value, torch.Tensor) else None
+
+
+def users(node) -> List[torch.fx.Node]:
+    """Users that compute something (export's dtype assertions do not)."""
+    return [u for u in node.users if op_name(u) != _ASSERT]
+
+
+def erase_chain(graph: torch.fx.Graph, start: torch.fx.Node) -> None:
+    """Erases `start` and, recursively, its inputs that nothing uses any more (assertions on
+    them included); placeholders stay."""
+    pending = [start]
+    while pending:
+        node = pending.pop()
+        if getattr(node, "_erased", False) or node.op != "call_function" or users(node):
+            continue  # (a node reached twice, e.g. x of both x^2 and x * rstd, is erased once)
+        for user in list(node.users):  # only assertions are left
+            graph.erase_node(user)
+        inputs = node.all_input_nodes
+        graph.erase_node(node)
+        pending.extend(inputs)

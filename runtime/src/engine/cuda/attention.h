@@ -1,0 +1,24 @@
+// The attention family's internal entry points: attention.cu's sdpa() hands decode-shaped
+// problems to attention_decode.cu, and both reduce their key splits with one merge kernel.
+#pragma once
+
+#include "engine/cuda/cuda_common.h"
+
+namespace etgpu::cuda {
+
+// Query rows (L) up to which the decode kernel takes a problem.
+constexpr int64_t kDecodeMaxQueries = 8;
+
+// Runs the decode kernel when the problem fits it (L <= kDecodeMaxQueries, 16-byte aligned
+// operands, head dims a multiple of one 16-byte vector); *handled says whether it did.
+Status sdpa_decode(const Context& c, const Node& n, const SdpaParams& p, bool* handled);
+
+// Runs the tensor-core kernel for fp16/bf16 problems with more than kDecodeMaxQueries query rows
+// and E = Ev in {64, 128}; *handled says whether it did. The init raises its shared-memory limit.
+Status sdpa_prefill(const Context& c, const Node& n, const SdpaParams& p, bool* handled);
+Status sdpa_prefill_init();
+
+// partial: [rows][splits][ev + 2] (unnormalised output, max, sum) -> out rows of ev.
+Status sdpa_merge(const Context& c, const float* partial, const TensorRef& out, int64_t rows, int splits, int64_t ev);
+
+}  // namespace etgpu::cuda

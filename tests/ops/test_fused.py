@@ -1,0 +1,101 @@
+"""The LLM fusion passes (etgpu.lower.passes.fuse_llm, .cse): transformers' RoPE and gated MLP
+chains become one Rope / Glu instruction each, duplicated pure subgraphs are computed once, and
+the fused kernels match eager (rounding included) on the engine under test."""
+
+import pytest
+import torch
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+from parity import Fn, check_module, randn
+from test_norm import instruction_ops
+
+FLOATS = [torch.float32, torch.float16, torch.bfloat16]
+F = torch.nn.functional
+
+
+def _rope_inputs(dtype, heads=4, kv_heads=2, seq=5, dim=16):
+    angles = torch.rand(1, seq, dim // 2) * 6
+    angles = torch.cat((angles, angles), dim=-1)
+    return (randn(1, heads, seq, dim, dtype=dtype), randn(1, kv_heads, seq, dim, dtype=dtype),
+            angles.cos().to(dtype), angles.sin().to(dtype))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_transformers_rope_is_one_instruction_per_tensor(dtype):
+    module = Fn(lambda q, k, cos, sin: apply_rotary_pos_emb(q, k, cos, sin))
+    inputs = _rope_inputs(dtype)
+    assert [op for op in instruction_ops(module, inputs) if op != "Permute"].count("Rope") == 2
+    assert set(instruction_ops(module, inputs)) <= {"Rope", "Permute", "Expand"}
+    check_module(module, inputs)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_rope_absorbs_the_head_transpose(dtype):
+    """transformers' q = proj(x).view(B, L, H, D).transpose(1, 2) feeding RoPE: one Rope, no Permute;
+    a transposed tensor also read elsewhere keeps its Permute."""
+    def fn(q, k, cos, sin):
+        return apply_rotary_pos_emb(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+
+    q, k, cos, sin = _rope_inputs(dtype)
+    inputs = (q.transpose(1, 2).contiguous(), k.transpose(1, 2).contiguous(), cos, sin)
+    assert instruction_ops(Fn(fn), inputs) == ["Rope", "Rope"]
+    check_module(Fn(fn), inputs)
+
+    def shared(q, k, cos, sin):
+        qt = q.transpose(1, 2)
+        return apply_rotary_pos_emb(qt, k.transpose(1, 2), cos, sin)[0], qt * 2
+
+    assert instruction_ops(Fn(shared), inputs).count("Permute") == 1
+    check_module(Fn(shared), inputs)
+
+
+def test_rope_with_other_operand_order_and_odd_table_broadcast():
+    def fn(x, cos, sin):
+        half = x.shape[-1] // 2
+        rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+        return sin * rotated + cos * x
+
+    x, _, cos, sin = _rope_inputs(torch.float32, seq=3, dim=8)
+    module = Fn(fn)
+    inputs = (x, cos[:, None], sin[:, None])
+    assert instruction_ops(module, inputs) == ["Rope"]
+    check_module(module, inputs)
+
+
+def test_rope_not_fused_when_halves_are_swapped():
+    def fn(x, cos, sin):
+        half = x.shape[-1] // 2
+        return x * cos + torch.cat((-x[..., :half], x[..., half:]), dim=-1) * sin  # not rotate_half
+
+    x, _, cos, sin = _rope_inputs(torch.float32)
+    assert "Rope" not in instruction_ops(Fn(fn), (x, cos[:, None], sin[:, None]))
+    check_module(Fn(fn), (x, cos[:, None], sin[:, None]))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("act", ["silu", "gelu", "gelu_tanh"])
+def test_gated_mlp_is_one_glu(dtype, act):
+    acts = {"silu": F.silu, "gelu": F.gelu, "gelu_tanh": lambda a: F.gelu(a, approximate="tanh")}
+    module = Fn(lambda gate, up: acts[act](gate) * up)
+    inputs = (randn(2, 3, 40, dtype=dtype) * 3, randn(2, 3, 40, dtype=dtype))
+    assert instruction_ops(module, inputs) == ["Glu"]
+    check_module(module, inputs)
+
+
+def test_glu_not_fused_when_activation_is_reused_or_broadcast():
+    reused = Fn(lambda gate, up: (F.silu(gate) * up, F.silu(gate)))
+    assert "Glu" not in instruction_ops(reused, (randn(3, 8), randn(3, 8)))
+    broadcast = Fn(lambda gate, up: F.silu(gate) * up)
+    assert "Glu" not in instruction_ops(broadcast, (randn(3, 8), randn(8)))
+    check_module(broadcast, (randn(3, 8), randn(8)))
+
+
+def test_common_subexpressions_are_computed_once():
+    def fn(x, positions):
+        masks = [torch.arange(6).unsqueeze(0) <= positions.unsqueeze(1) for _ in range(3)]
+        return sum(torch.where(m, x, 0.0) for m in masks)
+
+    inputs = (randn(4, 6), torch.tensor([0, 2, 3, 5]))
+    ops = instruction_ops(Fn(fn), inputs)
+    assert ops.count("Arange") == 1 and ops.count("Where") == 1
+    check_module(Fn(fn), inputs)
