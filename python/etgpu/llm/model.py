@@ -13,6 +13,21 @@ from etgpu.llm.attention import ATTENTION_NAME, full_mask, ring_mask
 from etgpu.llm.cache import StaticKVCache
 
 
+def _take_over_longrope(rotary, config):
+    """LongRoPE switches to its long factors once a step's largest position passes the original
+    context. Some transformers versions decide that with a Python `if` on a tensor, which export
+    cannot trace; this returns (original length, short, long frequencies) so that our forward
+    picks the set with torch.where and runs the rotary module as a plain one. None for other ropes."""
+    if getattr(rotary, "rope_type", None) != "longrope":
+        return None
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    original = config.rope_parameters["original_max_position_embeddings"]
+    device = rotary.inv_freq.device
+    long, _ = ROPE_INIT_FUNCTIONS["longrope"](config, device, seq_len=original + 1)
+    return original, rotary.original_inv_freq.to(device), long.to(device)
+
+
 class CausalLMForExport(torch.nn.Module):
     def __init__(self, hf_model, max_seq_len: int):
         super().__init__()
@@ -29,12 +44,21 @@ class CausalLMForExport(torch.nn.Module):
                                    window=getattr(config, "sliding_window", None) or 0, ring_layers=sliding)
         rotary = self.hf.model.rotary_emb
         self._rotary_per_layer_type = "layer_type" in inspect.signature(rotary.forward).parameters
+        self._longrope = _take_over_longrope(rotary, config)
         # transformers renamed the decoder layers' cache argument (past_key_values -> cache).
         layer_params = inspect.signature(self.hf.model.layers[0].forward).parameters
         self._cache_arg = "cache" if "cache" in layer_params else "past_key_values"
 
     def _position_embeddings(self, hidden, position_ids):
         rotary = self.hf.model.rotary_emb
+        if self._longrope is not None:
+            original, short, long = self._longrope
+            rotary.inv_freq.copy_(torch.where(position_ids.max() + 1 > original, long, short))
+            rotary.rope_type = "default"  # skip transformers' own update (attention_scaling is kept)
+            try:
+                return rotary(hidden, position_ids)
+            finally:
+                rotary.rope_type = "longrope"
         if self._rotary_per_layer_type:
             return {t: rotary(hidden, position_ids, t) for t in sorted(set(self.config.layer_types))}
         return rotary(hidden, position_ids)
