@@ -9,7 +9,7 @@ import torch.fx
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
-from etgpu.lower.context import LoweringContext, Storage, TensorSpec
+from etgpu.lower.context import LoweringContext, TensorSpec
 from etgpu.lower.memory_plan import plan_memory
 from etgpu.lower.passes import run_passes
 from etgpu.lower.registry import Unsupported, lookup, target_name
@@ -48,16 +48,15 @@ def _lower_placeholders(ep: ExportedProgram, ctx: LoweringContext) -> None:
             ctx.values[node] = tid
             ctx.inputs.append(tid)
         elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
-            tensor = _state_tensor(ep, spec.target)
-            tid = ctx.constant(node.name, tensor)
-            if spec.target in mutated:
-                ctx.tensors[tid].storage = Storage.MUTABLE
-            ctx.values[node] = tid
+            ctx.lazy_constant(node, _state_tensor(ep, spec.target), mutable=spec.target in mutated)
         else:
             raise Unsupported(f"input {node.name} of kind {spec.kind} is not supported")
 
 
 def lower_node(ctx: LoweringContext, node: torch.fx.Node) -> None:
+    if node.target is operator.getitem and node.args[0] in ctx.deferred:
+        ctx.defer(node, f"element of {node.args[0].name}")  # part of the same pattern
+        return
     if node.target is operator.getitem:
         source, index = node.args
         items = ctx.tuple_values.get(source)
