@@ -10,6 +10,7 @@ from etgpu import container
 from etgpu.ir.DType import DType
 from etgpu.ir.Op import Op
 from etgpu.ir.Program import Program, ProgramT
+from etgpu.ir.QuantScheme import QuantScheme
 from etgpu.ir.Storage import Storage
 
 BACKEND_ID = "EtGpuBackend"
@@ -62,6 +63,37 @@ def format_tensor(graph, index: int, sym_names: List[str]) -> str:
     return f"t{index} {name + ' ' if name else ''}{_DTYPE.get(t.dtype, t.dtype)}[{shape}]"
 
 
+def _scheme_label(w, act: int = 0) -> str:
+    if w.scheme == QuantScheme.NvFp4:
+        return "nvfp4 (e2m1, e4m3 scales / 16)"
+    zeros = ", zeros" if w.zeros >= 0 else ""
+    return f"{'8da ' if act else ''}int{w.bits} g{w.group}{zeros}"
+
+
+def weight_bytes_by_scheme(graph) -> Dict[str, int]:
+    """Constant bytes per weight scheme ("dense" for the rest); a key (a tied weight) counts once."""
+    seen, totals = set(), Counter()
+    tensors = graph.tensors or []
+
+    def add(label, index):
+        if index < 0 or tensors[index].storage != Storage.Constant:
+            return
+        key = _text(tensors[index].key) or index  # inline constants have no key
+        if key not in seen:
+            seen.add(key)
+            totals[label] += tensors[index].nbytes
+
+    for ins in graph.instructions or []:
+        if ins.opType in (Op.QuantizedLinear, Op.QuantizedEmbedding):
+            w = ins.op.w
+            label = _scheme_label(w, getattr(ins.op, "act", 0))
+            for index in (w.codes, w.scales, w.zeros):
+                add(label, index)
+    for index in range(len(tensors)):
+        add("dense", index)
+    return dict(totals)
+
+
 def describe(payload: Payload) -> str:
     program = parse(payload.data)
     graph = program.graph
@@ -87,6 +119,8 @@ def describe(payload: Payload) -> str:
     lines.append(f"constant bytes: {constant_bytes}" + (f" ({len(payload.constants)} keyed constants in the file, "
                  f"{sum(len(v) for v in payload.constants.values())} bytes)" if payload.constants is not None else ""))
     lines.append(f"mutable state bytes: {mutable_bytes}")
+    lines.append("weight bytes by scheme:")
+    lines.extend(f"  {label:<32} {count}" for label, count in sorted(weight_bytes_by_scheme(graph).items()))
     return "\n".join(lines)
 
 

@@ -1,7 +1,8 @@
 """TorchAO quantization recipes by name (`--quant`, `--quant-embeddings`), applied with
 `quantize_` before torch.export; docs/quantization.md lists what each becomes in etgpu's IR."""
 
-from typing import Callable, Optional
+from collections import Counter
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -10,7 +11,7 @@ EMBEDDING_SCHEMES = ("int8", "int4")
 
 
 def linear_config(scheme: str):
-    """The TorchAO config of a `--quant` scheme."""
+    """The TorchAO config of a `--quant` scheme (export_llm makes nvfp4 weights exportable)."""
     from torchao.quantization import Int8DynamicActivationIntxWeightConfig, IntxWeightOnlyConfig
     from torchao.quantization.granularity import PerAxis, PerGroup
 
@@ -44,6 +45,8 @@ def embedding_config(scheme: str):
 def quantize_model(model: torch.nn.Module, quant: Optional[str], quant_embeddings: Optional[str] = None):
     """Quantizes a transformers causal LM in place. With `quant_embeddings` and tied embeddings,
     the LM head reuses the quantized embedding tensor, so it is stored (and repacked) once."""
+    if not quant and not quant_embeddings:
+        return model
     from torchao.quantization import quantize_
 
     embed = model.get_input_embeddings()
@@ -63,3 +66,33 @@ def quantize_model(model: torch.nn.Module, quant: Optional[str], quant_embedding
 def _is(kind) -> Callable:
     return lambda module, _fqn: isinstance(module, kind)
 
+
+
+def packed_bytes(rows: int, cols: int, bits: int, group: int, scale_bytes: int, zeros: bool = False) -> int:
+    """Bytes of one packed [rows, cols] weight (codes + scales [+ zeros]) in etgpu's layout."""
+    groups = rows * (cols // group)
+    return rows * cols * bits // 8 + groups * scale_bytes * (2 if zeros else 1)
+
+
+def weight_bytes(model: torch.nn.Module, bits: int, group: int, embedding_bits: int) -> Dict[str, int]:
+    """Stored weight bytes {"quantized", "dense"} of a transformers LM (may live on the meta
+    device) quantized with a symmetric linear scheme and embeddings (8: int8 per row; 4: int4
+    groups of 32) tied to the LM head. Scales have the model's dtype. "dense" is an upper bound:
+    lowering stores identical constants (e.g. fresh norm weights) once."""
+    embed, head = model.get_input_embeddings(), model.get_output_embeddings()
+    scale_bytes = embed.weight.element_size()
+    seen, total = set(), Counter()
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if weight is None or id(weight) in seen or module is head:
+            continue
+        seen.add(id(weight))
+        if module is embed:
+            rows, cols = weight.shape
+            total["quantized"] += packed_bytes(rows, cols, embedding_bits, cols if embedding_bits == 8 else 32,
+                                               scale_bytes)
+        elif isinstance(module, torch.nn.Linear):
+            total["quantized"] += packed_bytes(*weight.shape, bits, group, scale_bytes)
+        else:
+            total["dense"] += weight.numel() * weight.element_size()
+    return dict(total)

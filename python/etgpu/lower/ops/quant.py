@@ -9,7 +9,8 @@ The exported patterns (after `quantize_`):
   8da (Int8DynamicActivationIntxWeightConfig) adds, on the activation:
       scale, zero = torchao.choose_qparams_affine(x, ASYMMETRIC, [1, .., K], int8, -128, 127, ...)
       xq = torchao.dequantize_affine(torchao.quantize_affine(x, ...), ...)  -> aten.linear(xq, wq)
-  NVFP4 (NVFP4WeightOnlyConfig): aten.linear(x, w) with w an NVFP4Tensor weight.
+  NVFP4: aten.linear(x, etgpu::dequantize_nvfp4(codes, scales, tensor_scale, dtype)), from
+      TorchAO's NVFP4WeightOnlyConfig weights made exportable by etgpu.nvfp4.to_exportable.
 
 The pieces before the linear/embedding emit nothing (`ctx.defer`); the consumer repacks the
 weight into etgpu's layout and emits one instruction. Repacked constants are keyed by content,
@@ -42,6 +43,15 @@ class QuantizedWeight:
 
     def __str__(self):
         return f"TorchAO int{self.bits} weight, group {self.group}"
+
+
+@dataclass
+class NvFp4Weight:
+    """A deferred etgpu::dequantize_nvfp4 (etgpu/nvfp4.py) of a weight."""
+    node: torch.fx.Node
+
+    def __str__(self):
+        return "NVFP4 weight"
 
 
 @dataclass
@@ -101,6 +111,12 @@ def dequantize_affine(ctx, node):
     ctx.defer(node, QuantizedWeight(node, bits, int(block_size[1]), qmin))
 
 
+@lowering("etgpu.dequantize_nvfp4.default")
+def dequantize_nvfp4(ctx, node):
+    _consumed_as(node, [("aten.linear.default", 1)])
+    ctx.defer(node, NvFp4Weight(node))
+
+
 def _activation_quant(node) -> ActivationQuant:
     """Checks dequantize(quantize(x, choose_qparams(x))) is TorchAO's per-token asymmetric int8."""
     quant = node.args[0]
@@ -153,41 +169,27 @@ def _affine_operands(ctx, q: QuantizedWeight):
     return fields, tensors
 
 
-def _nvfp4_operands(ctx, weight_node):
-    from torchao.prototype.mx_formats.utils import from_blocked
-
-    w = ctx.host_tensor(weight_node)
-    n, k = w.shape
-    if w.block_size != NVFP4_GROUP or w.qdata.stride(-2) < w.qdata.stride(-1) or w.act_quant_kwargs is not None:
-        raise Unsupported(f"{weight_node.name}: NVFP4 weight other than row-major, block 16, weight-only")
-    scales = w.scale.view(torch.uint8)
-    if w.is_swizzled_scales:  # the tensor-core layout: back to [N, K/16] rows
-        scales = from_blocked(w.scale, n, k // NVFP4_GROUP).view(torch.uint8)
-    tensor_scale = 1.0 if w.per_tensor_scale is None else float(w.per_tensor_scale)
-    fields = dict(scheme=QuantScheme.NvFp4, bits=4, group=NVFP4_GROUP, tensor_scale=tensor_scale)
-    return fields, {"codes": w.qdata.view(torch.uint8).reshape(n, k // 2), "scales": scales.reshape(n, -1)}
-
-
-def _is_nvfp4(tensor) -> bool:
-    return type(tensor).__name__ == "NVFP4Tensor"
+def _nvfp4_operands(ctx, q: NvFp4Weight):
+    codes, scales = (ctx.host_tensor(a) for a in q.node.args[:2])
+    if codes is None or scales is None:
+        raise Unsupported(f"{q.node.name}: NVFP4 weight operands are not constants")
+    fields = dict(scheme=QuantScheme.NvFp4, bits=4, group=NVFP4_GROUP, tensor_scale=float(q.node.args[2]))
+    return fields, {"codes": codes, "scales": scales}
 
 
 def quantized_weight_of(ctx, arg):
-    """The QuantizedWeight / NVFP4 weight behind a linear or embedding weight operand, or None."""
+    """The deferred quantized weight behind a linear or embedding weight operand, or None."""
     deferred = ctx.deferred.get(arg) if isinstance(arg, torch.fx.Node) else None
-    if isinstance(deferred, QuantizedWeight):
-        return deferred
-    return arg if _is_nvfp4(ctx.host_tensor(arg)) else None
+    return deferred if isinstance(deferred, (QuantizedWeight, NvFp4Weight)) else None
 
 
 def _weight_table(ctx, weight) -> QuantWeightT:
     """Repacks (once per weight: tied uses share the constants) and returns the IR table."""
-    memo_key = ("quant_weight", weight.node if isinstance(weight, QuantizedWeight) else weight)
+    memo_key = ("quant_weight", weight.node)
     if memo_key not in ctx.memo:
-        fields, tensors = (_affine_operands(ctx, weight) if isinstance(weight, QuantizedWeight)
-                           else _nvfp4_operands(ctx, weight))
-        name = (weight.node if isinstance(weight, QuantizedWeight) else weight).name
-        ids = {role: ctx.constant(f"{name}_{role}", t.contiguous()) for role, t in tensors.items()}
+        pack = _affine_operands if isinstance(weight, QuantizedWeight) else _nvfp4_operands
+        fields, tensors = pack(ctx, weight)
+        ids = {role: ctx.constant(f"{weight.node.name}_{role}", t.contiguous()) for role, t in tensors.items()}
         ctx.memo[memo_key] = (fields, ids)
     fields, ids = ctx.memo[memo_key]
     table = QuantWeightT()
@@ -214,7 +216,5 @@ def lower_linear(ctx, node, weight) -> None:
 
 
 def lower_embedding(ctx, node, weight) -> None:
-    if not isinstance(weight, QuantizedWeight):
-        raise Unsupported(f"{node.name}: quantized embedding supports TorchAO affine weights only")
     index = node.args[1]
     ctx.emit("QuantizedEmbedding", index=ctx.input(index), w=_weight_table(ctx, weight), out=ctx.output(node))

@@ -42,7 +42,8 @@ struct PackedWeight {
   const TensorRef& codes;
   const TensorRef& scales;
   const TensorRef* zeros;
-  int64_t cols;  // K
+  int64_t cols;   // K
+  DType rounding;  // the dtype the reference dequantizes into (see packed())
 };
 
 // Unsigned code of element k in a row of packed bytes (low bits first).
@@ -59,15 +60,16 @@ void dequant_row(const PackedWeight& w, int64_t r, float* dst) {
   if (p.scheme == QuantScheme::NvFp4) {
     const auto* scales = static_cast<const uint8_t*>(w.scales.data) + r * groups;
     for (int64_t k = 0; k < w.cols; ++k) {
-      dst[k] = e2m1(static_cast<uint8_t>(code_at(row, k, 4))) * e4m3(scales[k / p.group]) * p.tensor_scale;
+      const float scale = p.tensor_scale * e4m3(scales[k / p.group]);
+      dst[k] = round_to(w.rounding, e2m1(static_cast<uint8_t>(code_at(row, k, 4))) * scale);
     }
     return;
   }
-  const DType dtype = w.scales.dtype;
+  const DType dtype = w.rounding;
   const float mid = static_cast<float>(1 << (p.bits - 1));
   for (int64_t g = 0; g < groups; ++g) {
-    const float scale = static_cast<float>(load(w.scales.data, dtype, r * groups + g));
-    const float zero = w.zeros ? static_cast<float>(load(w.zeros->data, dtype, r * groups + g)) : mid;
+    const float scale = static_cast<float>(load(w.scales.data, w.scales.dtype, r * groups + g));
+    const float zero = w.zeros ? static_cast<float>(load(w.zeros->data, w.scales.dtype, r * groups + g)) : mid;
     for (int64_t k = g * p.group; k < (g + 1) * p.group; ++k) {
       const float u = static_cast<float>(code_at(row, k, p.bits));
       dst[k] = p.zero_is_float ? round_to(dtype, round_to(dtype, (u - mid) * scale) + zero)
@@ -92,8 +94,11 @@ void fake_quant_int8_row(float* x, int64_t k, DType dtype) {
   }
 }
 
+// Affine weights dequantize in the scales' dtype (dequantize_affine's output dtype); NVFP4 in
+// fp32, rounded once to the output dtype (NVFP4Tensor.dequantize).
 PackedWeight packed(const Node& n, const QuantWeightParams& p, int64_t cols) {
-  return PackedWeight{p, n.in[1], n.in[2], p.has_zeros ? &n.in[3] : nullptr, cols};
+  const DType rounding = p.scheme == QuantScheme::NvFp4 ? n.out.dtype : n.in[2].dtype;
+  return PackedWeight{p, n.in[1], n.in[2], p.has_zeros ? &n.in[3] : nullptr, cols, rounding};
 }
 
 }  // namespace
