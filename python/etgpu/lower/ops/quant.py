@@ -67,13 +67,16 @@ def _name(node) -> str:
     return target_name(node.target) if isinstance(node, torch.fx.Node) and node.op == "call_function" else ""
 
 
-def _consumed_as(node: torch.fx.Node, uses) -> None:
+_AS_WEIGHT = ([("aten.linear.default", 1), ("aten.embedding.default", 0)], "the weight of a linear or embedding")
+
+
+def _consumed_as(node: torch.fx.Node, uses, what: str) -> None:
     """Every user must be one of `uses` (target name, argument position)."""
     for user in node.users:
         if not any(_name(user) == target and len(user.args) > pos and user.args[pos] is node
                    for target, pos in uses):
             raise Unsupported(f"{node.name} ({_name(node)}) feeds {user.name} ({_name(user) or user.op}); "
-                              f"etgpu lowers it only as the weight of a linear or embedding")
+                              f"etgpu lowers it only as {what}")
 
 
 # ---- pattern pieces: recognised, deferred to the consumer ---------------------------------------
@@ -107,13 +110,13 @@ def dequantize_affine(ctx, node):
     bits = _BITS.get((qmin, qmax))
     if bits is None:
         raise Unsupported(f"{node.name}: quant range [{qmin}, {qmax}] is not signed int2/int4/int8")
-    _consumed_as(node, [("aten.linear.default", 1), ("aten.embedding.default", 0)])
+    _consumed_as(node, *_AS_WEIGHT)
     ctx.defer(node, QuantizedWeight(node, bits, int(block_size[1]), qmin))
 
 
 @lowering("etgpu.dequantize_nvfp4.default")
 def dequantize_nvfp4(ctx, node):
-    _consumed_as(node, [("aten.linear.default", 1)])
+    _consumed_as(node, [("aten.linear.default", 1)], "the weight of a linear")
     ctx.defer(node, NvFp4Weight(node))
 
 
@@ -125,12 +128,14 @@ def _activation_quant(node) -> ActivationQuant:
     choose = scale.args[0] if scale.target is operator.getitem else None
     ok = (choose is not None and _name(choose) == _CHOOSE and zero.target is operator.getitem
           and zero.args[0] is choose and choose.args[0] is x and str(choose.args[1]) == "ASYMMETRIC"
+          and list(choose.args[2]) == block and tuple(choose.args[3:6]) == (torch.int8, -128, 127)
+          and all(a is None for a in choose.args[6:8])  # default eps and scale dtype: the kernel's
           and tuple(quant.args[4:7]) == (torch.int8, -128, 127) and node.args[2] is scale
           and node.args[3] is zero and block == list(node.args[1])
           and block == [1] * (len(block) - 1) + [x.meta["val"].shape[-1]])
     if not ok:
         raise Unsupported(f"{node.name}: activation quantization other than TorchAO's per-token asymmetric int8")
-    _consumed_as(node, [("aten.linear.default", 0)])
+    _consumed_as(node, [("aten.linear.default", 0)], "the input of a quantized linear")
     return ActivationQuant(x)
 
 
@@ -156,9 +161,13 @@ def _affine_operands(ctx, q: QuantizedWeight):
     zero_t = ctx.host_tensor(zero) if zero is not None else None
     if q_t is None or scale_t is None or (zero is not None and zero_t is None):
         raise Unsupported(f"{q.node.name}: quantized weight operands are not constants")
+    if zero_t is not None and zero_t.dtype.is_floating_point:
+        raise Unsupported(f"{q.node.name}: float zero points (TorchAO's float zero domain) are not supported")
     n, k = q_t.shape
     groups = k // q.group
     codes = q_t.to(torch.int32) - q.qmin
+    if codes.min() < 0 or codes.max() >= 1 << q.bits:
+        raise Unsupported(f"{q.node.name}: quantized values outside [{q.qmin}, {q.qmin + (1 << q.bits) - 1}]")
     scales = scale_t.reshape(n, groups).contiguous()
     fields = dict(scheme=QuantScheme.Affine, bits=q.bits, group=q.group)
     tensors = {"codes": pack_codes(codes, q.bits), "scales": scales}
