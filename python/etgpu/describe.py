@@ -63,6 +63,10 @@ def format_tensor(graph, index: int, sym_names: List[str]) -> str:
     return f"t{index} {name + ' ' if name else ''}{_DTYPE.get(t.dtype, t.dtype)}[{shape}]"
 
 
+def _ids(vector) -> List[int]:
+    return [] if vector is None else [int(i) for i in vector]
+
+
 def _scheme_label(w, act: int = 0) -> str:
     if w.scheme == QuantScheme.NvFp4:
         return "nvfp4 (e2m1, e4m3 scales / 16)"
@@ -105,7 +109,8 @@ def describe(payload: Payload) -> str:
     lines = [f"== {payload.label}: etgpu IR v{program.version}, {len(payload.data)} payload bytes"]
     lines.append("symbols: " + (", ".join(f"{n} in [{s.min}, {s.max}]" for n, s in zip(sym_names, syms))
                                 or "none (static shapes)"))
-    for title, ids in (("inputs", graph.inputs or []), ("outputs", graph.outputs or [])):
+    # The object API gives numpy arrays for int vectors when numpy is present (no truth value).
+    for title, ids in (("inputs", _ids(graph.inputs)), ("outputs", _ids(graph.outputs))):
         lines.append(f"{title}:")
         lines.extend(f"  {format_tensor(graph, i, sym_names)}" for i in ids)
     ops = Counter(_OP.get(ins.opType, str(ins.opType)) for ins in (graph.instructions or []))
