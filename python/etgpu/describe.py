@@ -63,7 +63,7 @@ def format_tensor(graph, index: int, sym_names: List[str]) -> str:
     return f"t{index} {name + ' ' if name else ''}{_DTYPE.get(t.dtype, t.dtype)}[{shape}]"
 
 
-def _ids(vector) -> List[int]:
+def id_list(vector) -> List[int]:
     return [] if vector is None else [int(i) for i in vector]
 
 
@@ -110,7 +110,7 @@ def describe(payload: Payload) -> str:
     lines.append("symbols: " + (", ".join(f"{n} in [{s.min}, {s.max}]" for n, s in zip(sym_names, syms))
                                 or "none (static shapes)"))
     # The object API gives numpy arrays for int vectors when numpy is present (no truth value).
-    for title, ids in (("inputs", _ids(graph.inputs)), ("outputs", _ids(graph.outputs))):
+    for title, ids in (("inputs", id_list(graph.inputs)), ("outputs", id_list(graph.outputs))):
         lines.append(f"{title}:")
         lines.extend(f"  {format_tensor(graph, i, sym_names)}" for i in ids)
     ops = Counter(_OP.get(ins.opType, str(ins.opType)) for ins in (graph.instructions or []))

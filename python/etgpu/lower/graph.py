@@ -11,6 +11,7 @@ from torch.export.graph_signature import InputKind, OutputKind
 
 from etgpu.lower.context import LoweringContext, TensorSpec
 from etgpu.lower.memory_plan import plan_memory
+from etgpu.lower.ops.quant import REPACKING_OPS
 from etgpu.lower.passes import run_passes
 from etgpu.lower.registry import Unsupported, lookup, target_name
 from etgpu.lower.serialize import serialize
@@ -48,9 +49,20 @@ def _lower_placeholders(ep: ExportedProgram, ctx: LoweringContext) -> None:
             ctx.values[node] = tid
             ctx.inputs.append(tid)
         elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
-            ctx.lazy_constant(node, _state_tensor(ep, spec.target), mutable=spec.target in mutated)
+            tensor = _state_tensor(ep, spec.target)
+            ctx.lazy_constant(node, tensor, mutable=spec.target in mutated)
+            if not _repacked_only(node, tensor):
+                ctx.input(node)  # materialized now: constants keep their placeholder order
         else:
             raise Unsupported(f"input {node.name} of kind {spec.kind} is not supported")
+
+
+def _repacked_only(node: torch.fx.Node, tensor: torch.Tensor) -> bool:
+    """A weight whose readers repack it (TorchAO quantized weights) is stored only in the form
+    the rule emits, so it stays lazy (see LoweringContext.lazy_constant); so does an unread one
+    (a tied weight's second copy after ExecuTorch/export unwrap it)."""
+    return type(tensor) not in (torch.Tensor, torch.nn.Parameter) or all(
+        target_name(u.target) in REPACKING_OPS for u in node.users)
 
 
 def lower_node(ctx: LoweringContext, node: torch.fx.Node) -> None:

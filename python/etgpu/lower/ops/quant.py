@@ -31,6 +31,9 @@ _CHOOSE = "torchao.choose_qparams_affine.default"
 _SUBCLASS_ACCESS = "export.access_subclass_inner_tensor.default"
 _BITS = {(-2, 1): 2, (-8, 7): 4, (-128, 127): 8}  # TorchAO's signed ranges per bit width
 NVFP4_GROUP = 16
+_DEQUANT_NVFP4 = "etgpu.dequantize_nvfp4.default"
+# Ops that read a weight only to have it repacked: such weights are never stored as they are.
+REPACKING_OPS = (_DEQUANT, _DEQUANT_NVFP4, _SUBCLASS_ACCESS)
 
 
 @dataclass
@@ -114,7 +117,7 @@ def dequantize_affine(ctx, node):
     ctx.defer(node, QuantizedWeight(node, bits, int(block_size[1]), qmin))
 
 
-@lowering("etgpu.dequantize_nvfp4.default")
+@lowering(_DEQUANT_NVFP4)
 def dequantize_nvfp4(ctx, node):
     _consumed_as(node, [("aten.linear.default", 1)], "the weight of a linear")
     ctx.defer(node, NvFp4Weight(node))
@@ -194,7 +197,7 @@ def quantized_weight_of(ctx, arg):
 
 def _weight_table(ctx, weight) -> QuantWeightT:
     """Repacks (once per weight: tied uses share the constants) and returns the IR table."""
-    memo_key = ("quant_weight", weight.node)
+    memo_key = ("quant_weight", weight.node.args[0])  # by codes: each use of a tied weight shares
     if memo_key not in ctx.memo:
         pack = _affine_operands if isinstance(weight, QuantizedWeight) else _nvfp4_operands
         fields, tensors = pack(ctx, weight)
