@@ -32,7 +32,7 @@ def _input_signature(path: str):
     graph = describe.parse(describe.read_payloads(path)[0].data).graph
     maxima = [s.max for s in (graph.symDims or [])]
     signature = []
-    for tid in graph.inputs or []:
+    for tid in describe.id_list(graph.inputs):
         t = graph.tensors[tid]
         shape = [d.add if d.sym < 0 else (d.mul * maxima[d.sym] + d.add) // d.div for d in (t.shape or [])]
         signature.append((CODE_TO_TORCH[t.dtype], shape))

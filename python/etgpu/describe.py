@@ -10,6 +10,7 @@ from etgpu import container
 from etgpu.ir.DType import DType
 from etgpu.ir.Op import Op
 from etgpu.ir.Program import Program, ProgramT
+from etgpu.ir.QuantScheme import QuantScheme
 from etgpu.ir.Storage import Storage
 
 BACKEND_ID = "EtGpuBackend"
@@ -62,14 +63,45 @@ def format_tensor(graph, index: int, sym_names: List[str]) -> str:
 
 
 def format_type(t, sym_names: List[str]) -> str:
-    shape = ", ".join(format_dim(d, sym_names) for d in _seq(t.shape))
+    shape = ", ".join(format_dim(d, sym_names) for d in id_list(t.shape))
     return f"{_DTYPE.get(t.dtype, t.dtype)}[{shape}]"
 
 
-def _seq(values) -> list:
+def id_list(vector) -> List[int]:
     """The object API gives a numpy array for a vector of scalars when numpy is installed (whose
     truth value is an error), a list otherwise, None when absent."""
-    return [] if values is None else list(values)
+    return [] if vector is None else [int(i) for i in vector]
+
+
+def _scheme_label(w, act: int = 0) -> str:
+    if w.scheme == QuantScheme.NvFp4:
+        return "nvfp4 (e2m1, e4m3 scales / 16)"
+    zeros = ", zeros" if w.zeros >= 0 else ""
+    return f"{'8da ' if act else ''}int{w.bits} g{w.group}{zeros}"
+
+
+def weight_bytes_by_scheme(graph) -> Dict[str, int]:
+    """Constant bytes per weight scheme ("dense" for the rest); a key (a tied weight) counts once."""
+    seen, totals = set(), Counter()
+    tensors = graph.tensors or []
+
+    def add(label, index):
+        if index < 0 or tensors[index].storage != Storage.Constant:
+            return
+        key = _text(tensors[index].key) or index  # inline constants have no key
+        if key not in seen:
+            seen.add(key)
+            totals[label] += tensors[index].nbytes
+
+    for ins in graph.instructions or []:
+        if ins.opType in (Op.QuantizedLinear, Op.QuantizedEmbedding):
+            w = ins.op.w
+            label = _scheme_label(w, getattr(ins.op, "act", 0))
+            for index in (w.codes, w.scales, w.zeros):
+                add(label, index)
+    for index in range(len(tensors)):
+        add("dense", index)
+    return dict(totals)
 
 
 def describe(payload: Payload) -> str:
@@ -83,7 +115,8 @@ def describe(payload: Payload) -> str:
     lines = [f"== {payload.label}: etgpu IR v{program.version}, {len(payload.data)} payload bytes"]
     lines.append("symbols: " + (", ".join(f"{n} in [{s.min}, {s.max}]" for n, s in zip(sym_names, syms))
                                 or "none (static shapes)"))
-    for title, ids in (("inputs", _seq(graph.inputs)), ("outputs", _seq(graph.outputs))):
+    # The object API gives numpy arrays for int vectors when numpy is present (no truth value).
+    for title, ids in (("inputs", id_list(graph.inputs)), ("outputs", id_list(graph.outputs))):
         lines.append(f"{title}:")
         lines.extend(f"  {format_tensor(graph, i, sym_names)}" for i in ids)
     ops = Counter(_OP.get(ins.opType, str(ins.opType)) for ins in (graph.instructions or []))
@@ -100,6 +133,8 @@ def describe(payload: Payload) -> str:
     # Grouped by shape: an LLM's KV cache shows full-length and sliding-window (ring) layers apart.
     mutable = Counter(format_type(t, sym_names) for t in tensors if t.storage == Storage.Mutable)
     lines.extend(f"  {count} x {shape}" for shape, count in sorted(mutable.items()))
+    lines.append("weight bytes by scheme:")
+    lines.extend(f"  {label:<32} {count}" for label, count in sorted(weight_bytes_by_scheme(graph).items()))
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ from torch.export import ExportedProgram
 from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
 
-from etgpu.decompositions import PRESERVED_OPS
+from etgpu.decompositions import preserved_ops
 from etgpu.executorch.backend import EtGpuBackend
 from etgpu.lower.graph import explain_node
 
@@ -46,12 +46,12 @@ class EtGpuPartitioner(Partitioner):
 
     def ops_to_not_decompose(
             self, ep: ExportedProgram) -> Tuple[List[torch._ops.OpOverload], Optional[Callable]]:
-        """PRESERVED_OPS that etgpu lowers directly, kept whole. An op is kept only when every
+        """preserved_ops() that etgpu lowers directly, kept whole. An op is kept only when every
         node of it lowers: a kept op that is then declined would be neither decomposed nor
         delegated."""
-        supported, declined = [], set()
+        supported, declined, preserved = [], set(), preserved_ops()
         for node in ep.graph.nodes:
-            if node.op != "call_function" or node.target not in PRESERVED_OPS:
+            if node.op != "call_function" or node.target not in preserved:
                 continue
             ok, _ = explain_node(node, ep.range_constraints)
             if not ok:

@@ -3,6 +3,7 @@
     python -m etgpu.llm.cli export --hf llama3.2-1b --random-weights --seed 0 --scale tiny \\
         --dtype fp32 --max-seq-len 128 -o model.etgpu
     python -m etgpu.llm.cli export --weights SmolLM2.gguf --dtype fp32 --max-seq-len 512 -o smollm2.etgpu
+    python -m etgpu.llm.cli export --hf llama3.2-1b --random-weights --quant int4-g32 --quant-embeddings int8 ...
     python -m etgpu.llm.cli generate smollm2.etgpu --tokenizer SmolLM2.gguf --prompt "Hello"
     python -m etgpu.llm.cli export-tokenizer SmolLM2.gguf -o tokenizer.json
 
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import List, Optional
 
 import torch
+
+from etgpu.llm.quantize import EMBEDDING_SCHEMES, QUANT_SCHEMES, quantize_model
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -37,6 +40,10 @@ def _export_parser(prog="export") -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=["full", "tiny"], default="full")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     p.add_argument("--max-seq-len", type=int, required=True)
+    p.add_argument("--quant", choices=QUANT_SCHEMES, help="TorchAO weight quantization of the linear layers "
+                   "(docs/quantization.md)")
+    p.add_argument("--quant-embeddings", choices=EMBEDDING_SCHEMES,
+                   help="quantize the embedding table (a tied LM head shares it, stored once)")
     p.add_argument("--tokenizer-out", metavar="tokenizer.json", help="with --weights: also write the GGUF's tokenizer")
     p.add_argument("-o", "--output", required=True, help="model.etgpu or model.pte")
     return p
@@ -90,11 +97,12 @@ def export_main(argv: Optional[List[str]] = None, prog: str = "export") -> int:
         raise SystemExit("export: --tokenizer-out needs --weights FILE.gguf")
     # Checked before the (slow) model build so a missing ExecuTorch path fails at once.
     partitioner = _partitioner_class() if output.suffix == ".pte" else None
-    model = _build_model(args)
+    model = quantize_model(_build_model(args), args.quant, args.quant_embeddings)
     exported = export_llm(model, args.max_seq_len)
     data = lower_to_pte(exported, partitioner) if partitioner else etgpu.compile(exported)
     output.write_bytes(data)
     meta = {"max_seq_len": args.max_seq_len, "dtype": args.dtype, "vocab_size": model.config.vocab_size,
+            "quant": args.quant, "quant_embeddings": args.quant_embeddings,
             "source": args.weights or f"{args.hf} ({args.scale}, random seed {args.seed})"}
     metadata_path(output).write_text(json.dumps(meta, indent=1))
     if args.tokenizer_out:

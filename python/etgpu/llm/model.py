@@ -87,7 +87,11 @@ class CausalLMForExport(torch.nn.Module):
 
 
 def export_llm(hf_model, max_seq_len: int, example_len: int = 2) -> torch.export.ExportedProgram:
-    """torch.export with one dynamic token dim T in [1, max_seq_len]."""
+    """torch.export with one dynamic token dim T in [1, max_seq_len]. NVFP4 weights are swapped
+    for their exportable form first (in place; see etgpu.nvfp4)."""
+    from etgpu.nvfp4 import to_exportable
+
+    to_exportable(hf_model)
     wrapper = CausalLMForExport(hf_model, max_seq_len)
     tokens = torch.zeros(1, example_len, dtype=torch.long)
     positions = torch.arange(example_len)

@@ -9,6 +9,9 @@ Lowering rules see only this API:
   ctx.emit("Binary", op=..., a=..., out=...)   append an instruction (fields in snake_case)
   ctx.meta(arg)                the FakeTensor (or Python scalar) an argument stands for
   ctx.dim(size)                an IR dim for an int or SymInt
+  ctx.host_tensor(arg)         the concrete value of a weight (for rules that repack weights)
+  ctx.defer(node, what)        the node emits nothing; a later rule consumes it as a pattern
+  ctx.memo                     a dict rules may use to do work once per lowering
 """
 
 import importlib
@@ -65,6 +68,11 @@ class LoweringContext:
         self.inputs: List[int] = []
         self.outputs: List[int] = []
         self.constants: Dict[str, bytes] = {}   # key -> bytes, for the container / named data
+        # Weights are materialized as IR constants on first use only: a weight a rule repacks
+        # (quantized codes) must not also be stored in its original form.
+        self.lazy_constants: Dict[torch.fx.Node, tuple] = {}  # node -> (tensor, mutable)
+        self.deferred: Dict[torch.fx.Node, object] = {}       # pattern pieces, see defer()
+        self.memo: Dict[object, object] = {}  # rules' per-lowering cache (e.g. repacked weights)
         self._inline_scalars: Dict[tuple, int] = {}
 
     # ---- values -------------------------------------------------------------------------------
@@ -76,12 +84,42 @@ class LoweringContext:
     def input(self, arg) -> int:
         if not isinstance(arg, torch.fx.Node):
             raise Unsupported(f"expected a tensor operand, got {type(arg).__name__}")
+        if arg in self.lazy_constants:
+            self._materialize(arg)
+        if arg in self.deferred:
+            raise Unsupported(f"{arg.name} ({self.deferred[arg]}) is only lowered as part of a pattern, "
+                              f"but another node uses its value")
         if arg not in self.values:
             raise Unsupported(f"operand {arg.name} has no etgpu value (it was not lowered)")
         return self.values[arg]
 
     def has_value(self, arg) -> bool:
-        return isinstance(arg, torch.fx.Node) and arg in self.values
+        return isinstance(arg, torch.fx.Node) and (arg in self.values or arg in self.lazy_constants)
+
+    def lazy_constant(self, node: torch.fx.Node, tensor: torch.Tensor, mutable: bool = False) -> None:
+        """`node` stands for a weight; it becomes an IR constant only if a rule reads it."""
+        self.lazy_constants[node] = (tensor, mutable)
+
+    def host_tensor(self, arg) -> Optional[torch.Tensor]:
+        """The concrete tensor behind a weight operand; None for a run-time value (or in the
+        partitioner's dry run, which has no weights)."""
+        entry = self.lazy_constants.get(arg) if isinstance(arg, torch.fx.Node) else None
+        return entry[0] if entry else None
+
+    def _materialize(self, node: torch.fx.Node) -> None:
+        tensor, mutable = self.lazy_constants.pop(node)
+        if type(tensor) not in (torch.Tensor, torch.nn.Parameter):
+            raise Unsupported(f"{node.name} is a {type(tensor).__name__} tensor subclass used directly; "
+                              f"etgpu lowers only the TorchAO patterns in docs/quantization.md")
+        tid = self.constant(node.name, tensor)
+        if mutable:
+            self.tensors[tid].storage = Storage.MUTABLE
+        self.values[node] = tid
+
+    def defer(self, node: torch.fx.Node, what: str) -> None:
+        """Marks `node` as a piece of a multi-node pattern that a later rule lowers as a whole
+        (e.g. TorchAO's dequantize_affine feeding a linear); reading its value is an error."""
+        self.deferred[node] = what
 
     def dim(self, size) -> AffineDim:
         return self.symbols.dim(size)
@@ -164,8 +202,10 @@ TENSOR_READS = {
     "Expand": ("x",), "Slice": ("x",), "Select": ("x",), "Cat": ("inputs",),
     "IndexSelect": ("x", "index"), "Gather": ("x", "index"), "Sdpa": ("q", "k", "v", "mask"),
     "CopyInto": ("x", "dst"), "IndexCopy": ("index", "x", "dst"), "Rope": ("x", "cos", "sin"),
-    "Glu": ("a", "b"),
+    "Glu": ("a", "b"), "QuantizedLinear": ("x", "w", "bias"), "QuantizedEmbedding": ("index", "w"),
 }
+# Nested tables whose fields are tensor operands (by generated class name).
+NESTED_READS = {"QuantWeightT": ("codes", "scales", "zeros")}
 TENSOR_WRITES = {"CopyInto": "dst", "IndexCopy": "dst"}
 
 
@@ -175,6 +215,9 @@ def _operand_fields(op: str, fields: dict):
     reads: List[int] = []
     for name in TENSOR_READS[op]:
         value = fields.get(name, -1)
+        nested = NESTED_READS.get(type(value).__name__)
+        if nested:
+            value = [getattr(value, f) for f in nested]
         values = value if isinstance(value, (list, tuple)) else [value]
         reads.extend(v for v in values if v >= 0)
     return reads, [fields[TENSOR_WRITES.get(op, "out")]]

@@ -9,8 +9,9 @@ import torch.fx
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
-from etgpu.lower.context import LoweringContext, Storage, TensorSpec
+from etgpu.lower.context import LoweringContext, TensorSpec
 from etgpu.lower.memory_plan import plan_memory
+from etgpu.lower.ops.quant import REPACKING_OPS
 from etgpu.lower.passes import run_passes
 from etgpu.lower.registry import Unsupported, lookup, target_name
 from etgpu.lower.serialize import serialize
@@ -49,15 +50,25 @@ def _lower_placeholders(ep: ExportedProgram, ctx: LoweringContext) -> None:
             ctx.inputs.append(tid)
         elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
             tensor = _state_tensor(ep, spec.target)
-            tid = ctx.constant(node.name, tensor)
-            if spec.target in mutated:
-                ctx.tensors[tid].storage = Storage.MUTABLE
-            ctx.values[node] = tid
+            ctx.lazy_constant(node, tensor, mutable=spec.target in mutated)
+            if not _repacked_only(node, tensor):
+                ctx.input(node)  # materialized now: constants keep their placeholder order
         else:
             raise Unsupported(f"input {node.name} of kind {spec.kind} is not supported")
 
 
+def _repacked_only(node: torch.fx.Node, tensor: torch.Tensor) -> bool:
+    """A weight whose readers repack it (TorchAO quantized weights) is stored only in the form
+    the rule emits, so it stays lazy (see LoweringContext.lazy_constant); so does an unread one
+    (a tied weight's second copy after ExecuTorch/export unwrap it)."""
+    return type(tensor) not in (torch.Tensor, torch.nn.Parameter) or all(
+        target_name(u.target) in REPACKING_OPS for u in node.users)
+
+
 def lower_node(ctx: LoweringContext, node: torch.fx.Node) -> None:
+    if node.target is operator.getitem and node.args[0] in ctx.deferred:
+        ctx.defer(node, f"element of {node.args[0].name}")  # part of the same pattern
+        return
     if node.target is operator.getitem:
         source, index = node.args
         items = ctx.tuple_values.get(source)

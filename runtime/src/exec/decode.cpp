@@ -1,5 +1,6 @@
 #include "exec/decode.h"
 
+#include <cmath>
 #include <string>
 
 namespace etgpu {
@@ -52,6 +53,20 @@ Status check_enum(E value, E max, int instruction, const char* what) {
 
 std::vector<int> int_list(const flatbuffers::Vector<int32_t>* v) {
   return v ? std::vector<int>(v->begin(), v->end()) : std::vector<int>();
+}
+
+// The weight's operands (codes, scales [, zeros]) are appended in that order, after the operands
+// the instruction lists before them; ops.h documents the operand order per instruction.
+Result<QuantWeightParams> quant_weight(const ir::QuantWeight* w, int i, Operands& ops) {
+  ETGPU_CHECK(w != nullptr, "instruction ", i, ": quantized weight is missing");
+  ETGPU_RETURN_IF_ERROR(check_enum(w->scheme(), ir::QuantScheme::MAX, i, "quant scheme"));
+  ETGPU_RETURN_IF_ERROR(ops.required(w->codes(), "codes"));
+  ETGPU_RETURN_IF_ERROR(ops.required(w->scales(), "scales"));
+  auto has_zeros = ops.optional(w->zeros(), "zeros");
+  ETGPU_RETURN_IF_ERROR(has_zeros.status());
+  ETGPU_CHECK(std::isfinite(w->tensor_scale()), "instruction ", i, ": tensor_scale is not finite");
+  return QuantWeightParams{static_cast<QuantScheme>(w->scheme()), w->bits(), w->group(), has_zeros.value(),
+                           w->zero_is_float(), w->tensor_scale()};
 }
 
 #define ETGPU_ASSIGN_OPTIONAL(var, expr)        \
@@ -244,6 +259,24 @@ Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstructi
       ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
       d->params = IndexCopyParams{p->dim()};
       return ops.output(p->dst());
+    }
+    case ir::Op::QuantizedLinear: {
+      auto* p = ins.op_as_QuantizedLinear();
+      ETGPU_RETURN_IF_ERROR(check_enum(p->act(), ir::ActQuant::MAX, i, "activation quantization"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      auto w = quant_weight(p->w(), i, ops);
+      ETGPU_RETURN_IF_ERROR(w.status());
+      ETGPU_ASSIGN_OPTIONAL(has_bias, ops.optional(p->bias(), "bias"));
+      d->params = QuantLinearParams{w.value(), static_cast<ActQuant>(p->act()), has_bias};
+      return ops.output(p->out());
+    }
+    case ir::Op::QuantizedEmbedding: {
+      auto* p = ins.op_as_QuantizedEmbedding();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->index(), "index"));
+      auto w = quant_weight(p->w(), i, ops);
+      ETGPU_RETURN_IF_ERROR(w.status());
+      d->params = QuantEmbeddingParams{w.value()};
+      return ops.output(p->out());
     }
     default:
       break;

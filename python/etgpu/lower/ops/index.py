@@ -5,6 +5,7 @@ by the engine at run time (a bad index is an error, never an out-of-bounds read)
 import torch
 
 from etgpu.lower.context import Storage, TensorSpec
+from etgpu.lower.ops import quant
 from etgpu.lower.ops._util import normalize_dim
 from etgpu.lower.registry import Unsupported, lowering
 
@@ -49,6 +50,9 @@ def index_select(ctx, node):
 def embedding(ctx, node):
     # padding_idx, scale_grad_by_freq and sparse only change the backward pass.
     weight, indices = node.args[:2]
+    quantized = quant.quantized_weight_of(ctx, weight)
+    if quantized is not None:
+        return quant.lower_embedding(ctx, node, quantized)
     if ctx.meta(weight).dim() != 2:
         raise Unsupported("embedding weight must be 2-d")
     _emit_index_select(ctx, node, weight, 0, indices)

@@ -2,6 +2,7 @@
 
 import torch
 
+from etgpu.lower.ops import quant
 from etgpu.lower.ops._util import require_float
 from etgpu.lower.registry import Unsupported, lowering
 
@@ -11,6 +12,9 @@ def linear(ctx, node):
     x, weight = node.args[0], node.args[1]
     bias = node.args[2] if len(node.args) > 2 else None
     require_float(ctx.meta(x), "linear")
+    quantized = quant.quantized_weight_of(ctx, weight)
+    if quantized is not None:
+        return quant.lower_linear(ctx, node, quantized)
     if ctx.meta(weight).dim() != 2:
         raise Unsupported("linear weight must be 2-d")
     fields = dict(a=ctx.input(x), b=ctx.input(weight), trans_b=True)
