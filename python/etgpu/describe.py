@@ -63,7 +63,7 @@ def format_tensor(graph, index: int, sym_names: List[str]) -> str:
 
 
 def format_type(t, sym_names: List[str]) -> str:
-    shape = ", ".join(format_dim(d, sym_names) for d in id_list(t.shape))
+    shape = ", ".join(format_dim(d, sym_names) for d in (t.shape if t.shape is not None else []))
     return f"{_DTYPE.get(t.dtype, t.dtype)}[{shape}]"
 
 

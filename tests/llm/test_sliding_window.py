@@ -68,10 +68,15 @@ def test_ring_write_is_in_place(tmp_path):
     """The ring's old window is read (copied by the cat) before the write, and the lowering still
     writes the delegate's buffer in place: no Expand instruction copies a cache first."""
     from etgpu import describe
+    from etgpu.ir.Op import Op
+    from etgpu.ir.Storage import Storage
 
     path = tmp_path / "g.etgpu"
     etgpu.compile(export_llm(build_hf_model("gemma3-1b", "tiny"), MAX_SEQ), path)
     [payload] = describe.read_payloads(path)
     text = describe.describe(payload)
     assert f"IndexCopy    {2 * build_config('gemma3-1b', 'tiny').num_hidden_layers}" in text
-    assert "Expand" not in text
+    # Other expands (of masks, depending on the torch version's decompositions) are fine.
+    graph = describe.parse(payload.data).graph
+    expanded = [graph.tensors[ins.op.x] for ins in graph.instructions if ins.opType == Op.Expand]
+    assert not [t for t in expanded if t.storage == Storage.Mutable]
