@@ -33,7 +33,6 @@ class CausalLMForExport(torch.nn.Module):
         super().__init__()
         self.hf = hf_model.eval()
         config = hf_model.config.get_text_config()
-        config._attn_implementation = ATTENTION_NAME
         self.config = config
         self.max_seq_len = max_seq_len
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
@@ -64,6 +63,16 @@ class CausalLMForExport(torch.nn.Module):
         return rotary(hidden, position_ids)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
+        # etgpu's attention for this wrapper's calls only: the same model called directly (a
+        # reference, a benchmark peer) keeps the attention it was built with.
+        previous = self.config._attn_implementation
+        self.config._attn_implementation = ATTENTION_NAME
+        try:
+            return self._logits(tokens, input_pos)
+        finally:
+            self.config._attn_implementation = previous
+
+    def _logits(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         text = self.hf.model
         hidden = text.embed_tokens(tokens)
         position_ids = input_pos.unsqueeze(0)
