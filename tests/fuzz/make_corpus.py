@@ -56,6 +56,30 @@ class Dynamic(torch.nn.Module):
         return (x + y).transpose(0, 1), x[:, 1:] * 2.0
 
 
+class QuantizedLinear(torch.nn.Module):
+    """A TorchAO int4 group-32 linear: seeds the QuantizedLinear decoding and checks."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 8)
+        from etgpu.llm.quantize import linear_config
+        from torchao.quantization import quantize_
+
+        quantize_(self, linear_config("int4-g32"))
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class RopeGlu(torch.nn.Module):
+    """transformers' rotate_half RoPE and a SiLU-gated product: seeds the fused Rope and Glu."""
+
+    def forward(self, q, cos, sin, gate, up):
+        half = q.shape[-1] // 2
+        rotated = torch.cat((-q[..., half:], q[..., :half]), dim=-1)
+        return q * cos + rotated * sin, torch.nn.functional.silu(gate) * up
+
+
 def models():
     """(name, module, example inputs, dynamic_shapes)."""
     seq = Dim("seq", min=1, max=64)
@@ -67,6 +91,9 @@ def models():
         ("views", Views(), (torch.randn(24),), None),
         ("dynamic", Dynamic(), (torch.randn(5, 3), torch.randn(5, 3)), ({0: seq}, {0: seq})),
         ("dynamic_linear", Linear(), (torch.randn(6, 4),), ({0: Dim("rows", min=2, max=32)},)),
+        ("quantized_linear", QuantizedLinear(), (torch.randn(3, 64),), None),
+        ("rope_glu", RopeGlu(), (torch.randn(1, 2, 3, 8), torch.randn(1, 1, 3, 8), torch.randn(1, 1, 3, 8),
+                                 torch.randn(3, 16), torch.randn(3, 16)), None),
     ]
 
 
