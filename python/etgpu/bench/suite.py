@@ -86,10 +86,9 @@ def _measure(runner, settings: Settings, prompts: dict) -> dict:
 
 
 def _host_copy(model):
-    """What the exports read (constants come from CPU tensors). A copy, never the model itself:
-    the export wrapper switches the config's attention to etgpu's, which the torch peers must not
-    see, and a TorchAO weight that an export or a compilation has seen holds weakrefs, so it cannot
-    be moved in place."""
+    """What the exports read (constants come from CPU tensors). A copy, never the model itself: the
+    torch peers keep the model where it was built, and a TorchAO weight that an export or a
+    compilation has seen holds weakrefs, so it cannot be moved in place."""
     return copy.deepcopy(model).cpu()
 
 
