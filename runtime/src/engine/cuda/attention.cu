@@ -27,11 +27,11 @@ constexpr int kMaxHeadDim = 256; // E and Ev; 8 output dims per lane
 constexpr int kDimsPerLane = kMaxHeadDim / 32;
 
 struct SdpaArgs {
-  const void *q, *k, *v, *mask;
+  const void *q, *k, *v;
   void* out;
-  DType dtype, mask_dtype;
+  DType dtype;
   int64_t B, H, Hkv, L, S, E, Ev;
-  int64_t mask_strides[4];  // element strides over [B, H, L, S]; 0 broadcasts
+  SdpaMask mask;
   float scale;
   bool causal;
   int splits;               // > 1: write partials for the merge kernel
@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_kernel(SdpaArgs a) {
   const int64_t q_base = (bh * a.L + i) * a.E;
   for (int64_t e = lane; e < a.E; e += 32) qs[warp * a.E + e] = active ? load_as<float>(a.q, a.dtype, q_base + e) : 0.f;
   const int64_t kv_row = (b * a.Hkv + hk) * a.S;
-  const int64_t mask_base = b * a.mask_strides[0] + h * a.mask_strides[1] + i * a.mask_strides[2];
+  const int64_t mask_base = b * a.mask.strides[0] + h * a.mask.strides[1] + i * a.mask.strides[2];
 
   float m = -INFINITY, l = 0.f, acc[kDimsPerLane];
 #pragma unroll
@@ -101,12 +101,12 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_kernel(SdpaArgs a) {
       float dot = 0.f;
       for (int64_t e = 0; e < a.E; ++e) dot += qr[e] * kr[e];
       score = dot * a.scale;
-      if (a.mask) {
-        const int64_t mo = mask_base + j * a.mask_strides[3];
-        if (a.mask_dtype == DType::Bool) {
-          if (!static_cast<const uint8_t*>(a.mask)[mo]) score = -INFINITY;
+      if (a.mask.data) {
+        const int64_t mo = mask_base + j * a.mask.strides[3];
+        if (a.mask.dtype == DType::Bool) {
+          if (!static_cast<const uint8_t*>(a.mask.data)[mo]) score = -INFINITY;
         } else {
-          score += load_as<float>(a.mask, a.mask_dtype, mo);
+          score += load_as<float>(a.mask.data, a.mask.dtype, mo);
         }
       }
     }
@@ -183,6 +183,25 @@ Status sdpa_merge(const Context& c, const float* partial, const TensorRef& out, 
   return Status::ok();
 }
 
+SdpaMask sdpa_mask(const Node& n, const SdpaParams& p) {
+  SdpaMask mask;
+  if (!p.has_mask) return mask;
+  mask.data = n.in[3].data;
+  mask.dtype = n.in[3].dtype;
+  TensorRef scores = n.out;  // [B, H, L, Ev] -> the [B, H, L, S] the mask broadcasts to
+  scores.shape[3] = n.in[1].shape[2];
+  broadcast_strides(n.in[3], scores, mask.strides);
+  return mask;
+}
+
+double sdpa_scale(const SdpaParams& p, int64_t head_dim) {
+  return p.scale != 0.0 ? p.scale : 1.0 / std::sqrt(static_cast<double>(head_dim));
+}
+
+float sdpa_scale_log2(const SdpaParams& p, int64_t head_dim) {
+  return static_cast<float>(sdpa_scale(p, head_dim) * 1.4426950408889634);  // log2(e), in double
+}
+
 Status sdpa(const Context& c, const Node& n, const SdpaParams& p) {
   const TensorRef &q = n.in[0], &k = n.in[1], &v = n.in[2], &out = n.out;
   if (out.numel() == 0) return Status::ok();
@@ -197,16 +216,9 @@ Status sdpa(const Context& c, const Node& n, const SdpaParams& p) {
   a.Hkv = k.shape[1]; a.S = k.shape[2]; a.Ev = v.shape[3];
   ETGPU_CHECK(a.E <= kMaxHeadDim && a.Ev <= kMaxHeadDim, "sdpa: head dims up to ", kMaxHeadDim,
               " are supported on cuda, got E=", a.E, ", Ev=", a.Ev);
-  a.scale = static_cast<float>(p.scale != 0.0 ? p.scale : 1.0 / std::sqrt(static_cast<double>(a.E)));
+  a.scale = static_cast<float>(sdpa_scale(p, a.E));
   a.causal = p.causal;
-  if (p.has_mask) {
-    const TensorRef& mask = n.in[3];
-    a.mask = mask.data;
-    a.mask_dtype = mask.dtype;
-    TensorRef full = out;
-    full.shape[3] = a.S;
-    broadcast_strides(mask, full, a.mask_strides);
-  }
+  a.mask = sdpa_mask(n, p);
   const int64_t bh = a.B * a.H, bk = a.B * a.Hkv;
   const int64_t row_blocks = ((a.H / a.Hkv) * a.L + kWarps - 1) / kWarps;
   ETGPU_CHECK(bk <= 65535 && row_blocks <= INT32_MAX, "sdpa: B * Hkv = ", bk, " exceeds the grid limit");

@@ -8,6 +8,21 @@ namespace etgpu::cuda {
 
 // Query rows (L) up to which the decode kernel takes a problem.
 constexpr int64_t kDecodeMaxQueries = 8;
+constexpr float kLog2e = 1.4426950408889634f;  // device code working in the exp2 domain
+
+// An Sdpa node's optional mask as every attention kernel reads it: element strides over
+// [B, H, L, S] (0 broadcasts); data is null when the node has none.
+struct SdpaMask {
+  const void* data = nullptr;
+  DType dtype = DType::Bool;
+  int64_t strides[4] = {};
+};
+SdpaMask sdpa_mask(const Node& n, const SdpaParams& p);
+
+// The softmax scale: the node's, or 1/sqrt(E) when it gives none (0); and that scale times
+// log2(e), for the kernels that score in the exp2 domain.
+double sdpa_scale(const SdpaParams& p, int64_t head_dim);
+float sdpa_scale_log2(const SdpaParams& p, int64_t head_dim);
 
 // Runs the decode kernel when the problem fits it (L <= kDecodeMaxQueries, 16-byte aligned
 // operands, head dims a multiple of one 16-byte vector); *handled says whether it did.

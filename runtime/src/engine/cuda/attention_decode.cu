@@ -13,7 +13,6 @@
 //  - scores of a chunk of keys sit in shared memory (fp32), softmax statistics are merged across
 //    chunks online, and the splits' partials go to the same merge kernel as attention.cu's.
 #include <algorithm>
-#include <cmath>
 
 #include "engine/cuda/attention.h"
 #include "engine/cuda/cuda_common.h"
@@ -29,14 +28,13 @@ constexpr int kChunk = kChunkTiles * kTileKeys;  // keys scored before each soft
 constexpr int kUnroll = 4;                       // keys per lane group in flight
 constexpr int kMaxRows = 8;                      // query rows per block
 constexpr int kMaxDim = 256;                     // E, Ev (bf16/fp16; 128 for fp32)
-constexpr float kLog2e = 1.4426950408889634f;
 
 struct DecodeArgs {
-  const void *q, *k, *v, *mask;
+  const void *q, *k, *v;
   void* out;
-  DType dtype, mask_dtype;
+  DType dtype;
   int64_t H, Hkv, L, S, E, Ev;
-  int64_t mask_strides[4];  // over [B, H, L, S]; 0 broadcasts
+  SdpaMask mask;
   float scale_log2;         // scale * log2(e): scores live in the exp2 domain
   bool causal;
   int lanes;                // threads per key row: a power of two >= max(E, Ev) / VEC
@@ -76,7 +74,7 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
     const bool valid = r0 + r < a.rows;
     const int64_t h = hk * group + (valid ? (r0 + r) / a.L : 0), i = valid ? (r0 + r) % a.L : 0;
     out_row[r] = (b * a.H + h) * a.L + i;
-    mask_row[r] = b * a.mask_strides[0] + h * a.mask_strides[1] + i * a.mask_strides[2];
+    mask_row[r] = b * a.mask.strides[0] + h * a.mask.strides[1] + i * a.mask.strides[2];
     last_key[r] = !valid ? -1 : a.causal ? i + a.S - a.L : a.S - 1;
     if (valid && k_lane) {
       load_vec(static_cast<const T*>(a.q) + out_row[r] * a.E + sub * kVec, q[r]);
@@ -113,8 +111,8 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) {
           bool s = j >= 0 && j <= last_key[r];
-          if (s && a.mask && a.mask_dtype == DType::Bool) {
-            s = static_cast<const uint8_t*>(a.mask)[mask_row[r] + j * a.mask_strides[3]] != 0;
+          if (s && a.mask.data && a.mask.dtype == DType::Bool) {
+            s = static_cast<const uint8_t*>(a.mask.data)[mask_row[r] + j * a.mask.strides[3]] != 0;
           }
           seen[u][r] = s;
           any[u] |= s;
@@ -137,8 +135,8 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
           for (int off = a.lanes / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
           if (sub == 0 && c < chunk_keys) {
             const int64_t j = key_of(a, split, ch, c);
-            if (seen[u][r] && a.mask && a.mask_dtype != DType::Bool) {
-              dot += kLog2e * load_as<float>(a.mask, a.mask_dtype, mask_row[r] + j * a.mask_strides[3]);
+            if (seen[u][r] && a.mask.data && a.mask.dtype != DType::Bool) {
+              dot += kLog2e * load_as<float>(a.mask.data, a.mask.dtype, mask_row[r] + j * a.mask.strides[3]);
             }
             scores[r][c] = seen[u][r] ? dot : -INFINITY;
           }
@@ -262,15 +260,8 @@ Status sdpa_decode(const Context& c, const Node& n, const SdpaParams& p, bool* h
   a.q = q.data; a.k = k.data; a.v = v.data; a.out = out.data;
   a.dtype = q.dtype;
   a.causal = p.causal;
-  const double scale = p.scale != 0.0 ? p.scale : 1.0 / std::sqrt(static_cast<double>(a.E));
-  a.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
-  if (p.has_mask) {
-    a.mask = n.in[3].data;
-    a.mask_dtype = n.in[3].dtype;
-    TensorRef full = out;
-    full.shape[3] = a.S;
-    broadcast_strides(n.in[3], full, a.mask_strides);
-  }
+  a.scale_log2 = sdpa_scale_log2(p, a.E);
+  a.mask = sdpa_mask(n, p);
   a.lanes = 1;
   while (a.lanes * vec < widest) a.lanes *= 2;
   a.rows = static_cast<int>(a.H / a.Hkv * a.L);

@@ -11,8 +11,6 @@
 // Causal blocks stop at their last visible key.
 #include <mma.h>
 
-#include <cmath>
-
 #include "engine/cuda/attention.h"
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
@@ -25,14 +23,12 @@ using namespace nvcuda;
 constexpr int kWarps = 4;
 constexpr int kRows = 16 * kWarps;  // query rows per block
 constexpr int kKeys = 64;           // keys per tile
-constexpr float kLog2e = 1.4426950408889634f;
 
 struct PrefillArgs {
-  const void *q, *k, *v, *mask;
+  const void *q, *k, *v;
   void* out;
-  DType mask_dtype;
   int64_t H, Hkv, L, S;
-  int64_t mask_strides[4];
+  SdpaMask mask;
   float scale_log2;
   bool causal;
 };
@@ -90,7 +86,7 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_prefill_kernel(PrefillArgs a
   const int r = lane >> 1, half = lane & 1;
   const int64_t i = q0 + warp * 16 + r;
   const int64_t last = a.causal ? i + a.S - a.L : a.S - 1;  // last key row i sees
-  const int64_t mask_row = b * a.mask_strides[0] + h * a.mask_strides[1] + i * a.mask_strides[2];
+  const int64_t mask_row = b * a.mask.strides[0] + h * a.mask.strides[1] + i * a.mask.strides[2];
   float m = -INFINITY, l = 0.f;
   int64_t key_end = a.S;
   if (a.causal) {
@@ -128,12 +124,12 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_prefill_kernel(PrefillArgs a
       float v = -INFINITY;
       if (i < a.L && j <= last) {
         v = ss[r * Lay::kLdS + c] * a.scale_log2;
-        if (a.mask) {
-          const int64_t mo = mask_row + j * a.mask_strides[3];
-          if (a.mask_dtype == DType::Bool) {
-            if (!static_cast<const uint8_t*>(a.mask)[mo]) v = -INFINITY;
+        if (a.mask.data) {
+          const int64_t mo = mask_row + j * a.mask.strides[3];
+          if (a.mask.dtype == DType::Bool) {
+            if (!static_cast<const uint8_t*>(a.mask.data)[mo]) v = -INFINITY;
           } else {
-            v += kLog2e * load_as<float>(a.mask, a.mask_dtype, mo);
+            v += kLog2e * load_as<float>(a.mask.data, a.mask.dtype, mo);
           }
         }
       }
@@ -218,15 +214,8 @@ Status sdpa_prefill(const Context& c, const Node& n, const SdpaParams& p, bool* 
   a.q = q.data; a.k = k.data; a.v = v.data; a.out = out.data;
   a.H = q.shape[1]; a.L = q.shape[2]; a.Hkv = k.shape[1]; a.S = k.shape[2];
   a.causal = p.causal;
-  const double scale = p.scale != 0.0 ? p.scale : 1.0 / std::sqrt(static_cast<double>(E));
-  a.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
-  if (p.has_mask) {
-    a.mask = n.in[3].data;
-    a.mask_dtype = n.in[3].dtype;
-    TensorRef full = out;
-    full.shape[3] = a.S;
-    broadcast_strides(n.in[3], full, a.mask_strides);
-  }
+  a.scale_log2 = sdpa_scale_log2(p, E);
+  a.mask = sdpa_mask(n, p);
   const int64_t bh = q.shape[0] * a.H;
   *handled = true;
   if (q.dtype == DType::F16) return E == 64 ? launch<__half, 64>(a, bh, c.stream) : launch<__half, 128>(a, bh, c.stream);
