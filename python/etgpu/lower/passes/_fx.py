@@ -37,3 +37,13 @@ def erase_chain(graph: torch.fx.Graph, start: torch.fx.Node) -> None:
         inputs = node.all_input_nodes
         graph.erase_node(node)
         pending.extend(inputs)
+
+
+def replace_with_call(graph: torch.fx.Graph, tail: torch.fx.Node, target, args: tuple) -> None:
+    """Replaces the matched chain that ends at `tail` by one call of `target`: the call goes where
+    the tail was, takes over its value's metadata and users, and the chain is erased."""
+    with graph.inserting_before(tail):
+        fused = graph.call_function(target, args)
+    fused.meta["val"] = tail.meta["val"]
+    tail.replace_all_uses_with(fused)
+    erase_chain(graph, tail)

@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 import torch.fx
 
-from etgpu.lower.passes._fx import dtype_of, erase_chain, op_name, users
+from etgpu.lower.passes._fx import dtype_of, op_name, replace_with_call, users
 
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 _GLU_ACTS = ("silu", "gelu", "gelu_tanh")
@@ -168,11 +168,7 @@ def fuse_llm_patterns(gm: torch.fx.GraphModule) -> int:
             continue
         target, args = ((torch.ops.etgpu.rope.default, rope_match) if rope_match
                         else (torch.ops.etgpu.glu.default, glu_match))
-        with gm.graph.inserting_before(node):
-            fused_node = gm.graph.call_function(target, tuple(args))
-        fused_node.meta["val"] = node.meta["val"]
-        node.replace_all_uses_with(fused_node)
-        erase_chain(gm.graph, node)
+        replace_with_call(gm.graph, node, target, tuple(args))
         fused += 1
     if fused:
         gm.graph.lint()

@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 import torch.fx
 
-from etgpu.lower.passes._fx import dtype_of as _dtype, erase_chain as _erase_chain, op_name as _name, users as _users
+from etgpu.lower.passes._fx import dtype_of as _dtype, op_name as _name, replace_with_call, users as _users
 
 _CASTS = ("aten._to_copy.default", "dim_order_ops._to_dim_order_copy.default")
 _HALF = (torch.float16, torch.bfloat16)
@@ -124,12 +124,7 @@ def fuse_rms_norm(gm: torch.fx.GraphModule) -> int:
         if match is None:
             continue
         x, weight, eps, tail, round_normalized = match
-        with gm.graph.inserting_before(tail):
-            fused_node = gm.graph.call_function(torch.ops.etgpu.rms_norm.default,
-                                                (x, weight, eps, False, round_normalized))
-        fused_node.meta["val"] = tail.meta["val"]
-        tail.replace_all_uses_with(fused_node)
-        _erase_chain(gm.graph, tail)
+        replace_with_call(gm.graph, tail, torch.ops.etgpu.rms_norm.default, (x, weight, eps, False, round_normalized))
         fused += 1
     if fused:
         gm.graph.lint()
