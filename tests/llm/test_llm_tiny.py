@@ -17,12 +17,17 @@ def _tokens(vocab: int) -> torch.Tensor:
     return torch.randint(0, vocab, (1, PREFILL + DECODE), generator=generator)
 
 
+def _transformers_steps(arch: str):
+    """The test tokens and transformers eager's logits per step (prefill, then each decode step)."""
+    reference = build_hf_model(arch, "tiny", seed=0)
+    tokens = _tokens(reference.config.vocab_size)
+    return tokens, reference_logits(reference, tokens, PREFILL)
+
+
 @pytest.mark.parametrize("arch", sorted(RECIPES))
 def test_wrapper_matches_transformers_in_eager(arch):
     """The export wrapper (static cache + etgpu attention) is itself exact in PyTorch."""
-    reference = build_hf_model(arch, "tiny", seed=0)
-    tokens = _tokens(reference.config.vocab_size)
-    expected = reference_logits(reference, tokens, PREFILL)
+    tokens, expected = _transformers_steps(arch)
     wrapper = CausalLMForExport(build_hf_model(arch, "tiny", seed=0), MAX_SEQ)
     with torch.no_grad():
         actual = stepwise_logits(wrapper, tokens, PREFILL)
@@ -32,9 +37,7 @@ def test_wrapper_matches_transformers_in_eager(arch):
 
 @pytest.mark.parametrize("arch", sorted(RECIPES))
 def test_etgpu_matches_transformers(arch):
-    reference = build_hf_model(arch, "tiny", seed=0)
-    tokens = _tokens(reference.config.vocab_size)
-    expected = reference_logits(reference, tokens, PREFILL)
+    tokens, expected = _transformers_steps(arch)
     exported = export_llm(build_hf_model(arch, "tiny", seed=0), MAX_SEQ)
     model = etgpu.Model(etgpu.compile(exported), device=TEST_DEVICE)
     actual = stepwise_logits(lambda t, p: model.run([t, p])[0], tokens, PREFILL)

@@ -60,10 +60,15 @@ def sum_prod_mean(ctx, node):
         _emit(ctx, node, op, _dims(node, x), _arg(node, 2, "keepdim", False))
 
 
-@lowering("aten.amax.default", "aten.amin.default")
-def amax_amin(ctx, node):
-    op = ReduceOp.Amax if target_name(node.target) == "aten.amax.default" else ReduceOp.Amin
-    _emit(ctx, node, op, _dims(node, ctx.meta(node.args[0])), _arg(node, 2, "keepdim", False))
+_OVER_DIMS = {"aten.amax.default": ReduceOp.Amax, "aten.amin.default": ReduceOp.Amin,
+              "aten.argmax.default": ReduceOp.Argmax, "aten.argmin.default": ReduceOp.Argmin}
+
+
+@lowering(*_OVER_DIMS)
+def extreme_over_dims(ctx, node):
+    """amax / amin / argmax / argmin: (x, dim, keepdim), every dim when dim is absent."""
+    _emit(ctx, node, _OVER_DIMS[target_name(node.target)], _dims(node, ctx.meta(node.args[0])),
+          _arg(node, 2, "keepdim", False))
 
 
 @lowering("aten.max.default", "aten.min.default")
@@ -71,10 +76,6 @@ def max_min_all(ctx, node):
     _emit(ctx, node, ReduceOp.Amax if target_name(node.target) == "aten.max.default" else ReduceOp.Amin, [], False)
 
 
-@lowering("aten.argmax.default", "aten.argmin.default")
-def argmax_argmin(ctx, node):
-    op = ReduceOp.Argmax if target_name(node.target) == "aten.argmax.default" else ReduceOp.Argmin
-    _emit(ctx, node, op, _dims(node, ctx.meta(node.args[0])), _arg(node, 2, "keepdim", False))
 
 
 @lowering("aten.max.dim", "aten.min.dim")
