@@ -19,6 +19,20 @@ _LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "
                 "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
 
 
+def _llama3(**sizes) -> Recipe:
+    """Llama 3.2: what the sizes share (vocabulary, 8 KV heads, tied head, Llama-3 rope scaling)."""
+    return Recipe("LlamaConfig", "LlamaForCausalLM", dict(
+        vocab_size=128256, num_key_value_heads=8, rms_norm_eps=1e-5, tie_word_embeddings=True,
+        rope_parameters=_LLAMA3_ROPE, max_position_embeddings=131072, **sizes))
+
+
+def _qwen3(**sizes) -> Recipe:
+    """Qwen3 dense: what the sizes share (vocabulary, 8 KV heads of 128, tied head, rope theta 1e6)."""
+    return Recipe("Qwen3Config", "Qwen3ForCausalLM", dict(
+        vocab_size=151936, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, max_position_embeddings=40960,
+        **sizes))
+
 
 def _longrope(pairs: int, original: int, factor: float = 32.0) -> Dict:
     """Phi-3/4 LongRoPE: per-frequency divisors, `short_factor` up to `original` positions and
@@ -32,29 +46,13 @@ def _longrope(pairs: int, original: int, factor: float = 32.0) -> Dict:
 
 
 RECIPES: Dict[str, Recipe] = {
-    "llama3.2-1b": Recipe("LlamaConfig", "LlamaForCausalLM", dict(
-        vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-        num_attention_heads=32, num_key_value_heads=8, head_dim=64, rms_norm_eps=1e-5,
-        tie_word_embeddings=True, rope_parameters=_LLAMA3_ROPE, max_position_embeddings=131072)),
-    "llama3.2-3b": Recipe("LlamaConfig", "LlamaForCausalLM", dict(
-        vocab_size=128256, hidden_size=3072, intermediate_size=8192, num_hidden_layers=28,
-        num_attention_heads=24, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-5,
-        tie_word_embeddings=True, rope_parameters=_LLAMA3_ROPE, max_position_embeddings=131072)),
-    "qwen3-0.6b": Recipe("Qwen3Config", "Qwen3ForCausalLM", dict(
-        vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
-        num_attention_heads=16, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6,
-        tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
-        max_position_embeddings=40960)),
-    "qwen3-1.7b": Recipe("Qwen3Config", "Qwen3ForCausalLM", dict(
-        vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
-        num_attention_heads=16, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6,
-        tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
-        max_position_embeddings=40960)),
-    "qwen3-4b": Recipe("Qwen3Config", "Qwen3ForCausalLM", dict(
-        vocab_size=151936, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
-        num_attention_heads=32, num_key_value_heads=8, head_dim=128, rms_norm_eps=1e-6,
-        tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
-        max_position_embeddings=40960)),
+    "llama3.2-1b": _llama3(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                           num_attention_heads=32, head_dim=64),
+    "llama3.2-3b": _llama3(hidden_size=3072, intermediate_size=8192, num_hidden_layers=28,
+                           num_attention_heads=24, head_dim=128),
+    "qwen3-0.6b": _qwen3(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16),
+    "qwen3-1.7b": _qwen3(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16),
+    "qwen3-4b": _qwen3(hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32),
     # Phi-4-mini: partial rotary (3/4 of each head), LongRoPE (see _longrope).
     "phi-4-mini": Recipe("Phi3Config", "Phi3ForCausalLM", dict(
         vocab_size=200064, hidden_size=3072, intermediate_size=8192, num_hidden_layers=32,
