@@ -2,7 +2,7 @@
 (no hub access is needed); `scale="tiny"` keeps the architecture and shrinks the dimensions."""
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 import torch
 import transformers
@@ -34,15 +34,24 @@ def _qwen3(**sizes) -> Recipe:
         **sizes))
 
 
-def _longrope(pairs: int, original: int, factor: float = 32.0) -> Dict:
-    """Phi-3/4 LongRoPE: per-frequency divisors, `short_factor` up to `original` positions and
-    `long_factor` past them (transformers picks by the step's largest position), and cos/sin scaled
-    by sqrt(1 + ln(factor) / ln(original)) at every length. A checkpoint ships its fitted lists in
-    its config; with random weights any lists exercise the same code, so these are plain ones:
-    no change for short contexts, a geometric ramp up to `factor` (lowest frequency) for long."""
+# Phi-4-mini-instruct's published LongRoPE divisors, one per rotary frequency pair (48 = 96 / 2);
+# its short factors are all 1.
+_PHI4_MINI_LONG_FACTOR = [
+    1.0, 1.118320672, 1.250641126, 1.398617824, 1.564103225, 1.74916897, 1.956131817, 2.187582649,
+    2.446418898, 2.735880826, 3.059592084, 3.421605075, 3.826451687, 4.279200023, 4.785517845,
+    5.351743533, 5.984965424, 6.693110555, 7.485043894, 8.370679318, 9.36110372, 10.4687158,
+    11.70738129, 13.09260651, 14.64173252, 16.37415215, 18.31155283, 20.47818807, 22.90118105,
+    25.61086418, 28.64115884, 32.03, 32.1, 32.13, 32.23, 32.6, 32.61, 32.64, 32.66, 32.7, 32.71,
+    32.93, 32.97, 33.28, 33.49, 33.5, 44.16, 47.77]
+
+
+def _longrope(original: int, long_factor: List[float], factor: float = 32.0) -> Dict:
+    """Phi-3/4 LongRoPE: per-frequency divisors, all 1 (`short_factor`) up to `original` positions
+    and `long_factor` past them (transformers picks by the step's largest position), and cos/sin
+    scaled by sqrt(1 + ln(factor) / ln(original)) at every length."""
     return {"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
-            "original_max_position_embeddings": original, "factor": factor, "short_factor": [1.0] * pairs,
-            "long_factor": [factor ** (i / (pairs - 1)) for i in range(pairs)]}
+            "original_max_position_embeddings": original, "factor": factor,
+            "short_factor": [1.0] * len(long_factor), "long_factor": list(long_factor)}
 
 
 RECIPES: Dict[str, Recipe] = {
@@ -57,7 +66,7 @@ RECIPES: Dict[str, Recipe] = {
     "phi-4-mini": Recipe("Phi3Config", "Phi3ForCausalLM", dict(
         vocab_size=200064, hidden_size=3072, intermediate_size=8192, num_hidden_layers=32,
         num_attention_heads=24, num_key_value_heads=8, rms_norm_eps=1e-5, tie_word_embeddings=True,
-        rope_parameters=_longrope(48, original=4096), max_position_embeddings=131072,
+        rope_parameters=_longrope(4096, _PHI4_MINI_LONG_FACTOR), max_position_embeddings=131072,
         original_max_position_embeddings=4096, pad_token_id=199999)),
     "gemma3-1b": Recipe("Gemma3TextConfig", "Gemma3ForCausalLM", dict(
         vocab_size=262144, hidden_size=1152, intermediate_size=6912, num_hidden_layers=26,
@@ -83,8 +92,9 @@ _TINY_OVERRIDES = {
                       layer_types=["sliding_attention", "sliding_attention", "full_attention"]),
     "gemma3-4b": dict(num_hidden_layers=3, sliding_window=8, query_pre_attn_scalar=16,
                       layer_types=["sliding_attention", "sliding_attention", "full_attention"]),
-    # 6 rotary pairs per 16-wide head; the long factors take over at position 32, inside the test.
-    "phi-4-mini": dict(pad_token_id=0, rope_parameters=_longrope(6, original=32, factor=4.0),
+    # 6 rotary pairs per 16-wide head (a geometric ramp to 4 as the long factors); they take over
+    # at position 32, inside the test.
+    "phi-4-mini": dict(pad_token_id=0, rope_parameters=_longrope(32, [4.0 ** (i / 5) for i in range(6)], 4.0),
                        max_position_embeddings=128, original_max_position_embeddings=32),
 }
 
