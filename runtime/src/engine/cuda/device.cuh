@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "engine/tensor.h"
 
@@ -156,6 +157,34 @@ constexpr int kThreads = 256;
 inline unsigned grid_for(int64_t count, int threads = kThreads) {
   const int64_t blocks = (count + threads - 1) / threads;
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
+}
+
+// ---- programmatic dependent launch (sm_90) ------------------------------------------------------
+
+// A kernel launched with launch_overlapped may start while the previous kernel in the stream
+// drains: it can load what no kernel writes (weights) first, then must wait here for the previous
+// grid (completed, its memory visible) before reading activations or writing anything.
+__device__ __forceinline__ void wait_previous_grid() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Lets the next kernel, if launched with launch_overlapped, start as SMs free up.
+__device__ __forceinline__ void release_next_grid() {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+template <class... Params, class... Args>
+cudaError_t launch_overlapped(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                              Args&&... args) {
+  cudaLaunchAttribute overlap{};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  const cudaLaunchConfig_t config{grid, block, smem, stream, &overlap, 1};
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 }  // namespace etgpu::cuda

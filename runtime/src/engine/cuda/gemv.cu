@@ -1,11 +1,15 @@
 // Skinny products for decode: out[M, N] (+)= a[M, K] @ w[N, K]^T with M <= kGemvMaxRows (the
-// linear layers of a decode step, one to a few tokens). The time is streaming w once; cuBLASLt's
-// kernels for M = 1 (nvjet "TNN"/"TNT" tiles) took ~10 us on a 2 MB weight, a few times its
-// bandwidth floor. Here a warp owns kCols output columns: per step each lane loads one 16-byte
-// vector of each of those weight rows (two steps unrolled: 2 * kCols loads in flight) and the
-// matching vectors of the M rows of a (small and shared by every warp: cache hits), accumulates
-// in fp32, then the warp reduces. With `accumulate` the existing output (a bias already written
-// there) is added before the one rounding, as cuBLASLt's beta = 1 does.
+// linear layers of a decode step, one to a few tokens). The time is streaming w once, so the
+// kernel is shaped by how many bytes of w are in flight per multiprocessor:
+//  - a block owns kCols output columns per column group and splits K over its warps (a warp
+//    covers 32 * VEC elements per step; with K = 2048 bf16 all 8 warps of a block share one row
+//    pair), so even a 512-column matrix gives hundreds of blocks and every SM streams;
+//  - each lane issues all of its kUnroll * kCols 16-byte weight loads of a pass before using one;
+//  - the first pass's weights are loaded before waiting for the kernel that writes `a`
+//    (programmatic dependent launch): that load overlaps the previous kernel's tail;
+//  - warps reduce by shuffles, then the K splits of a column meet in shared memory.
+// fp32 accumulation; with `accumulate` the existing output (a bias already written there) is added
+// before the one rounding, as cuBLASLt's beta = 1 does.
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
 #include "engine/cuda/gemv.h"
@@ -13,67 +17,107 @@
 namespace etgpu::cuda {
 namespace {
 
-constexpr int kCols = 2;   // output columns per warp
-constexpr int kWarps = 8;  // per block
+constexpr int kWarps = 8;   // per block
+constexpr int kUnroll = 4;  // steps of one lane per pass (all loads of a pass in flight)
 
-template <class T, int M>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* w, T* out, int64_t n, int64_t k,
-                                                           bool accumulate) {
+struct GemvShape {
+  int64_t n, k;
+  int splits;  // warps per column group (a power of two dividing kWarps); kWarps / splits groups
+  bool accumulate;
+};
+
+template <class T, int C>
+__device__ __forceinline__ void load_weights(const T* const (&rows)[C], int64_t k0, int64_t step, int64_t k,
+                                             uint4 (&wv)[kUnroll][C]) {
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u)
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+      if (k0 + u * step < k) wv[u][c] = *reinterpret_cast<const uint4*>(rows[c] + k0 + u * step);
+}
+
+template <class T, int M, int C>
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* w, T* out, GemvShape s) {
   constexpr int kVec = 16 / sizeof(T);
-  const int lane = threadIdx.x & 31;
-  const int64_t col0 = (int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5)) * kCols;
-  if (col0 >= n) return;
-  float acc[M][kCols] = {};
-  const T* rows[kCols];
+  __shared__ float partial[kWarps][M][C];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int group = warp / s.splits, split = warp % s.splits;
+  const int64_t col0 = (int64_t(blockIdx.x) * (kWarps / s.splits) + group) * C;
+  const T* rows[C];
 #pragma unroll
-  for (int c = 0; c < kCols; ++c) rows[c] = w + (col0 + c < n ? col0 + c : col0) * k;  // a missing column repeats col0
-  for (int64_t k0 = int64_t(lane) * kVec; k0 < k; k0 += 2 * 32 * kVec) {
-    float wv[2][kCols][kVec];
-    bool second = k0 + 32 * kVec < k;
+  for (int c = 0; c < C; ++c) rows[c] = w + (col0 + c < s.n ? col0 + c : 0) * s.k;  // missing columns read row 0
+  const int64_t step = int64_t(s.splits) * 32 * kVec;
+  int64_t k0 = (int64_t(split) * 32 + lane) * kVec;
+  const bool active = col0 < s.n;
+  uint4 wv[kUnroll][C];
+  if (active) load_weights<T, C>(rows, k0, step, s.k, wv);
+  wait_previous_grid();
+  release_next_grid();
+  float acc[M][C] = {};
+  while (active && k0 < s.k) {
 #pragma unroll
-    for (int c = 0; c < kCols; ++c) {
-      load_vec(rows[c] + k0, wv[0][c]);
-      if (second) load_vec(rows[c] + k0 + 32 * kVec, wv[1][c]);
-    }
-#pragma unroll
-    for (int s = 0; s < 2; ++s) {
-      if (s == 1 && !second) break;
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t ku = k0 + u * step;
+      if (ku >= s.k) break;
 #pragma unroll
       for (int m = 0; m < M; ++m) {
         float av[kVec];
-        load_vec(a + m * k + k0 + s * 32 * kVec, av);
+        load_vec(a + m * s.k + ku, av);
 #pragma unroll
-        for (int c = 0; c < kCols; ++c)
+        for (int c = 0; c < C; ++c) {
+          const T* h = reinterpret_cast<const T*>(&wv[u][c]);
 #pragma unroll
-          for (int t = 0; t < kVec; ++t) acc[m][c] += av[t] * wv[s][c][t];
+          for (int t = 0; t < kVec; ++t) acc[m][c] += av[t] * static_cast<float>(h[t]);
+        }
       }
     }
+    k0 += kUnroll * step;
+    if (k0 < s.k) load_weights<T, C>(rows, k0, step, s.k, wv);
   }
 #pragma unroll
   for (int m = 0; m < M; ++m)
 #pragma unroll
-    for (int c = 0; c < kCols; ++c) acc[m][c] = warp_reduce(acc[m][c], SumOp());
-  if (lane != 0) return;
-#pragma unroll
-  for (int m = 0; m < M; ++m)
-#pragma unroll
-    for (int c = 0; c < kCols; ++c) {
-      if (col0 + c >= n) continue;
-      T* o = out + m * n + col0 + c;
-      *o = static_cast<T>(acc[m][c] + (accumulate ? static_cast<float>(*o) : 0.f));
+    for (int c = 0; c < C; ++c) {
+      const float v = warp_reduce(acc[m][c], SumOp());
+      if (lane == 0) partial[warp][m][c] = v;
     }
+  __syncthreads();
+  // Thread t of the block finishes output (group, m, c) = t / (M * C), (t / C) % M, t % C.
+  const int t = threadIdx.x, out_group = t / (M * C), m = (t / C) % M, c = t % C;
+  const int64_t col = (int64_t(blockIdx.x) * (kWarps / s.splits) + out_group) * C + c;
+  if (out_group >= kWarps / s.splits || col >= s.n) return;
+  float sum = 0.f;
+  for (int sp = 0; sp < s.splits; ++sp) sum += partial[out_group * s.splits + sp][m][c];
+  T* o = out + m * s.n + col;
+  *o = static_cast<T>(sum + (s.accumulate ? static_cast<float>(*o) : 0.f));
 }
 
-template <class T>
-void launch(const T* a, const T* w, T* out, int64_t m, int64_t n, int64_t k, bool accumulate, cudaStream_t stream) {
-  const unsigned grid = static_cast<unsigned>((n + kCols * kWarps - 1) / (kCols * kWarps));
+template <class T, int C>
+cudaError_t launch_rows(const T* a, const T* w, T* out, int64_t m, const GemvShape& s, unsigned grid,
+                        cudaStream_t stream) {
+  const dim3 block(kWarps * 32);
   switch (m) {
-    case 1: gemv_kernel<T, 1><<<grid, kWarps * 32, 0, stream>>>(a, w, out, n, k, accumulate); break;
-    case 2: gemv_kernel<T, 2><<<grid, kWarps * 32, 0, stream>>>(a, w, out, n, k, accumulate); break;
-    case 3: gemv_kernel<T, 3><<<grid, kWarps * 32, 0, stream>>>(a, w, out, n, k, accumulate); break;
-    case 4: gemv_kernel<T, 4><<<grid, kWarps * 32, 0, stream>>>(a, w, out, n, k, accumulate); break;
-    default: gemv_kernel<T, kGemvMaxRows><<<grid, kWarps * 32, 0, stream>>>(a, w, out, n, k, accumulate); break;
+    case 1: return launch_overlapped(gemv_kernel<T, 1, C>, grid, block, 0, stream, a, w, out, s);
+    case 2: return launch_overlapped(gemv_kernel<T, 2, C>, grid, block, 0, stream, a, w, out, s);
+    case 3: return launch_overlapped(gemv_kernel<T, 3, C>, grid, block, 0, stream, a, w, out, s);
+    case 4: return launch_overlapped(gemv_kernel<T, 4, C>, grid, block, 0, stream, a, w, out, s);
+    default: return launch_overlapped(gemv_kernel<T, kGemvMaxRows, C>, grid, block, 0, stream, a, w, out, s);
   }
+}
+
+// Splits K over as many warps as one step's width allows (a short row leaves no warp idle), and
+// takes 4 columns per group when that still leaves a few blocks per SM, else 2.
+template <class T>
+cudaError_t launch(const Context& c, const T* a, const T* w, T* out, const GemmProblem& g) {
+  constexpr int64_t kVec = 16 / sizeof(T);
+  GemvShape s{g.n, g.k, kWarps, g.accumulate};
+  while (s.splits > 1 && int64_t(s.splits) * 32 * kVec > g.k) s.splits /= 2;
+  const int64_t groups = kWarps / s.splits;
+  const bool wide = g.n >= 4 * groups * 4 * c.num_sms;
+  const int64_t cols_per_block = groups * (wide ? 4 : 2);
+  const auto grid = static_cast<unsigned>((g.n + cols_per_block - 1) / cols_per_block);
+  return wide ? launch_rows<T, 4>(a, w, out, g.m, s, grid, c.stream)
+              : launch_rows<T, 2>(a, w, out, g.m, s, grid, c.stream);
 }
 
 }  // namespace
@@ -81,25 +125,23 @@ void launch(const T* a, const T* w, T* out, int64_t m, int64_t n, int64_t k, boo
 Status gemv(const Context& c, const GemmProblem& g, const void* a, const void* w, void* out, bool* handled) {
   const int64_t vec = 16 / static_cast<int64_t>(dtype_size(g.dtype));
   const bool rows_ok = g.m >= 1 && (g.m <= 4 || g.m == kGemvMaxRows);  // the kernel's instances
-  *handled = g.trans_b && g.batch == 1 && rows_ok && g.k % vec == 0 && g.n <= int64_t(INT32_MAX) * kCols &&
+  *handled = g.trans_b && g.batch == 1 && rows_ok && g.k % vec == 0 && g.n / 2 < int64_t(UINT32_MAX) &&
              aligned16(a) && aligned16(w) && is_floating(g.dtype);
   if (!*handled) return Status::ok();
+  cudaError_t error;
   switch (g.dtype) {
     case DType::F32:
-      launch(static_cast<const float*>(a), static_cast<const float*>(w), static_cast<float*>(out), g.m, g.n, g.k,
-             g.accumulate, c.stream);
+      error = launch(c, static_cast<const float*>(a), static_cast<const float*>(w), static_cast<float*>(out), g);
       break;
     case DType::F16:
-      launch(static_cast<const __half*>(a), static_cast<const __half*>(w), static_cast<__half*>(out), g.m, g.n,
-             g.k, g.accumulate, c.stream);
+      error = launch(c, static_cast<const __half*>(a), static_cast<const __half*>(w), static_cast<__half*>(out), g);
       break;
     default:
-      launch(static_cast<const __nv_bfloat16*>(a), static_cast<const __nv_bfloat16*>(w),
-             static_cast<__nv_bfloat16*>(out), g.m, g.n, g.k, g.accumulate, c.stream);
+      error = launch(c, static_cast<const __nv_bfloat16*>(a), static_cast<const __nv_bfloat16*>(w),
+                     static_cast<__nv_bfloat16*>(out), g);
       break;
   }
-  ETGPU_CUDA_LAUNCH_CHECK("gemv kernel");
-  return Status::ok();
+  return cuda_status(error, "gemv kernel");
 }
 
 }  // namespace etgpu::cuda

@@ -132,22 +132,6 @@ __device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const Pack
   }
 }
 
-// Programmatic dependent launch (sm_90): the launch lets this kernel start while the previous
-// one drains, so its weight loads (no kernel writes weights) overlap that tail and the launch
-// gap; it waits for the previous grid (completed, memory visible) before touching x or out.
-__device__ __forceinline__ void wait_previous_grid() {
-#if __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
-// Lets the next kernel, if launched the same way, start as SMs free up.
-__device__ __forceinline__ void release_next_grid() {
-#if __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-
 // The P elements of x that meet one code word (2P bytes).
 template <int kFmt>
 struct alignas(codes_per_word(kFmt) >= 8 ? 16 : 8) XWord {
@@ -265,11 +249,8 @@ cudaError_t launch(const Context& c, const PackedWeight& w, const T* x, const T*
   (void)opted_in;  // a failure surfaces as the launch error below
   const dim3 grid(static_cast<unsigned>((m + rows - 1) / rows), static_cast<unsigned>((w.rows + kTileRows - 1) / kTileRows));
   const size_t smem = static_cast<size_t>(rows) * w.cols * sizeof(T);
-  cudaLaunchAttribute overlap{};
-  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  overlap.val.programmaticStreamSerializationAllowed = 1;
-  const cudaLaunchConfig_t config{grid, dim3(warps * 32), smem, c.stream, &overlap, 1};
-  return cudaLaunchKernelEx(&config, quant_gemv_kernel<kFmt, T, P>, w, x, bias, out, m, rows);
+  return launch_overlapped(quant_gemv_kernel<kFmt, T, P>, grid, dim3(warps * 32), smem, c.stream, w, x, bias, out,
+                           m, rows);
 }
 
 }  // namespace
