@@ -141,7 +141,9 @@ PY
     SAN_TABLE+=("$row")
   done
   [ -z "$(ls "$MODELS"/*.etgpu 2>/dev/null)" ] && SAN_FAILED=1
-  echo "model memcheck(errors/rc) racecheck(errors/rc)" | cat - <(printf '%s\n' "${SAN_TABLE[@]}") | column -t
+  printf '%-20s %-24s %s\n' model "memcheck(errors/rc)" "racecheck(errors/rc)"
+  # shellcheck disable=SC2086  # a row is three words on purpose
+  for row in "${SAN_TABLE[@]}"; do printf '%-20s %-24s %s\n' $row; done
 fi
 
 [ $CPP_FAILED -ne 0 ] && { echo "C++ tests failed"; FAILED=$((FAILED + 1)); }
