@@ -5,6 +5,7 @@
 //     of copy bandwidth, and the time of a device-to-device copy of the same bytes. Weights rotate
 //     over enough copies to exceed L2; each timing is a CUDA graph of one launch per copy (the
 //     graph's time over the launches), so launch gaps shrink but still count;
+//     The bf16 GEMV (no quantization) on the same shapes, for reference;
 //  3. prefill shapes, int4-g32 vs plain bf16 cuBLASLt: M = 16, 64 (multi-pass GEMV) and
 //     M = 128, 512, 2048 (the GEMM path: dequantize + cuBLASLt).
 // Exits 77 without a GPU. The table is printed last.
@@ -16,6 +17,7 @@
 
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
+#include "engine/cuda/gemv.h"
 #include "quant_host.h"
 
 using namespace etgpu;
@@ -168,6 +170,43 @@ double time_nodes(const cuda::Context& ctx, const std::vector<Node>& nodes, int 
   return ms / nodes.size();
 }
 
+// The bf16 GEMV (cuda::gemv, M = 1) on rotating copies of an N x K weight, timed as time_nodes
+// does: the unquantized reference point for the same shapes (4x the bytes of int4).
+double time_bf16_gemv(const cuda::Context& ctx, int64_t n, int64_t k, int copies, int reps) {
+  std::vector<void*> weights(copies);
+  for (auto& w : weights) {
+    CHECK(cudaMalloc(&w, n * k * 2));
+    CHECK(cudaMemsetAsync(w, 0x3c, n * k * 2, ctx.stream));  // bf16 ~0.01, not zeros
+  }
+  void *x, *out;
+  CHECK(cudaMalloc(&x, k * 2));
+  CHECK(cudaMalloc(&out, n * 2));
+  CHECK(cudaMemsetAsync(x, 0x3c, k * 2, ctx.stream));
+  const cuda::GemmProblem g{DType::BF16, true, 1, n, k, 1, 0, 0, 0, false};
+  auto enqueue_all = [&] {
+    for (void* w : weights) {
+      bool handled = false;
+      check(cuda::gemv(ctx, g, x, w, out, &handled), "gemv");
+      if (!handled) check(Status::error("shape not taken by the GEMV"), "gemv");
+    }
+  };
+  enqueue_all();
+  CHECK(cudaStreamSynchronize(ctx.stream));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CHECK(cudaStreamBeginCapture(ctx.stream, cudaStreamCaptureModeThreadLocal));
+  enqueue_all();
+  CHECK(cudaStreamEndCapture(ctx.stream, &graph));
+  CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  const double ms = median_ms(ctx.stream, reps, [&] { CHECK(cudaGraphLaunch(exec, ctx.stream)); });
+  CHECK(cudaGraphExecDestroy(exec));
+  CHECK(cudaGraphDestroy(graph));
+  for (void* w : weights) CHECK(cudaFree(w));
+  CHECK(cudaFree(x));
+  CHECK(cudaFree(out));
+  return ms / copies;
+}
+
 }  // namespace
 
 int main() {
@@ -216,6 +255,16 @@ int main() {
                     100.0 * gbs / copy_gbs, ref_us);
       rows.push_back(line);
     }
+  }
+  for (const auto& shape : shapes) {
+    const int64_t n = shape[0], k = shape[1];
+    const double bytes = double(n) * k * 2, us = time_bf16_gemv(ctx, n, k, 16, 50) * 1e3;
+    const double gbs = bytes / (us * 1e-6) / 1e9;
+    std::snprintf(line, sizeof line,
+                  "gemv %-9s N=%-5lld K=%-5lld M=1    %8.2f MB %9.2f us %8.0f GB/s %6.1f%%  (copy of these bytes %.2f us)",
+                  "bf16", (long long)n, (long long)k, bytes / 1e6, us, gbs, 100.0 * gbs / copy_gbs,
+                  copy_us(ctx.stream, static_cast<size_t>(bytes), 16));
+    rows.push_back(line);
   }
   // GEMM path vs bf16 cuBLASLt on the same shapes.
   for (const auto& shape : shapes) {
