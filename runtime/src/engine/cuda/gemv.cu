@@ -1,9 +1,9 @@
 // Skinny products for decode: out[M, N] (+)= a[M, K] @ w[N, K]^T with M <= kGemvMaxRows (the
 // linear layers of a decode step, one to a few tokens). The time is streaming w once, so the
 // kernel is shaped by how many bytes of w are in flight per multiprocessor:
-//  - a block owns kCols output columns per column group and splits K over its warps (a warp
-//    covers 32 * VEC elements per step; with K = 2048 bf16 all 8 warps of a block share one row
-//    pair), so even a 512-column matrix gives hundreds of blocks and every SM streams;
+//  - a block's warps form column groups of kCols output columns, each group splitting K over
+//    its warps (gemv_splits: enough splits that even a 512-column matrix gives a few blocks per
+//    SM, few enough that each lane has several steps of loads);
 //  - each lane issues all of its kUnroll * kCols 16-byte weight loads of a pass before using one;
 //  - the first pass's weights are loaded before waiting for the kernel that writes `a`
 //    (programmatic dependent launch): that load overlaps the previous kernel's tail;
@@ -19,6 +19,7 @@ namespace {
 
 constexpr int kWarps = 8;   // per block
 constexpr int kUnroll = 4;  // steps of one lane per pass (all loads of a pass in flight)
+constexpr int kCols = 2;    // output columns per column group
 
 struct GemvShape {
   int64_t n, k;
@@ -26,34 +27,34 @@ struct GemvShape {
   bool accumulate;
 };
 
-template <class T, int C>
-__device__ __forceinline__ void load_weights(const T* const (&rows)[C], int64_t k0, int64_t step, int64_t k,
-                                             uint4 (&wv)[kUnroll][C]) {
+template <class T>
+__device__ __forceinline__ void load_weights(const T* const (&rows)[kCols], int64_t k0, int64_t step, int64_t k,
+                                             uint4 (&wv)[kUnroll][kCols]) {
 #pragma unroll
   for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
-    for (int c = 0; c < C; ++c)
+    for (int c = 0; c < kCols; ++c)
       if (k0 + u * step < k) wv[u][c] = *reinterpret_cast<const uint4*>(rows[c] + k0 + u * step);
 }
 
-template <class T, int M, int C>
+template <class T, int M>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* w, T* out, GemvShape s) {
   constexpr int kVec = 16 / sizeof(T);
-  __shared__ float partial[kWarps][M][C];
+  __shared__ float partial[kWarps][M][kCols];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int group = warp / s.splits, split = warp % s.splits;
-  const int64_t col0 = (int64_t(blockIdx.x) * (kWarps / s.splits) + group) * C;
-  const T* rows[C];
+  const int64_t col0 = (int64_t(blockIdx.x) * (kWarps / s.splits) + group) * kCols;
+  const T* rows[kCols];
 #pragma unroll
-  for (int c = 0; c < C; ++c) rows[c] = w + (col0 + c < s.n ? col0 + c : 0) * s.k;  // missing columns read row 0
+  for (int c = 0; c < kCols; ++c) rows[c] = w + (col0 + c < s.n ? col0 + c : 0) * s.k;  // missing columns read row 0
   const int64_t step = int64_t(s.splits) * 32 * kVec;
   int64_t k0 = (int64_t(split) * 32 + lane) * kVec;
   const bool active = col0 < s.n;
-  uint4 wv[kUnroll][C];
-  if (active) load_weights<T, C>(rows, k0, step, s.k, wv);
+  uint4 wv[kUnroll][kCols];
+  if (active) load_weights<T>(rows, k0, step, s.k, wv);
   wait_previous_grid();
   release_next_grid();
-  float acc[M][C] = {};
+  float acc[M][kCols] = {};
   while (active && k0 < s.k) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -64,7 +65,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* 
         float av[kVec];
         load_vec(a + m * s.k + ku, av);
 #pragma unroll
-        for (int c = 0; c < C; ++c) {
+        for (int c = 0; c < kCols; ++c) {
           const T* h = reinterpret_cast<const T*>(&wv[u][c]);
 #pragma unroll
           for (int t = 0; t < kVec; ++t) acc[m][c] += av[t] * static_cast<float>(h[t]);
@@ -72,19 +73,19 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* 
       }
     }
     k0 += kUnroll * step;
-    if (k0 < s.k) load_weights<T, C>(rows, k0, step, s.k, wv);
+    if (k0 < s.k) load_weights<T>(rows, k0, step, s.k, wv);
   }
 #pragma unroll
   for (int m = 0; m < M; ++m)
 #pragma unroll
-    for (int c = 0; c < C; ++c) {
+    for (int c = 0; c < kCols; ++c) {
       const float v = warp_reduce(acc[m][c], SumOp());
       if (lane == 0) partial[warp][m][c] = v;
     }
   __syncthreads();
-  // Thread t of the block finishes output (group, m, c) = t / (M * C), (t / C) % M, t % C.
-  const int t = threadIdx.x, out_group = t / (M * C), m = (t / C) % M, c = t % C;
-  const int64_t col = (int64_t(blockIdx.x) * (kWarps / s.splits) + out_group) * C + c;
+  // Thread t of the block finishes output (group, m, c) = t / (M * kCols), (t / kCols) % M, t % kCols.
+  const int t = threadIdx.x, out_group = t / (M * kCols), m = (t / kCols) % M, c = t % kCols;
+  const int64_t col = (int64_t(blockIdx.x) * (kWarps / s.splits) + out_group) * kCols + c;
   if (out_group >= kWarps / s.splits || col >= s.n) return;
   float sum = 0.f;
   for (int sp = 0; sp < s.splits; ++sp) sum += partial[out_group * s.splits + sp][m][c];
@@ -92,32 +93,39 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* 
   *o = static_cast<T>(sum + (s.accumulate ? static_cast<float>(*o) : 0.f));
 }
 
-template <class T, int C>
+template <class T>
 cudaError_t launch_rows(const T* a, const T* w, T* out, int64_t m, const GemvShape& s, unsigned grid,
                         cudaStream_t stream) {
   const dim3 block(kWarps * 32);
   switch (m) {
-    case 1: return launch_overlapped(gemv_kernel<T, 1, C>, grid, block, 0, stream, a, w, out, s);
-    case 2: return launch_overlapped(gemv_kernel<T, 2, C>, grid, block, 0, stream, a, w, out, s);
-    case 3: return launch_overlapped(gemv_kernel<T, 3, C>, grid, block, 0, stream, a, w, out, s);
-    case 4: return launch_overlapped(gemv_kernel<T, 4, C>, grid, block, 0, stream, a, w, out, s);
-    default: return launch_overlapped(gemv_kernel<T, kGemvMaxRows, C>, grid, block, 0, stream, a, w, out, s);
+    case 1: return launch_overlapped(gemv_kernel<T, 1>, grid, block, 0, stream, a, w, out, s);
+    case 2: return launch_overlapped(gemv_kernel<T, 2>, grid, block, 0, stream, a, w, out, s);
+    case 3: return launch_overlapped(gemv_kernel<T, 3>, grid, block, 0, stream, a, w, out, s);
+    case 4: return launch_overlapped(gemv_kernel<T, 4>, grid, block, 0, stream, a, w, out, s);
+    default: return launch_overlapped(gemv_kernel<T, kGemvMaxRows>, grid, block, 0, stream, a, w, out, s);
   }
 }
 
-// Splits K over as many warps as one step's width allows (a short row leaves no warp idle), and
-// takes 4 columns per group when that still leaves a few blocks per SM, else 2.
+// How many warps split K. Measured (H200, bench/quant_gemv_bench): a lane with kUnroll steps of
+// kCols loads in flight streams at ~75% of copy bandwidth, one step per lane at ~55%. So fewer
+// splits (more steps per lane, more column groups per block) as long as the grid keeps at least
+// two blocks per SM; and never more splits than one step's width fills (no idle warps).
+int gemv_splits(int64_t n, int64_t k, int64_t vec, int num_sms) {
+  auto blocks = [&](int splits) { return (n + kCols * (kWarps / splits) - 1) / (kCols * (kWarps / splits)); };
+  int splits = kWarps;
+  while (splits > 1 && (splits * 32 * vec > k ||
+                        (splits * 32 * vec * kUnroll > k && blocks(splits / 2) >= 2 * num_sms))) {
+    splits /= 2;
+  }
+  return splits;
+}
+
 template <class T>
 cudaError_t launch(const Context& c, const T* a, const T* w, T* out, const GemmProblem& g) {
-  constexpr int64_t kVec = 16 / sizeof(T);
-  GemvShape s{g.n, g.k, kWarps, g.accumulate};
-  while (s.splits > 1 && int64_t(s.splits) * 32 * kVec > g.k) s.splits /= 2;
-  const int64_t groups = kWarps / s.splits;
-  const bool wide = g.n >= 4 * groups * 4 * c.num_sms;
-  const int64_t cols_per_block = groups * (wide ? 4 : 2);
+  const GemvShape s{g.n, g.k, gemv_splits(g.n, g.k, 16 / sizeof(T), c.num_sms), g.accumulate};
+  const int64_t cols_per_block = kCols * (kWarps / s.splits);
   const auto grid = static_cast<unsigned>((g.n + cols_per_block - 1) / cols_per_block);
-  return wide ? launch_rows<T, 4>(a, w, out, g.m, s, grid, c.stream)
-              : launch_rows<T, 2>(a, w, out, g.m, s, grid, c.stream);
+  return launch_rows(a, w, out, g.m, s, grid, c.stream);
 }
 
 }  // namespace
