@@ -1,13 +1,16 @@
-"""The LLM fusion passes (etgpu.lower.passes.fuse_llm, .cse): transformers' RoPE and gated MLP
-chains become one Rope / Glu instruction each, duplicated pure subgraphs are computed once, and
-the fused kernels match eager (rounding included) on the engine under test."""
+"""The LLM fusion passes (etgpu.lower.passes.fuse_llm, .cse, .rms_norm's residual add):
+transformers' RoPE and gated MLP chains become one Rope / Glu instruction each, a residual add
+feeding an RMSNorm one AddRmsNorm, duplicated pure subgraphs are computed once, and the fused
+kernels match eager (rounding included) on the engine under test."""
 
 import pytest
 import torch
 from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-from parity import Fn, check_module, randn
-from test_norm import instruction_ops
+import etgpu
+import etgpu.lower.passes as passes
+from parity import TEST_DEVICE, Fn, check_module, export, randn
+from test_norm import _llama_rms_norm, instruction_ops
 
 FLOATS = [torch.float32, torch.float16, torch.bfloat16]
 F = torch.nn.functional
@@ -99,3 +102,89 @@ def test_common_subexpressions_are_computed_once():
     ops = instruction_ops(Fn(fn), inputs)
     assert ops.count("Arange") == 1 and ops.count("Where") == 1
     check_module(Fn(fn), inputs)
+
+
+# ---- residual add + RMSNorm ----------------------------------------------------------------------
+
+def _unit_rms_norm(h):
+    """Llama's RMSNorm without a weight (fp32 statistics, rounded back to h's dtype)."""
+    hf = h.float()
+    return (hf * torch.rsqrt(hf.pow(2).mean(-1, keepdim=True) + 1e-6)).to(h.dtype)
+
+
+class _ResidualBlock(torch.nn.Module):
+    """A decoder layer's residual stream: each add feeds a norm and is read again afterwards
+    (by the next add, and as an output)."""
+
+    def __init__(self, size, dtype, weight):
+        super().__init__()
+        self.norm = _llama_rms_norm(size, dtype) if weight else _unit_rms_norm
+
+    def forward(self, x, attn, mlp):
+        h = x + attn
+        h2 = h + mlp * self.norm(h)
+        return self.norm(h2), h2
+
+
+def _block_inputs(dtype, tokens, size):
+    return tuple(randn(2, tokens, size, dtype=dtype) for _ in range(3))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("weight", [True, False])
+@pytest.mark.parametrize("size", [64, 102])
+def test_residual_add_rms_norm_is_one_instruction(dtype, weight, size):
+    """Both adds become AddRmsNorm (their sums stay available to the later add and the output);
+    a dynamic token count; on cuda, 64 takes the vector kernel and 102 (no whole 16-byte vectors)
+    the generic one."""
+    module = _ResidualBlock(size, dtype, weight)
+    inputs = _block_inputs(dtype, 5, size)
+    assert instruction_ops(module, inputs) == ["AddRmsNorm", "Binary", "AddRmsNorm"]
+    tokens = torch.export.Dim("tokens", max=64)
+    check_module(module, inputs, dynamic_shapes=({1: tokens},) * 3,
+                 run_inputs_list=[_block_inputs(dtype, 1, size), _block_inputs(dtype, 33, size)])
+
+
+def _run(module, inputs, fuse: bool, monkeypatch):
+    if not fuse:
+        monkeypatch.setattr(passes, "fuse_add_rms_norm", lambda gm: 0)
+    model = etgpu.Model(etgpu.compile(export(module.eval(), inputs)), device=TEST_DEVICE)
+    monkeypatch.undo()
+    return model.run(list(inputs))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_add_rms_norm_matches_the_unfused_pair_bit_for_bit(dtype, monkeypatch):
+    """The sum is rounded as the separate add rounds it and the norm reads the rounded sum, so
+    the fused instruction reproduces Binary + RmsNorm exactly."""
+    module = _ResidualBlock(256, dtype, weight=True)
+    inputs = _block_inputs(dtype, 7, 256)
+    fused, unfused = _run(module, inputs, True, monkeypatch), _run(module, inputs, False, monkeypatch)
+    for a, b in zip(fused, unfused):
+        assert torch.equal(a, b)
+
+
+def test_add_rms_norm_with_a_user_of_the_sum_before_the_norm():
+    """The fused call moves up to the add, so a reader of the sum placed before the norm still
+    follows it."""
+    norm = _llama_rms_norm(32, torch.float32)
+
+    def fn(x, r):
+        h = x + r
+        doubled = h * 2
+        return norm(h), doubled
+
+    inputs = (randn(3, 32), randn(3, 32))
+    assert instruction_ops(Fn(fn), inputs) == ["AddRmsNorm", "Binary"]
+    check_module(Fn(fn), inputs)
+
+
+def test_add_rms_norm_not_fused_when_broadcast_or_mixed_dtype():
+    norm = _llama_rms_norm(16, torch.float32)
+    broadcast = Fn(lambda x, b: norm(x + b))
+    assert "AddRmsNorm" not in instruction_ops(broadcast, (randn(3, 16), randn(16)))
+    check_module(broadcast, (randn(3, 16), randn(16)))
+    mixed = Fn(lambda x, r: norm(x + r))  # bf16 + fp32 promotes: the kernel does not convert
+    inputs = (randn(3, 16, dtype=torch.bfloat16), randn(3, 16))
+    assert "AddRmsNorm" not in instruction_ops(mixed, inputs)
+    check_module(mixed, inputs)

@@ -74,6 +74,28 @@ def views_program() -> bytes:
     return etgpu.compile(exported)
 
 
+class ResidualNorm(torch.nn.Module):
+    """h = x + r; h * rsqrt(mean(h^2) + eps) * w, returning both: one AddRmsNorm (two outputs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("w", torch.tensor([0.5, -2.0, 3.0, 1.5]))
+
+    def forward(self, x, r):
+        h = x + r
+        return h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6) * self.w, h
+
+
+@functools.lru_cache(maxsize=None)
+def residual_norm_program() -> bytes:
+    """x, r: [seq, 4] float32, seq dynamic in [2, SEQ_MAX]; tensors: w (0), x (1), r (2), then
+    the instruction's sum and out."""
+    seq = torch.export.Dim("seq", min=2, max=SEQ_MAX)
+    inputs = (torch.randn(5, 4), torch.randn(5, 4))
+    exported = torch.export.export(ResidualNorm(), inputs, dynamic_shapes=({0: seq}, {0: seq}))
+    return etgpu.compile(exported)
+
+
 def edited(data: bytes, edit) -> bytes:
     """`data` with edit(graph) applied to its payload (constants kept)."""
     payload, constants = container.unpack(data)

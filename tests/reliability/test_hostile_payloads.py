@@ -10,7 +10,7 @@ import etgpu
 from etgpu.ir.Storage import Storage
 from etgpu.ir.Tensor import TensorT
 from etgpu.runtime import EtGpuError
-from models import edited, elementwise_program, views_program
+from models import edited, elementwise_program, residual_norm_program, views_program
 
 
 def refused_at_load(data: bytes, pattern: str):
@@ -30,6 +30,9 @@ def test_unedited_programs_load_and_run():
     etgpu.Model(edited(elementwise_program(), lambda g: None), device="cpu").run([x, x])
     out = etgpu.Model(edited(views_program(), lambda g: None), device="cpu").run([x])
     assert torch.equal(out[0], x[:, 1:].permute(1, 0))
+    h, r = torch.randn(5, 4), torch.randn(5, 4)
+    normed, total = etgpu.Model(edited(residual_norm_program(), lambda g: None), device="cpu").run([h, r])
+    assert torch.equal(total, h + r) and normed.shape == (5, 4)
 
 
 def test_overlapping_live_tensors():
@@ -65,6 +68,26 @@ def test_instruction_writes_graph_input():
     def edit(g):
         g.instructions[0].op.out = 2  # y
     refused_at_load(edited(elementwise_program(), edit), r"writes tensor 2, which holds graph input data")
+
+
+def test_second_output_is_checked_like_the_first():
+    """AddRmsNorm writes its sum as well as `out`: the sum may not be a constant, a graph input,
+    or of another shape than x."""
+    def op(g):
+        [ins] = [i.op for i in g.instructions]
+        return ins
+
+    x = torch.randn(5, 4)
+    refused_at_load(edited(residual_norm_program(), lambda g: setattr(op(g), "sum", op(g).weight)),
+                    r"writes tensor 0, whose storage is a constant")
+    refused_at_load(edited(residual_norm_program(), lambda g: setattr(op(g), "sum", op(g).x)),
+                    r"which holds graph input data")
+    refused_at_load(edited(residual_norm_program(), lambda g: setattr(op(g), "sum", 99)),
+                    r"sum output refers to tensor 99")
+
+    def narrow_sum(g):
+        g.tensors[op(g).sum].shape[1].add = 3
+    refused_at_run(edited(residual_norm_program(), narrow_sum), [x, x], r"x, residual and sum must have one shape")
 
 
 def test_shape_larger_inside_bounds_than_at_them():

@@ -193,8 +193,9 @@ class LoweringContext:
         self.instructions.append(Emitted(table, fields, reads, writes))
 
 
-# Tensor operands of each IR table: fields read, and the field written. CopyInto updates its
-# destination in place, so it both reads and writes `dst`.
+# Tensor operands of each IR table: fields read, and the fields written (`out` unless listed).
+# CopyInto updates its destination in place, so it both reads and writes `dst`; AddRmsNorm writes
+# its normed output and the sum (the order the runtime lists them in: out first).
 TENSOR_READS = {
     "Unary": ("x",), "Binary": ("a", "b"), "Where": ("cond", "a", "b"), "Cast": ("x",), "Fill": (),
     "Arange": (), "MatMul": ("a", "b", "bias"), "Reduce": ("x",), "Softmax": ("x",),
@@ -203,10 +204,11 @@ TENSOR_READS = {
     "IndexSelect": ("x", "index"), "Gather": ("x", "index"), "Sdpa": ("q", "k", "v", "mask"),
     "CopyInto": ("x", "dst"), "IndexCopy": ("index", "x", "dst"), "Rope": ("x", "cos", "sin"),
     "Glu": ("a", "b"), "QuantizedLinear": ("x", "w", "bias"), "QuantizedEmbedding": ("index", "w"),
+    "AddRmsNorm": ("x", "residual", "weight"),
 }
 # Nested tables whose fields are tensor operands (by generated class name).
 NESTED_READS = {"QuantWeightT": ("codes", "scales", "zeros")}
-TENSOR_WRITES = {"CopyInto": "dst", "IndexCopy": "dst"}
+TENSOR_WRITES = {"CopyInto": ("dst",), "IndexCopy": ("dst",), "AddRmsNorm": ("out", "sum")}
 
 
 def _operand_fields(op: str, fields: dict):
@@ -220,4 +222,4 @@ def _operand_fields(op: str, fields: dict):
             value = [getattr(value, f) for f in nested]
         values = value if isinstance(value, (list, tuple)) else [value]
         reads.extend(v for v in values if v >= 0)
-    return reads, [fields[TENSOR_WRITES.get(op, "out")]]
+    return reads, [fields[name] for name in TENSOR_WRITES.get(op, ("out",))]

@@ -73,13 +73,17 @@ struct QuantEmbeddingParams { QuantWeightParams w; };
 // Fused LLM ops (schema/etgpu.fbs has their exact semantics).
 struct RopeParams { bool x_seq_major; };                                      // in: x, cos, sin
 struct GluParams { UnaryOp act; };                                            // in: a, b
+// out = rms_norm(sum) with `norm`'s fields, sum = x + residual.  in: x, residual [, w]; out: the
+// normed value; extra_out[0]: sum (the one op with a second output, see Node::extra_out).
+struct AddRmsNormParams { RmsNormParams norm; };
 
 using OpParams = std::variant<UnaryParams, BinaryParams, WhereParams, CastParams, FillParams,
                               ArangeParams, MatMulParams, ReduceParams, SoftmaxParams,
                               LayerNormParams, RmsNormParams, PermuteParams, ExpandParams,
                               SliceParams, SelectParams, CatParams, IndexSelectParams,
                               GatherParams, SdpaParams, CopyIntoParams, IndexCopyParams,
-                              QuantLinearParams, QuantEmbeddingParams, RopeParams, GluParams>;
+                              QuantLinearParams, QuantEmbeddingParams, RopeParams, GluParams,
+                              AddRmsNormParams>;
 
 const char* op_name(const OpParams& params);
 
@@ -88,6 +92,9 @@ struct Node {
   OpParams params;
   std::vector<TensorRef> in;
   TensorRef out;
+  // Outputs after `out`, for the few ops that write more than one tensor (AddRmsNorm's sum);
+  // empty for every other op.
+  std::vector<TensorRef> extra_out = {};
 };
 
 }  // namespace etgpu

@@ -37,6 +37,12 @@ class Operands {
     out_->out = id;
     return Status::ok();
   }
+  Status extra_output(int id, const char* role) {
+    ETGPU_CHECK(id >= 0 && id < num_tensors_, "instruction ", instruction_, ": ", role,
+                " output refers to tensor ", id, " but the graph has ", num_tensors_);
+    out_->extra_outputs.push_back(id);
+    return Status::ok();
+  }
 
  private:
   int num_tensors_;
@@ -185,6 +191,15 @@ Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstructi
       ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
       ETGPU_ASSIGN_OPTIONAL(has_weight, ops.optional(p->weight(), "weight"));
       d->params = RmsNormParams{has_weight, p->eps(), p->unit_offset(), p->round_normalized()};
+      return ops.output(p->out());
+    }
+    case ir::Op::AddRmsNorm: {
+      auto* p = ins.op_as_AddRmsNorm();
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->residual(), "residual"));
+      ETGPU_ASSIGN_OPTIONAL(has_weight, ops.optional(p->weight(), "weight"));
+      ETGPU_RETURN_IF_ERROR(ops.extra_output(p->sum(), "sum"));
+      d->params = AddRmsNormParams{{has_weight, p->eps(), p->unit_offset(), p->round_normalized()}};
       return ops.output(p->out());
     }
     case ir::Op::Permute: {

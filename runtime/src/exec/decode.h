@@ -14,6 +14,7 @@ struct DecodedInstruction {
   OpParams params;
   std::vector<int> inputs;  // tensor ids; optional operands that are absent are left out
   int out = -1;
+  std::vector<int> extra_outputs;  // written too, after `out` (Node::extra_out)
   // A scalar that depends on bound symbols (slice start, select index, copy offset).
   std::optional<ir::Dim> dynamic_scalar;
 };

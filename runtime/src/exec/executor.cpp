@@ -46,7 +46,11 @@ Result<std::unique_ptr<Executor>> Executor::create(std::shared_ptr<const Program
   }
   std::vector<InstructionOperands> operands;
   operands.reserve(exec->instructions_.size());
-  for (const DecodedInstruction& d : exec->instructions_) operands.push_back({d.inputs, d.out});
+  for (const DecodedInstruction& d : exec->instructions_) {
+    std::vector<int> writes{d.out};
+    writes.insert(writes.end(), d.extra_outputs.begin(), d.extra_outputs.end());
+    operands.push_back({d.inputs, std::move(writes)});
+  }
   ETGPU_RETURN_IF_ERROR(verify_plan(g, operands));
   ETGPU_RETURN_IF_ERROR(exec->allocate_storage(constants));
   ETGPU_RETURN_IF_ERROR(exec->engine_->synchronize());
@@ -236,6 +240,7 @@ Status Executor::resolve_shapes(const std::vector<int64_t>& syms) {
     const DecodedInstruction& d = instructions_[i];
     Node node{d.params, {}, tensor_ref(d.out)};
     for (int id : d.inputs) node.in.push_back(tensor_ref(id));
+    for (int id : d.extra_outputs) node.extra_out.push_back(tensor_ref(id));
     if (d.dynamic_scalar) {
       const TensorRef& indexed = std::holds_alternative<CopyIntoParams>(d.params) ? node.out : node.in[0];
       int dim = 0;

@@ -123,6 +123,20 @@ Status check(const Node& n, const RmsNormParams& p) {
   return Status::ok();
 }
 
+// The normed output follows RmsNorm's rules; the sum is written with x's shape and dtype, and the
+// kernels read x, residual and sum as one dtype (no broadcasting, no conversion).
+Status check(const Node& n, const AddRmsNormParams& p) {
+  const TensorRef &x = n.in[0], &residual = n.in[1];
+  ETGPU_CHECK(n.extra_out.size() == 1, "add_rms_norm: needs exactly one sum output");
+  const TensorRef& sum = n.extra_out[0];
+  ETGPU_CHECK(is_floating(x.dtype) && residual.dtype == x.dtype && sum.dtype == x.dtype,
+              "add_rms_norm: x, residual and sum must share one float dtype");
+  ETGPU_CHECK(same_shape(x, residual) && same_shape(x, sum), "add_rms_norm: x, residual and sum must have one shape");
+  ETGPU_CHECK(same_shape(x, n.out) && x.rank >= 1, "add_rms_norm: output shape differs from input");
+  if (p.norm.has_weight) ETGPU_CHECK(n.in[2].numel() == x.size(-1), "add_rms_norm: weight size mismatch");
+  return Status::ok();
+}
+
 // Movement kernels copy elements of x's size into out: the dtypes must match or a wider input
 // would write past the end of a narrower output.
 Status check_same_dtype(const TensorRef& x, const TensorRef& out, const char* op) {
@@ -367,7 +381,7 @@ const char* op_name(const OpParams& params) {
                                 "reduce", "softmax", "layer_norm", "rms_norm", "permute", "expand",
                                 "slice", "select", "cat", "index_select", "gather", "sdpa",
                                 "copy_into", "index_copy", "quant_linear", "quant_embedding",
-                                "rope", "glu"};
+                                "rope", "glu", "add_rms_norm"};
   static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<OpParams>);
   return names[params.index()];
 }

@@ -18,10 +18,11 @@ Result<uint64_t> tensor_bytes(const ir::Tensor& tensor, const int64_t* sym_value
 
 namespace etgpu {
 
-// The tensors one instruction reads and the one it writes (ids already range-checked).
+// The tensors one instruction reads and those it writes (ids already range-checked): one for
+// every op but AddRmsNorm, which writes its normed output and the sum.
 struct InstructionOperands {
   std::vector<int> reads;
-  int write = -1;
+  std::vector<int> writes;
 };
 
 // The tensor whose bytes `id` uses: itself, or the end of its alias chain.

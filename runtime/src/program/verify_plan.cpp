@@ -31,7 +31,7 @@ std::vector<Lifetime> lifetimes(const ir::Graph& graph, const std::vector<Instru
   for (int32_t id : *graph.inputs()) life[storage_root(graph, id)].touch(-1);
   for (size_t i = 0; i < ins.size(); ++i) {
     for (int id : ins[i].reads) life[storage_root(graph, id)].touch(static_cast<int64_t>(i));
-    life[storage_root(graph, ins[i].write)].touch(static_cast<int64_t>(i));
+    for (int id : ins[i].writes) life[storage_root(graph, id)].touch(static_cast<int64_t>(i));
   }
   for (int32_t id : *graph.outputs()) life[storage_root(graph, id)].touch(static_cast<int64_t>(ins.size()));
   return life;
@@ -86,12 +86,14 @@ Status check_writes(const ir::Graph& graph, const std::vector<InstructionOperand
   std::vector<bool> is_input(graph.tensors()->size(), false);
   for (int32_t id : *graph.inputs()) is_input[storage_root(graph, id)] = true;
   for (size_t i = 0; i < ins.size(); ++i) {
-    const int root = storage_root(graph, ins[i].write);
-    const ir::Storage storage = graph.tensors()->Get(root)->storage();
-    ETGPU_CHECK(storage == ir::Storage::Arena || storage == ir::Storage::Mutable, "instruction ", i,
-                " writes tensor ", ins[i].write, ", whose storage is a constant; constants are read-only");
-    ETGPU_CHECK(!is_input[root], "instruction ", i, " writes tensor ", ins[i].write,
-                ", which holds graph input data; inputs are read-only");
+    for (int id : ins[i].writes) {
+      const int root = storage_root(graph, id);
+      const ir::Storage storage = graph.tensors()->Get(root)->storage();
+      ETGPU_CHECK(storage == ir::Storage::Arena || storage == ir::Storage::Mutable, "instruction ", i,
+                  " writes tensor ", id, ", whose storage is a constant; constants are read-only");
+      ETGPU_CHECK(!is_input[root], "instruction ", i, " writes tensor ", id,
+                  ", which holds graph input data; inputs are read-only");
+    }
   }
   return Status::ok();
 }

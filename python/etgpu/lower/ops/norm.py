@@ -94,3 +94,19 @@ def etgpu_rms_norm(ctx, node):
         raise Unsupported("rms_norm of a non-float tensor")
     ctx.emit("RmsNorm", x=ctx.input(x), weight=_optional_input(ctx, weight), out=ctx.output(node),
              eps=float(eps), unit_offset=bool(unit_offset), round_normalized=bool(round_normalized))
+
+
+@lowering("etgpu.add_rms_norm.default")
+def etgpu_add_rms_norm(ctx, node):
+    """The residual add + RMSNorm pair (etgpu.lower.passes.rms_norm.fuse_add_rms_norm): one
+    instruction writing two tensors, the node's (sum, normed) tuple; getitem reads them."""
+    x, residual, weight, eps, unit_offset, round_normalized = node.args
+    total, normed = node.meta["val"]
+    if total.dtype not in FLOAT_DTYPES:
+        raise Unsupported("add_rms_norm of a non-float tensor")
+    sum_id = ctx.new_tensor(total.dtype, total.shape, name=f"{node.name}_sum")
+    out_id = ctx.new_tensor(normed.dtype, normed.shape, name=node.name)
+    ctx.emit("AddRmsNorm", x=ctx.input(x), residual=ctx.input(residual), weight=_optional_input(ctx, weight),
+             sum=sum_id, out=out_id, eps=float(eps), unit_offset=bool(unit_offset),
+             round_normalized=bool(round_normalized))
+    ctx.tuple_values[node] = [sum_id, out_id]

@@ -6,7 +6,7 @@ from torch.export import ExportedProgram
 
 from etgpu.lower.passes.cse import eliminate_common_subexpressions
 from etgpu.lower.passes.fuse_llm import fuse_llm_patterns
-from etgpu.lower.passes.rms_norm import fuse_rms_norm
+from etgpu.lower.passes.rms_norm import fuse_add_rms_norm, fuse_rms_norm
 
 
 def run_passes(ep: ExportedProgram) -> ExportedProgram:
@@ -14,4 +14,5 @@ def run_passes(ep: ExportedProgram) -> ExportedProgram:
     eliminate_common_subexpressions(ep.graph_module)
     fuse_rms_norm(ep.graph_module)
     fuse_llm_patterns(ep.graph_module)
+    fuse_add_rms_norm(ep.graph_module)  # after fuse_rms_norm: it folds adds into those norms
     return ep

@@ -9,9 +9,17 @@ transformers' Llama/Qwen/Mistral RMSNorm exports as
 Fusion happens only where the fused kernel reproduces the eager rounding: the statistics are
 fp32 (so the pattern's xf must be fp32), and the normalized value is rounded to x's dtype before
 the weight multiply (`round_normalized`), whose result has the promoted dtype, as in eager.
+
+A second pass (`fuse_add_rms_norm`) folds the residual add that feeds such a norm into it:
+
+    h = x + residual;  n = rms_norm(h)    ->   h, n = etgpu::add_rms_norm(x, residual, ...)
+
+(one AddRmsNorm instruction instead of a Binary and a RmsNorm, twice per decoder layer). h stays
+a value of the graph for its other users (the residual stream the next add reads).
 """
 
-from typing import Optional
+import operator
+from typing import Optional, Tuple
 
 import torch
 import torch.fx
@@ -38,6 +46,19 @@ def rms_norm(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float, unit_o
 @rms_norm.register_fake
 def _(x, weight, eps, unit_offset, round_normalized):
     return torch.empty_like(x, dtype=_out_dtype(x, weight, round_normalized))
+
+
+@torch.library.custom_op("etgpu::add_rms_norm", mutates_args=())
+def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: Optional[torch.Tensor], eps: float,
+                 unit_offset: bool, round_normalized: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Reference semantics of the AddRmsNorm instruction: (sum, rms_norm(sum))."""
+    total = x + residual
+    return total, rms_norm(total, weight, eps, unit_offset, round_normalized)
+
+
+@add_rms_norm.register_fake
+def _(x, residual, weight, eps, unit_offset, round_normalized):
+    return torch.empty_like(x), torch.empty_like(x, dtype=_out_dtype(x, weight, round_normalized))
 
 
 def _out_dtype(x, weight, round_normalized) -> torch.dtype:
@@ -128,5 +149,74 @@ def fuse_rms_norm(gm: torch.fx.GraphModule) -> int:
         fused += 1
     if fused:
         gm.graph.lint()
+        gm.recompile()
+    return fused
+
+
+# ---- residual add + RMSNorm ----------------------------------------------------------------------
+
+def _same_shape(a: torch.fx.Node, b: torch.fx.Node) -> bool:
+    """Equal shapes, symbolic sizes compared by expression (no broadcasting either way)."""
+    sa, sb = a.meta["val"].shape, b.meta["val"].shape
+    return len(sa) == len(sb) and all(str(p) == str(q) for p, q in zip(sa, sb))
+
+
+def _residual_add(add) -> Optional[Tuple[torch.fx.Node, torch.fx.Node]]:
+    """(x, residual) when `add` is x + residual of one shape and float dtype, else None: the
+    AddRmsNorm kernel neither broadcasts nor converts."""
+    if _name(add) != "aten.add.Tensor" or len(add.args) != 2 or add.kwargs.get("alpha", 1) != 1:
+        return None
+    x, residual = add.args
+    if not (isinstance(x, torch.fx.Node) and isinstance(residual, torch.fx.Node)):
+        return None
+    dtype = _dtype(add)
+    if dtype not in (torch.float32,) + _HALF or not _dtype(x) == _dtype(residual) == dtype:
+        return None
+    return (x, residual) if _same_shape(x, residual) and _same_shape(x, add) else None
+
+
+def _insertion_point(graph: torch.fx.Graph, add, norm, weight) -> Optional[torch.fx.Node]:
+    """The node to insert the fused call before. It replaces both nodes, so it must follow its
+    inputs (x, residual: before the add; the weight: before the norm) and precede every user of
+    either. Right before the norm works unless a user of the sum comes earlier; right after the
+    add then, if the weight is already defined there (a computed weight, e.g. Gemma's 1 + w,
+    may not be); else None (not fused)."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    if all(order[u] > order[norm] for u in _users(add) if u is not norm):
+        return norm
+    if not isinstance(weight, torch.fx.Node) or order[weight] < order[add]:
+        return add.next
+    return None
+
+
+def fuse_add_rms_norm(gm: torch.fx.GraphModule) -> int:
+    """Rewrites every etgpu::rms_norm whose input is a residual add (see _residual_add) into one
+    etgpu::add_rms_norm; the add's other users read its sum output. Returns how many."""
+    graph = gm.graph
+    fused = 0
+    for norm in list(graph.nodes):
+        if _name(norm) != "etgpu.rms_norm.default" or _name(norm.args[0]) != "aten.add.Tensor":
+            continue
+        add, (weight, eps, unit_offset, round_normalized) = norm.args[0], norm.args[1:]
+        operands = _residual_add(add)
+        where = _insertion_point(graph, add, norm, weight) if operands else None
+        if where is None:
+            continue
+        with graph.inserting_before(where):
+            call = graph.call_function(torch.ops.etgpu.add_rms_norm.default,
+                                       (*operands, weight, eps, unit_offset, round_normalized))
+            total = graph.call_function(operator.getitem, (call, 0))
+            normed = graph.call_function(operator.getitem, (call, 1))
+        call.meta["val"] = (add.meta["val"], norm.meta["val"])
+        total.meta["val"], normed.meta["val"] = add.meta["val"], norm.meta["val"]
+        norm.replace_all_uses_with(normed)
+        graph.erase_node(norm)
+        for assertion in set(add.users) - set(_users(add)):  # export's dtype checks: may precede `where`
+            graph.erase_node(assertion)
+        add.replace_all_uses_with(total)
+        graph.erase_node(add)
+        fused += 1
+    if fused:
+        graph.lint()
         gm.recompile()
     return fused

@@ -146,6 +146,7 @@ Status reduce(const Node& n, const ReduceParams& p);
 Status softmax(const Node& n, const SoftmaxParams& p);
 Status layer_norm(const Node& n, const LayerNormParams& p);
 Status rms_norm(const Node& n, const RmsNormParams& p);
+Status add_rms_norm(const Node& n, const AddRmsNormParams& p);
 Status permute(const Node& n, const PermuteParams& p);
 Status expand(const Node& n, const ExpandParams& p);
 Status slice(const Node& n, const SliceParams& p);

@@ -71,7 +71,8 @@ class CpuEngine final : public Engine {
                    [&](const QuantLinearParams& p) { return quant_linear(node, p); },
                    [&](const QuantEmbeddingParams& p) { return quant_embedding(node, p); },
                    [&](const RopeParams& p) { return rope(node, p); },
-                   [&](const GluParams& p) { return glu(node, p); }},
+                   [&](const GluParams& p) { return glu(node, p); },
+                   [&](const AddRmsNormParams& p) { return add_rms_norm(node, p); }},
         node.params);
   }
 

@@ -75,32 +75,58 @@ Status layer_norm(const Node& n, const LayerNormParams& p) {
   return Status::ok();
 }
 
+namespace {
+
 // y = x * rsqrt(mean(x^2) + eps), then times weight, (1 + weight) when unit_offset (Gemma).
 // Element math is fp32, as in torch and transformers. Rounding follows the model being mirrored:
 // torch's rms_norm and Gemma round once at the end; transformers' Llama/Qwen RMSNorm first
 // rounds the normalized x to x's dtype, then multiplies by the weight (round_normalized).
+// One row: `base` is its first element in x and out.
+void rms_norm_row(const TensorRef& x, const TensorRef* weight, const TensorRef& out, const RmsNormParams& p,
+                  int64_t base, int64_t inner) {
+  double sum_sq = 0;
+  for (int64_t k = 0; k < inner; ++k) {
+    const double v = load(x.data, x.dtype, base + k);
+    sum_sq += v * v;
+  }
+  const float rstd = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(inner) + p.eps));
+  for (int64_t k = 0; k < inner; ++k) {
+    float v = static_cast<float>(load(x.data, x.dtype, base + k)) * rstd;
+    if (p.round_normalized) v = round_to(x.dtype, v);
+    if (weight) {
+      const float w = static_cast<float>(load(weight->data, weight->dtype, k));
+      v *= p.unit_offset ? 1.0f + w : w;
+    }
+    store(out.data, out.dtype, base + k, v);
+  }
+}
+
+int64_t last_dim(const TensorRef& x) { return x.rank == 0 ? 1 : x.shape[x.rank - 1]; }
+
+}  // namespace
+
 Status rms_norm(const Node& n, const RmsNormParams& p) {
   const TensorRef &x = n.in[0], &out = n.out;
   const TensorRef* weight = p.has_weight ? &n.in[1] : nullptr;
-  const int64_t inner = x.rank == 0 ? 1 : x.shape[x.rank - 1];
+  const int64_t inner = last_dim(x);
+  const int64_t rows = inner == 0 ? 0 : x.numel() / inner;
+  for (int64_t r = 0; r < rows; ++r) rms_norm_row(x, weight, out, p, r * inner, inner);
+  return Status::ok();
+}
+
+// Each row's sum is stored first (rounded by `store`, exactly as Binary's add stores it), then
+// normalized from the stored values: bit for bit the unfused Binary + RmsNorm pair.
+Status add_rms_norm(const Node& n, const AddRmsNormParams& p) {
+  const TensorRef &x = n.in[0], &residual = n.in[1], &sum = n.extra_out[0], &out = n.out;
+  const TensorRef* weight = p.norm.has_weight ? &n.in[2] : nullptr;
+  const int64_t inner = last_dim(x);
   const int64_t rows = inner == 0 ? 0 : x.numel() / inner;
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t base = r * inner;
-    double sum_sq = 0;
-    for (int64_t k = 0; k < inner; ++k) {
-      const double v = load(x.data, x.dtype, base + k);
-      sum_sq += v * v;
+    for (int64_t k = base; k < base + inner; ++k) {
+      store(sum.data, sum.dtype, k, load(x.data, x.dtype, k) + load(residual.data, residual.dtype, k));
     }
-    const float rstd = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(inner) + p.eps));
-    for (int64_t k = 0; k < inner; ++k) {
-      float v = static_cast<float>(load(x.data, x.dtype, base + k)) * rstd;
-      if (p.round_normalized) v = round_to(x.dtype, v);
-      if (weight) {
-        const float w = static_cast<float>(load(weight->data, weight->dtype, k));
-        v *= p.unit_offset ? 1.0f + w : w;
-      }
-      store(out.data, out.dtype, base + k, v);
-    }
+    rms_norm_row(sum, weight, out, p.norm, base, inner);
   }
   return Status::ok();
 }

@@ -58,6 +58,7 @@ Status reduce(const Context& c, const Node& n, const ReduceParams& p);
 Status softmax(const Context& c, const Node& n, const SoftmaxParams& p);
 Status layer_norm(const Context& c, const Node& n, const LayerNormParams& p);
 Status rms_norm(const Context& c, const Node& n, const RmsNormParams& p);
+Status add_rms_norm(const Context& c, const Node& n, const AddRmsNormParams& p);
 Status permute(const Context& c, const Node& n, const PermuteParams& p);
 Status expand(const Context& c, const Node& n, const ExpandParams& p);
 Status slice(const Context& c, const Node& n, const SliceParams& p);

@@ -172,7 +172,8 @@ class CudaEngine final : public Engine {
                    [&](const QuantLinearParams& p) { return quant_linear(c, node, p); },
                    [&](const QuantEmbeddingParams& p) { return quant_embedding(c, node, p); },
                    [&](const RopeParams& p) { return rope(c, node, p); },
-                   [&](const GluParams& p) { return glu(c, node, p); }},
+                   [&](const GluParams& p) { return glu(c, node, p); },
+                   [&](const AddRmsNormParams& p) { return add_rms_norm(c, node, p); }},
         node.params);
   }
 

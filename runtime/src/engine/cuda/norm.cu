@@ -1,6 +1,8 @@
 // Row-wise normalisations: softmax / log-softmax along any dim, layer norm over the last
 // `normalized_ndim` dims (optional weight and bias), RMS norm over the last dim (optional weight,
-// `unit_offset` multiplies by 1 + weight as Gemma does). Statistics accumulate in fp32.
+// `unit_offset` multiplies by 1 + weight as Gemma does), also fused with the residual add that
+// feeds it (AddRmsNorm: the same kernels, which then form and write the sum first). Statistics
+// accumulate in fp32.
 //
 // Softmax views x as [outer, n, inner]. With inner == 1 (the usual last-dim case) one block owns
 // one row and reduces it with the whole block; otherwise each thread owns one (outer, inner)
@@ -65,6 +67,9 @@ struct NormArgs {
   float eps;
   bool unit_offset;
   bool round_normalized;  // round x * rstd to x's dtype before the weight (Llama's order)
+  // AddRmsNorm: the norm's input is sum = x + residual (x's dtype, x's shape), written to `sum`.
+  const void* residual = nullptr;
+  void* sum = nullptr;
 };
 
 __global__ void layer_norm_kernel(NormArgs a) {
@@ -90,18 +95,31 @@ __global__ void layer_norm_kernel(NormArgs a) {
   }
 }
 
+// Element i of the norm's input in the first pass. With a residual that is x + residual rounded
+// to x's dtype (what the separate add would store), and it is stored to `sum` on the way.
+__device__ __forceinline__ float rms_norm_input(const NormArgs& a, int64_t i) {
+  float v = load_as<float>(a.x, a.x_dtype, i);
+  if (!a.residual) return v;
+  v = round_to_dtype(v + load_as<float>(a.residual, a.x_dtype, i), a.x_dtype);
+  store_from<float>(a.sum, a.x_dtype, i, v);
+  return v;
+}
+
 __global__ void rms_norm_kernel(NormArgs a) {
   __shared__ float scratch[32];
+  // The second pass re-reads the sum, not x: each thread reads back only the elements it stored
+  // itself in the first pass (same j), so no barrier is needed for it.
+  const void* input = a.residual ? a.sum : a.x;
   for (int64_t row = blockIdx.x; row < a.rows; row += gridDim.x) {
     const int64_t base = row * a.n;
     float q = 0.f;
     for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) {
-      const float v = load_as<float>(a.x, a.x_dtype, base + j);
+      const float v = rms_norm_input(a, base + j);
       q += v * v;
     }
     const float rstd = rsqrtf(block_reduce(q, SumOp(), scratch) / static_cast<float>(a.n) + a.eps);
     for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) {
-      float v = load_as<float>(a.x, a.x_dtype, base + j) * rstd;
+      float v = load_as<float>(input, a.x_dtype, base + j) * rstd;
       if (a.round_normalized) v = round_to_dtype(v, a.x_dtype);
       if (a.weight) {
         const float w = load_as<float>(a.weight, a.w_dtype, j);
@@ -116,14 +134,25 @@ __global__ void rms_norm_kernel(NormArgs a) {
 // out of one dtype: one block per row, the row stays in registers between the statistic and the
 // output (one read of x instead of two), 16-byte loads and stores. A decode step's norms are a
 // handful of short rows, where the generic kernel's two scalar passes are all latency.
-template <class T>
+// kAdd (AddRmsNorm): the thread's vector of x plus the residual's, rounded to T as the separate
+// add rounds, is the norm's input and is stored to `sum` in the same pass.
+template <class T, bool kAdd>
 __global__ void rms_norm_vec_kernel(NormArgs a) {
   constexpr int kVec = 16 / sizeof(T);
   __shared__ float scratch[32];
   const int64_t offset = int64_t(blockIdx.x) * a.n + threadIdx.x * kVec;
   const bool active = threadIdx.x * kVec < a.n;
   float v[kVec] = {};
-  if (active) load_vec(static_cast<const T*>(a.x) + offset, v);
+  if (active) {
+    load_vec(static_cast<const T*>(a.x) + offset, v);
+    if (kAdd) {
+      float r[kVec];
+      load_vec(static_cast<const T*>(a.residual) + offset, r);
+#pragma unroll
+      for (int t = 0; t < kVec; ++t) v[t] = round_to_dtype(v[t] + r[t], a.x_dtype);
+      store_vec(static_cast<T*>(a.sum) + offset, v);
+    }
+  }
   float q = 0.f;
 #pragma unroll
   for (int t = 0; t < kVec; ++t) q += v[t] * v[t];
@@ -140,20 +169,43 @@ __global__ void rms_norm_vec_kernel(NormArgs a) {
   store_vec(static_cast<T*>(a.out) + offset, v);
 }
 
+template <bool kAdd>
+void launch_rms_norm_vec(const Context& c, const NormArgs& a, unsigned grid, int threads) {
+  switch (a.x_dtype) {
+    case DType::F32: rms_norm_vec_kernel<float, kAdd><<<grid, threads, 0, c.stream>>>(a); break;
+    case DType::F16: rms_norm_vec_kernel<__half, kAdd><<<grid, threads, 0, c.stream>>>(a); break;
+    default: rms_norm_vec_kernel<__nv_bfloat16, kAdd><<<grid, threads, 0, c.stream>>>(a); break;
+  }
+}
+
 // Launches the vector kernel when the row, dtypes and alignment allow; *launched says if it did.
 void rms_norm_vec(const Context& c, const NormArgs& a, bool* launched) {
   const int64_t vec = 16 / static_cast<int64_t>(dtype_size(a.x_dtype));
   *launched = is_floating(a.x_dtype) && a.out_dtype == a.x_dtype && (!a.weight || a.w_dtype == a.x_dtype) &&
               a.n % vec == 0 && a.n / vec <= 1024 && a.rows <= INT32_MAX && aligned16(a.x) &&
-              aligned16(a.out) && (!a.weight || aligned16(a.weight));
+              aligned16(a.out) && (!a.weight || aligned16(a.weight)) &&
+              (!a.residual || (aligned16(a.residual) && aligned16(a.sum)));
   if (!*launched) return;
   const int threads = static_cast<int>((a.n / vec + 31) / 32 * 32);
   const unsigned grid = static_cast<unsigned>(a.rows);
-  switch (a.x_dtype) {
-    case DType::F32: rms_norm_vec_kernel<float><<<grid, threads, 0, c.stream>>>(a); break;
-    case DType::F16: rms_norm_vec_kernel<__half><<<grid, threads, 0, c.stream>>>(a); break;
-    default: rms_norm_vec_kernel<__nv_bfloat16><<<grid, threads, 0, c.stream>>>(a); break;
-  }
+  if (a.residual) launch_rms_norm_vec<true>(c, a, grid, threads);
+  else launch_rms_norm_vec<false>(c, a, grid, threads);
+}
+
+// RmsNorm and AddRmsNorm (residual and sum non-null): x is n.in[0], the output n.out.
+Status launch_rms_norm(const Context& c, const Node& n, const RmsNormParams& p, const TensorRef* w,
+                       const TensorRef* residual, const TensorRef* sum) {
+  const TensorRef &x = n.in[0], &out = n.out;
+  const int64_t inner = x.size(-1);
+  if (x.numel() == 0 || inner == 0) return Status::ok();
+  NormArgs a{x.data, w ? w->data : nullptr, nullptr, out.data, x.dtype, w ? w->dtype : x.dtype, x.dtype,
+             out.dtype, x.numel() / inner, inner, static_cast<float>(p.eps), p.unit_offset,
+             p.round_normalized, residual ? residual->data : nullptr, sum ? sum->data : nullptr};
+  bool launched = false;
+  rms_norm_vec(c, a, &launched);
+  if (!launched) rms_norm_kernel<<<row_grid(a.rows), row_threads(inner), 0, c.stream>>>(a);
+  ETGPU_CUDA_LAUNCH_CHECK(residual ? "add_rms_norm kernel" : "rms_norm kernel");
+  return Status::ok();
 }
 
 }  // namespace
@@ -192,18 +244,11 @@ Status layer_norm(const Context& c, const Node& n, const LayerNormParams& p) {
 }
 
 Status rms_norm(const Context& c, const Node& n, const RmsNormParams& p) {
-  const TensorRef &x = n.in[0], &out = n.out;
-  const int64_t inner = x.size(-1);
-  if (x.numel() == 0 || inner == 0) return Status::ok();
-  const TensorRef* w = p.has_weight ? &n.in[1] : nullptr;
-  NormArgs a{x.data, w ? w->data : nullptr, nullptr, out.data, x.dtype, w ? w->dtype : x.dtype, x.dtype,
-             out.dtype, x.numel() / inner, inner, static_cast<float>(p.eps), p.unit_offset,
-             p.round_normalized};
-  bool launched = false;
-  rms_norm_vec(c, a, &launched);
-  if (!launched) rms_norm_kernel<<<row_grid(a.rows), row_threads(inner), 0, c.stream>>>(a);
-  ETGPU_CUDA_LAUNCH_CHECK("rms_norm kernel");
-  return Status::ok();
+  return launch_rms_norm(c, n, p, p.has_weight ? &n.in[1] : nullptr, nullptr, nullptr);
+}
+
+Status add_rms_norm(const Context& c, const Node& n, const AddRmsNormParams& p) {
+  return launch_rms_norm(c, n, p.norm, p.norm.has_weight ? &n.in[2] : nullptr, &n.in[1], &n.extra_out[0]);
 }
 
 }  // namespace etgpu::cuda
