@@ -1,12 +1,14 @@
 // Quantized linear and embedding on the CUDA engine (layout: ops.h).
 //
 // quant_linear: bf16/f16 x with at most 64 rows takes the tensor-core GEMV (quant_gemv.cu), which
-// reads the packed weights once per 8 rows. Everything else (prefill, f32 x, layouts the GEMV does not
-// tile) dequantizes the weight into the engine's fixed quant scratch, a chunk of rows at a time,
-// and multiplies with cuBLASLt into the matching column block of out (ldc = N): no allocation in
-// run, whatever the weight's size, and the weight is decoded once per call unless act-quantized
-// x is itself too large for its half of the scratch.
-// TorchAO 8da activations are quantized-dequantized per row into the scratch first.
+// reads the packed weights once per 8 rows. More rows (prefill), and the layouts the GEMV does not
+// tile, take the tiled GEMM (quant_gemm.cu), which decodes weight tiles straight into tensor-core
+// operands: the weights are read once, never written back dequantized. What neither kernel serves
+// (f32 x, rows that are not whole 16-byte quads of code words) dequantizes the weight into the
+// engine's fixed quant scratch, a chunk of rows at a time, and multiplies with cuBLASLt into the
+// matching column block of out (ldc = N): no allocation in run, whatever the weight's size.
+// TorchAO 8da activations are quantized-dequantized per row into the scratch first (in chunks of
+// rows when x exceeds it).
 // quant_embedding reuses the row-dequantize kernel with a gather index.
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
@@ -145,6 +147,24 @@ Status quant_gemm(const Context& c, const QuantLinearParams& p, const PackedWeig
   return Status::ok();
 }
 
+// The tiled GEMM, x act-quantized first (into the scratch, in chunks of rows) when asked.
+// The caller checks that one row of x fits the scratch.
+Status quant_gemm_direct(const Context& c, const QuantLinearParams& p, const PackedWeight& w, const TensorRef& x,
+                         const TensorRef* bias, const TensorRef& out, int64_t m) {
+  const void* b = bias ? bias->data : nullptr;
+  if (p.act == ActQuant::None) return quant_gemm_tiled(c, p.w, w, x.data, x.dtype, b, out.data, m);
+  const size_t element = dtype_size(x.dtype), row_bytes = static_cast<size_t>(w.cols) * element;
+  const int64_t m_chunk = std::min<int64_t>(m, c.quant_scratch_bytes / row_bytes);
+  for (int64_t m0 = 0; m0 < m; m0 += m_chunk) {
+    const int64_t rows = std::min(m_chunk, m - m0);
+    ETGPU_RETURN_IF_ERROR(act_quant(c, static_cast<const uint8_t*>(x.data) + m0 * row_bytes, x.dtype,
+                                    c.quant_scratch, rows, w.cols));
+    ETGPU_RETURN_IF_ERROR(quant_gemm_tiled(c, p.w, w, c.quant_scratch, x.dtype, b,
+                                           static_cast<uint8_t*>(out.data) + m0 * w.rows * element, rows));
+  }
+  return Status::ok();
+}
+
 Status unsupported_layout(const char* op, const QuantWeightParams& p) {
   return err(op, ": the cuda engine needs whole 32-bit code words per row and groups that are a "
              "whole row or a power of two >= 16 (bits ", p.bits, ", group ", p.group, ")");
@@ -160,7 +180,10 @@ Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p)
   if (k == 0 || !make_packed_weight(n, 1, p.w, k, &w)) return unsupported_layout("quant_linear", p.w);
   const TensorRef* bias = p.has_bias ? &n.in[3 + (p.w.has_zeros ? 1 : 0)] : nullptr;
   const bool act = p.act != ActQuant::None;
-  if (!quant_gemv_supported(w, x, m) || (act && x.nbytes() > c.quant_scratch_bytes)) {
+  const bool act_fits = !act || x.nbytes() <= c.quant_scratch_bytes;
+  if (!quant_gemv_supported(w, x, m) || !act_fits) {
+    const bool act_row_fits = !act || static_cast<size_t>(k) * dtype_size(x.dtype) <= c.quant_scratch_bytes;
+    if (quant_gemm_kernel_supported(w, x, m) && act_row_fits) return quant_gemm_direct(c, p, w, x, bias, out, m);
     return quant_gemm(c, p, w, x, bias, out, m);
   }
   const void* a = x.data;
@@ -169,6 +192,15 @@ Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p)
     a = c.quant_scratch;
   }
   return quant_gemv(c, p.w, w, a, x.dtype, bias ? bias->data : nullptr, out.data, m);
+}
+
+Status quant_linear_dequant(const Context& c, const Node& n, const QuantLinearParams& p) {
+  const TensorRef &x = n.in[0], &out = n.out;
+  if (out.numel() == 0) return Status::ok();
+  const int64_t k = x.size(-1), m = x.numel() / k;
+  PackedWeight w;
+  if (k == 0 || !make_packed_weight(n, 1, p.w, k, &w)) return unsupported_layout("quant_linear", p.w);
+  return quant_gemm(c, p, w, x, p.has_bias ? &n.in[3 + (p.w.has_zeros ? 1 : 0)] : nullptr, out, m);
 }
 
 Status quant_embedding(const Context& c, const Node& n, const QuantEmbeddingParams& p) {

@@ -8,14 +8,23 @@ namespace etgpu::cuda {
 
 struct PackedWeight;
 
-// x rows up to this many take the GEMV (8 per pass: the mma's 8 columns); more take the GEMM
-// path. Each pass decodes the whole weight again (from L2), so past ~64 rows writing one bf16
-// copy for cuBLASLt is cheaper.
+// x rows up to this many take the GEMV (8 per pass: the mma's 8 columns); more take the tiled
+// GEMM (quant_gemm.cu). Each GEMV pass decodes the whole weight again (from L2), while the GEMM
+// decodes a weight tile once per 64/128 x rows. (Chosen, not measured: the crossover was not
+// timed when the GEMM was written.)
 constexpr int64_t kMaxGemvRows = 64;
 
 bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m);
 // out[m, N] = x[m, K] . dequant(W)^T (+ bias), x/out/bias of `dtype` (bf16 or f16).
 Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeight& w, const void* x, DType dtype,
                   const void* bias, void* out, int64_t m);
+
+
+// The tiled quantized GEMM: bf16/f16 x, any M, any format the decoder serves, whole rows of
+// 16-byte-aligned quads of code words (K tails past a 16-word step are handled).
+bool quant_gemm_kernel_supported(const PackedWeight& w, const TensorRef& x, int64_t m);
+// out[m, N] = x[m, K] . dequant(W)^T (+ bias), x/out/bias of `dtype` (bf16 or f16).
+Status quant_gemm_tiled(const Context& c, const QuantWeightParams& p, const PackedWeight& w, const void* x,
+                        DType dtype, const void* bias, void* out, int64_t m);
 
 }  // namespace etgpu::cuda
