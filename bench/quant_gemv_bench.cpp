@@ -6,8 +6,9 @@
 //     over enough copies to exceed L2; each timing is a CUDA graph of one launch per copy (the
 //     graph's time over the launches), so launch gaps shrink but still count;
 //     The bf16 GEMV (no quantization) on the same shapes, for reference;
-//  3. prefill shapes, int4-g32 vs plain bf16 cuBLASLt: M = 16, 64 (multi-pass GEMV) and
-//     M = 128, 512, 2048 (the GEMM path: dequantize + cuBLASLt).
+//  3. prefill shapes vs plain bf16 cuBLASLt: int4-g32 at M = 16, 64 (multi-pass GEMV) and
+//     M = 128, 512, 2048 (the tiled GEMM, quant_gemm.cu), and the other formats at M = 512, 2048;
+//     for M > 64 also the dequantize + cuBLASLt path the tiled GEMM replaced (quant_linear_dequant).
 // Exits 77 without a GPU. The table is printed last.
 #include <cuda_runtime.h>
 
@@ -154,14 +155,17 @@ void build(Problem& pr, const Case& c, int64_t m, int64_t n, int64_t k, int copi
   }
 }
 
+using LinearFn = Status (*)(const cuda::Context&, const Node&, const QuantLinearParams&);
+
 // Median time of one launch: a graph of one launch per weight copy, replayed.
-double time_nodes(const cuda::Context& ctx, const std::vector<Node>& nodes, int reps) {
-  for (const Node& n : nodes) check(cuda::quant_linear(ctx, n, std::get<QuantLinearParams>(n.params)), "quant_linear");
+double time_nodes(const cuda::Context& ctx, const std::vector<Node>& nodes, int reps,
+                  LinearFn linear = cuda::quant_linear) {
+  for (const Node& n : nodes) check(linear(ctx, n, std::get<QuantLinearParams>(n.params)), "quant_linear");
   CHECK(cudaStreamSynchronize(ctx.stream));
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   CHECK(cudaStreamBeginCapture(ctx.stream, cudaStreamCaptureModeThreadLocal));
-  for (const Node& n : nodes) check(cuda::quant_linear(ctx, n, std::get<QuantLinearParams>(n.params)), "quant_linear");
+  for (const Node& n : nodes) check(linear(ctx, n, std::get<QuantLinearParams>(n.params)), "quant_linear");
   CHECK(cudaStreamEndCapture(ctx.stream, &graph));
   CHECK(cudaGraphInstantiate(&exec, graph, 0));
   const double ms = median_ms(ctx.stream, reps, [&] { CHECK(cudaGraphLaunch(exec, ctx.stream)); });
@@ -238,7 +242,7 @@ int main() {
   };
   const int64_t shapes[2][2] = {{2048, 8192}, {8192, 2048}};
   std::vector<std::string> rows;
-  char line[256];
+  char line[320];
   for (const auto& shape : shapes) {
     for (Case c : cases) {
       const int64_t n = shape[0], k = shape[1];
@@ -266,23 +270,38 @@ int main() {
                   copy_us(ctx.stream, static_cast<size_t>(bytes), 16));
     rows.push_back(line);
   }
-  // GEMM path vs bf16 cuBLASLt on the same shapes.
+  // Prefill: GEMV passes (M <= 64) and the tiled GEMM vs bf16 cuBLASLt on the same shapes, and
+  // for M > 64 the dequantize + cuBLASLt path the tiled GEMM replaced.
   for (const auto& shape : shapes) {
-    for (int64_t m : {16, 64, 128, 512, 2048}) {
-      const int64_t n = shape[0], k = shape[1];
-      Problem pr;
-      build(pr, cases[0], m, n, k, 1, rng);
-      const double q_ms = time_nodes(ctx, pr.nodes, 20);
-      void* w = device_copy(std::vector<uint8_t>(n * k * 2, 0x3c));  // bf16 ~0.01, not zeros
-      cuda::GemmProblem g{DType::BF16, true, m, n, k, 1, 0, 0, 0, false};
-      const Node& node = pr.nodes[0];
-      const double ref_ms = median_ms(ctx.stream, 20, [&] {
-        check(ctx.blas->gemm(g, node.in[0].data, w, node.out.data, ctx.stream), "gemm");
-      });
-      CHECK(cudaFree(w));
-      std::snprintf(line, sizeof line, "mm   int4-g32  N=%-5lld K=%-5lld M=%-5lld quant %8.3f ms  bf16 %8.3f ms  x%.2f",
-                    (long long)n, (long long)k, (long long)m, q_ms, ref_ms, q_ms / ref_ms);
-      rows.push_back(line);
+    for (Case c : cases) {
+      for (int64_t m : {16, 64, 128, 512, 2048}) {
+        if (c.name != "int4-g32" && m < 512) continue;
+        const int64_t n = shape[0], k = shape[1];
+        if (c.p.group == 0) c.p.group = k;  // per-channel
+        Problem pr;
+        build(pr, c, m, n, k, 1, rng);
+        const double q_ms = time_nodes(ctx, pr.nodes, 20);
+        const double dq_ms = m > 64 ? time_nodes(ctx, pr.nodes, 20, cuda::quant_linear_dequant) : 0.0;
+        void* w = device_copy(std::vector<uint8_t>(n * k * 2, 0x3c));  // bf16 ~0.01, not zeros
+        cuda::GemmProblem g{DType::BF16, true, m, n, k, 1, 0, 0, 0, false};
+        const Node& node = pr.nodes[0];
+        const double ref_ms = median_ms(ctx.stream, 20, [&] {
+          check(ctx.blas->gemm(g, node.in[0].data, w, node.out.data, ctx.stream), "gemm");
+        });
+        CHECK(cudaFree(w));
+        const double tflops = 2.0 * m * n * k / (q_ms * 1e-3) / 1e12;
+        if (m > 64) {
+          std::snprintf(line, sizeof line,
+                        "mm   %-9s N=%-5lld K=%-5lld M=%-5lld tiled %8.3f ms (%5.0f TFLOP/s)  dequant+lt %8.3f ms  "
+                        "bf16 %8.3f ms  tiled/bf16 x%.2f",
+                        c.name.c_str(), (long long)n, (long long)k, (long long)m, q_ms, tflops, dq_ms, ref_ms,
+                        q_ms / ref_ms);
+        } else {
+          std::snprintf(line, sizeof line, "mm   %-9s N=%-5lld K=%-5lld M=%-5lld gemv  %8.3f ms  bf16 %8.3f ms  x%.2f",
+                        c.name.c_str(), (long long)n, (long long)k, (long long)m, q_ms, ref_ms, q_ms / ref_ms);
+        }
+        rows.push_back(line);
+      }
     }
   }
   std::printf("\n%s, copy bandwidth (read + write) %.0f GB/s\n", prop.name, copy_gbs);

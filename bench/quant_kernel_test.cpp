@@ -2,7 +2,13 @@
 // (quant_host.h), through the engine's own run(): every format (int2/4/8, nvfp4) x group (32,
 // 128, whole row; 16 for nvfp4) x zeros (none, integer, float domain) x dtype x M in
 // {1, 3, 8, 17, 64} x bias x 8da act quant, on a K that the GEMV tiles (256), one it does not
-// (96), a long row (2560 bytes, fewer combinations), and N = 72 (a partial 16-row tile). Outputs are poisoned (NaN) before every run.
+// (96), a long row (2560 bytes, fewer combinations), and N = 72 (a partial 16-row tile).
+// Then the prefill sizes, M in {65, 128, 200, 512} (the tiled GEMM's M tails and several M
+// tiles): every format x group (16 too: int2-g16 is the GEMM's 4-group case) x zeros x f16/bf16
+// (f32 once per M: the dequantize fallback) on K with a partial 16-word step, without one, and
+// one the tiled GEMM does not take (int2 at K = 96: 6 words, not whole quads), N = 72 or 200
+// (partial 128-row tiles), bias / 8da cycling over the cases.
+// Outputs are poisoned (NaN) before every run.
 // Prints the worst rel-err per (format, dtype, path) and exits 1 on any failure, 77 without a GPU.
 // --quick runs a subset (for compute-sanitizer).
 #include <cstdio>
@@ -136,6 +142,17 @@ bool embedding_cases(Engine* e, std::mt19937& rng) {
   return ok;
 }
 
+// The kernel quant_linear routes a bf16/f16/f32 case to (mirrors quant.cu / quant_gemv.cu /
+// quant_gemm.cu): "gemv" (M <= 64, whole 16-word steps, <= 2 groups per 4 words), "tiled" (the
+// tiled GEMM: bf16/f16, whole 4-word quads), else "dequant" (dequantize + cuBLASLt).
+const char* path_of(const QuantWeightParams& wp, DType d, int64_t m, int64_t k) {
+  const int64_t per_word = wp.scheme == QuantScheme::NvFp4 ? 8 : 32 / wp.bits, words = k / per_word;
+  const int64_t quad_groups = wp.group == k ? 1 : 4 * per_word / wp.group;
+  if (d == DType::F32) return "dequant";
+  if (m <= 64 && words % 16 == 0 && quad_groups <= 2) return "gemv";
+  return words % 4 == 0 ? "tiled" : "dequant";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -172,8 +189,7 @@ int main(int argc, char** argv) {
                 const DType param_dtype = dtypes[cases % 3];
                 std::string error;
                 const double err = linear_case(engine.get(), wp, d, param_dtype, m, 72, k, bias, act, rng, &error);
-                const bool gemv = d != DType::F32 && m <= 64 && k != 96;
-                auto& w = table[{format_name(wp), dtype_str(d), gemv ? "gemv" : "gemm"}];
+                auto& w = table[{format_name(wp), dtype_str(d), path_of(wp, d, m, k)}];
                 w.err = std::max(w.err, err);
                 ++w.cases;
                 ++cases;
@@ -191,10 +207,52 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // Prefill sizes: the tiled GEMM (and the dequantize fallback where it does not apply).
+  int prefill = 0;
+  for (int fmt : {2, 4, 8, 0}) {
+    const bool fp4 = fmt == 0;
+    const int64_t per_word = fp4 ? 8 : 32 / fmt;
+    // 40 words (2 full 16-word steps + a partial one), 32 words (whole steps), 96 (int2: not quads).
+    for (int64_t k : {40 * per_word, 32 * per_word, int64_t(96)}) {
+      if (quick && k != 40 * per_word) continue;
+      for (int64_t group : fp4 ? std::vector<int64_t>{16} : std::vector<int64_t>{16, 32, 128, k}) {
+        if (k % group || (k == 96 && group != k && fmt != 2)) continue;
+        for (int zeros = 0; zeros < (fp4 ? 1 : 3); ++zeros) {
+          const QuantWeightParams wp{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : fmt, group,
+                                     zeros > 0, zeros == 2, fp4 ? 0.75f : 1.f};
+          for (DType d : dtypes) {
+            for (int64_t m : {65, 128, 200, 512}) {
+              if (quick && m != 200) continue;
+              // f32 (the dequantize path, unchanged) once per format and K.
+              if (d == DType::F32 && (m != 65 || zeros != 0 || group != k)) continue;
+              const int flags = prefill % 4;
+              const bool bias = flags & 1, act = flags & 2;
+              const int64_t n = (prefill / 4) % 2 ? 200 : 72;
+              ++prefill;
+              const DType param_dtype = dtypes[cases % 3];
+              std::string error;
+              const double err = linear_case(engine.get(), wp, d, param_dtype, m, n, k, bias, act, rng, &error);
+              auto& w = table[{format_name(wp), dtype_str(d), path_of(wp, d, m, k)}];
+              w.err = std::max(w.err, err);
+              ++w.cases;
+              ++cases;
+              if (!(err <= tolerance(d))) {
+                ++w.failures;
+                if (++failures <= 40)
+                  std::printf("FAIL %s g%lld zeros=%d %s M=%lld N=%lld K=%lld bias=%d act=%d: rel-err %.3g %s\n",
+                              format_name(wp).c_str(), (long long)group, zeros, dtype_str(d), (long long)m,
+                              (long long)n, (long long)k, bias, act, err, error.c_str());
+              }
+            }
+          }
+        }
+      }
+    }
+  }
   const bool embedding_ok = embedding_cases(engine.get(), rng);
-  std::printf("\n%-6s %-5s %-5s %6s %6s %10s\n", "format", "dtype", "path", "cases", "fails", "max relerr");
+  std::printf("\n%-6s %-5s %-7s %6s %6s %10s\n", "format", "dtype", "path", "cases", "fails", "max relerr");
   for (const auto& [key, w] : table) {
-    std::printf("%-6s %-5s %-5s %6d %6d %10.3g\n", std::get<0>(key).c_str(), std::get<1>(key).c_str(),
+    std::printf("%-6s %-5s %-7s %6d %6d %10.3g\n", std::get<0>(key).c_str(), std::get<1>(key).c_str(),
                 std::get<2>(key).c_str(), w.cases, w.failures, w.err);
   }
   std::printf("%d linear cases, %d failed; embedding %s\n", cases, failures, embedding_ok ? "ok" : "FAILED");

@@ -174,6 +174,7 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
   for (int b = 0; b < kNB; ++b) acc[b][0] = acc[b][1] = acc[b][2] = acc[b][3] = 0.f;
 
   using Decoder = WordDecoder<kFmt, T>;
+  const int lane_unit = 4 * g + t;
   for (int s = 0; s < steps; ++s) {
     cp_async_wait<kStages - 2>();
     __syncthreads();  // step s's x is visible, and every warp is done with step s - 1's buffer
@@ -212,7 +213,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
         uint32_t xb[kP / 2];
 #pragma unroll
         for (int v = 0; v < S::kUnits; ++v) {
-          const char* p = stage + S::unit(i, v, b * 8 + g, t) * S::kUnit;
+          // == S::unit(i, v, b * 8 + g, t): the swizzle only touches the low 4 bits.
+          const char* p = stage + ((i * S::kUnits + v) * (S::kTileM * 4) + b * 32 + (lane_unit ^ S::swizzle(i, v))) *
+                                      S::kUnit;
           if constexpr (S::kUnit == 16) *reinterpret_cast<uint4*>(xb + 4 * v) = *reinterpret_cast<const uint4*>(p);
           else *reinterpret_cast<uint2*>(xb) = *reinterpret_cast<const uint2*>(p);
         }
