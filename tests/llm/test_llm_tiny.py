@@ -1,6 +1,8 @@
 """Every recipe at tiny scale: one partition, and logits equal transformers eager over a 16-token
 prefill and 32 decode steps (Gemma 3's window is 8, so decode runs far past it)."""
 
+import re
+
 import pytest
 import torch
 
@@ -74,3 +76,17 @@ def test_bf16_is_as_close_to_fp32_as_transformers(arch):
     ours_err = max(rel_err(a, e) for a, e in zip(ours, exact))
     hf_err = max(rel_err(a, e) for a, e in zip(hf_bf16, exact))
     assert 0 < ours_err <= 1.25 * hf_err, f"{arch}: etgpu bf16 vs fp32 {ours_err:.4f}, transformers bf16 {hf_err:.4f}"
+
+
+def test_key_cache_write_is_fused_into_rope(tmp_path):
+    """Each layer's roped k goes straight into its cache (one Rope with a cache), so only the V
+    writes are IndexCopy instructions; q's and k's Rope remain one each per layer."""
+    from etgpu import describe
+
+    path = tmp_path / "llama.etgpu"
+    model = build_hf_model("llama3.2-1b", "tiny", seed=0)
+    layers = model.config.num_hidden_layers
+    etgpu.compile(export_llm(model, MAX_SEQ), path)
+    [payload] = describe.read_payloads(path)
+    text = describe.describe(payload)
+    assert re.search(rf"\bIndexCopy +{layers}\b", text) and re.search(rf"\bRope +{2 * layers}\b", text), text

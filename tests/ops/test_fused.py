@@ -188,3 +188,87 @@ def test_add_rms_norm_not_fused_when_broadcast_or_mixed_dtype():
     inputs = (randn(3, 16, dtype=torch.bfloat16), randn(3, 16))
     assert "AddRmsNorm" not in instruction_ops(mixed, inputs)
     check_module(mixed, inputs)
+
+
+# ---- RoPE of k fused with its KV-cache write -------------------------------------------------------
+
+class _RopeCache(torch.nn.Module):
+    """A decode layer's key path: k [B, L, H, D] (seq_major, transformers' view before the head
+    transpose) or [B, H, L, D] is roped and written into a static cache at `pos` (index_copy_ on
+    a buffer); the cache is read afterwards. `keep` also returns the roped k (another reader)."""
+
+    def __init__(self, dtype, seq_major=True, keep=False, kv_heads=2, slots=12, dim=16):
+        super().__init__()
+        self.seq_major, self.keep = seq_major, keep
+        self.register_buffer("k_cache", randn(1, kv_heads, slots, dim, dtype=dtype))
+
+    def forward(self, k, cos, sin, pos):
+        if self.seq_major:
+            k = k.transpose(1, 2)
+        half = k.shape[-1] // 2
+        roped = k * cos[:, None] + torch.cat((-k[..., half:], k[..., :half]), dim=-1) * sin[:, None]
+        self.k_cache.index_copy_(2, pos, roped)
+        read = self.k_cache * 2
+        return (read, roped * 3) if self.keep else read
+
+
+def _rope_cache_steps(dtype, seq_major, kv_heads=2, dim=16):
+    """Three steps of two positions each, not always adjacent (cos and sin of those positions)."""
+    steps = []
+    for positions in (torch.tensor([0, 1]), torch.tensor([2, 5]), torch.tensor([11, 9])):
+        seq = positions.numel()
+        angles = positions[:, None].float() * torch.rand(dim // 2) * 2
+        angles = torch.cat((angles, angles), dim=-1)[None]
+        k = randn(1, seq, kv_heads, dim, dtype=dtype) if seq_major else randn(1, kv_heads, seq, dim, dtype=dtype)
+        steps.append((k, angles.cos().to(dtype), angles.sin().to(dtype), positions))
+    return steps
+
+
+def _run_steps(module, steps, fuse: bool, monkeypatch):
+    if not fuse:
+        monkeypatch.setattr(passes, "fuse_rope_cache_writes", lambda gm: 0)
+    model = etgpu.Model(etgpu.compile(export(module.eval(), steps[0])), device=TEST_DEVICE)
+    monkeypatch.undo()
+    return [model.run(list(step)) for step in steps]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("seq_major", [True, False])
+def test_rope_of_k_writes_the_cache_in_one_instruction(dtype, seq_major, monkeypatch):
+    """Rope + IndexCopy become one Rope with a cache: no IndexCopy is left, the cache is written
+    in place (no Expand copies it), and every step's cache equals the unfused pair's bit for bit
+    (eager: test_rope_cache_write_matches_eager)."""
+    steps = _rope_cache_steps(dtype, seq_major)
+    ops = instruction_ops(_RopeCache(dtype, seq_major), steps[0])
+    assert ops.count("Rope") == 1 and "IndexCopy" not in ops and "Expand" not in ops, ops
+    assert "Permute" not in ops or not seq_major, ops
+    module = _RopeCache(dtype, seq_major)  # one initial cache for both (compiling leaves it as is)
+    fused, unfused = _run_steps(module, steps, True, monkeypatch), _run_steps(module, steps, False, monkeypatch)
+    for step, (a, b) in enumerate(zip(fused, unfused)):
+        assert torch.equal(a[0], b[0]), f"step {step}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rope_cache_write_matches_eager(dtype):
+    steps = _rope_cache_steps(dtype, True)
+    module = _RopeCache(dtype)
+    check_module(module, steps[0], run_inputs_list=steps[1:], compare_torch_cuda=False)
+
+
+def test_rope_with_another_reader_keeps_its_index_copy():
+    steps = _rope_cache_steps(torch.float32, True)
+    ops = instruction_ops(_RopeCache(torch.float32, keep=True), steps[0])
+    assert "IndexCopy" in ops and ops.count("Rope") == 1, ops
+    check_module(_RopeCache(torch.float32, keep=True), steps[0], run_inputs_list=steps[1:], compare_torch_cuda=False)
+
+
+def test_rope_cache_write_past_the_cache_is_index_copys_error():
+    """A position outside the cache is refused as IndexCopy refuses it (CPU: before writing,
+    CUDA: flagged on the device, the row skipped), and the model stays usable."""
+    steps = _rope_cache_steps(torch.float32, True)
+    module = _RopeCache(torch.float32)
+    model = etgpu.Model(etgpu.compile(export(module.eval(), steps[0])), device=TEST_DEVICE)
+    k, cos, sin, _ = steps[1]
+    with pytest.raises(etgpu.runtime.EtGpuError, match="outside|out of range"):
+        model.run([k, cos, sin, torch.tensor([3, 12])])
+    assert model.run(list(steps[1]))[0].shape == (1, 2, 12, 16)

@@ -71,7 +71,10 @@ struct QuantLinearParams { QuantWeightParams w; ActQuant act; bool has_bias; };
 struct QuantEmbeddingParams { QuantWeightParams w; };
 
 // Fused LLM ops (schema/etgpu.fbs has their exact semantics).
-struct RopeParams { bool x_seq_major; };                                      // in: x, cos, sin
+// in: x, cos, sin; out: the rotated x. With cache_dim >= 0 (RoPE fused with the KV-cache write):
+// in: x, cos, sin, index; out: the cache, whose rows index[i] along cache_dim receive the rotated
+// rows in place (IndexCopy's semantics); extra_out[0], if present: the rotated value too.
+struct RopeParams { bool x_seq_major; int cache_dim = -1; };
 struct GluParams { UnaryOp act; };                                            // in: a, b
 // out = rms_norm(sum) with `norm`'s fields, sum = x + residual.  in: x, residual [, w]; out: the
 // normed value; extra_out[0]: sum (the one op with a second output, see Node::extra_out).
@@ -96,5 +99,16 @@ struct Node {
   // empty for every other op.
   std::vector<TensorRef> extra_out = {};
 };
+
+// Shape and dtype of a Rope node's rotated value: its out, or with a cache (p.cache_dim >= 0,
+// in[3] the index) the cache with index.shape[0] rows along cache_dim; data is then
+// extra_out[0]'s, or null when the rotated value is only written into the cache.
+inline TensorRef rope_rows(const Node& n, const RopeParams& p) {
+  if (p.cache_dim < 0) return n.out;
+  TensorRef rows = n.out;
+  rows.data = n.extra_out.empty() ? nullptr : n.extra_out[0].data;
+  if (p.cache_dim < rows.rank && n.in.size() > 3 && n.in[3].rank >= 1) rows.shape[p.cache_dim] = n.in[3].shape[0];
+  return rows;
+}
 
 }  // namespace etgpu

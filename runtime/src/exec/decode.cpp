@@ -175,8 +175,17 @@ Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstructi
       ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
       ETGPU_RETURN_IF_ERROR(ops.required(p->cos(), "cos"));
       ETGPU_RETURN_IF_ERROR(ops.required(p->sin(), "sin"));
-      d->params = RopeParams{p->x_seq_major()};
-      return ops.output(p->out());
+      if (p->cache() < 0) {
+        d->params = RopeParams{p->x_seq_major()};
+        return ops.output(p->out());
+      }
+      // Fused with the KV-cache write: the cache is the output (written in place, as IndexCopy's
+      // dst), the rotated value an optional extra output.
+      ETGPU_CHECK(p->cache_dim() >= 0, "instruction ", i, ": rope cache_dim ", p->cache_dim(), " is negative");
+      ETGPU_RETURN_IF_ERROR(ops.required(p->index(), "index"));
+      if (p->out() >= 0) ETGPU_RETURN_IF_ERROR(ops.extra_output(p->out(), "rotated"));
+      d->params = RopeParams{p->x_seq_major(), p->cache_dim()};
+      return ops.output(p->cache());
     }
     case ir::Op::Glu: {
       auto* p = ins.op_as_Glu();

@@ -344,8 +344,28 @@ Status check(const Node& n, const QuantEmbeddingParams& p) {
   return check_quant_weight(n, 1, p.w, n.in[1].rank == 2 ? n.in[1].shape[0] : -1, o.size(-1), "quant_embedding");
 }
 
+// With a cache, `o` below is the rotated rows' shape (rope_rows), checked as a plain Rope's out,
+// and the write into the cache as IndexCopy's: index 1-d with one entry per row, the rows the
+// cache's shape but along cache_dim; the rotated output, if any, has the rows' shape and dtype.
+Status check_rope_cache(const Node& n, const RopeParams& p) {
+  const TensorRef& cache = n.out;
+  ETGPU_CHECK(n.in.size() == 4 && n.extra_out.size() <= 1, "rope: a cache write needs x, cos, sin, index");
+  ETGPU_CHECK(p.cache_dim >= 0 && p.cache_dim < cache.rank, "rope: bad cache_dim");
+  const TensorRef& index = n.in[3];
+  ETGPU_RETURN_IF_ERROR(check_index_dtype(index, "rope"));
+  ETGPU_CHECK(index.rank == 1, "rope: the cache index must be 1-d");
+  if (!n.extra_out.empty()) {
+    const TensorRef rows = rope_rows(n, p);
+    ETGPU_CHECK(same_shape(n.extra_out[0], rows) && n.extra_out[0].dtype == cache.dtype,
+                "rope: the rotated output must have the cache rows' shape and dtype");
+  }
+  return Status::ok();
+}
+
 Status check(const Node& n, const RopeParams& p) {
-  const TensorRef &x = n.in[0], &cos = n.in[1], &sin = n.in[2], &o = n.out;
+  if (p.cache_dim >= 0) ETGPU_RETURN_IF_ERROR(check_rope_cache(n, p));
+  const TensorRef &x = n.in[0], &cos = n.in[1], &sin = n.in[2];
+  const TensorRef o = rope_rows(n, p);
   ETGPU_CHECK(is_floating(x.dtype) && cos.dtype == x.dtype && sin.dtype == x.dtype && o.dtype == x.dtype,
               "rope: x, cos, sin and out must share one float dtype");
   ETGPU_CHECK(x.rank >= 1 && o.rank == x.rank && o.size(-1) % 2 == 0, "rope: out must have x's rank, its last dim even");

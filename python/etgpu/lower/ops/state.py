@@ -8,7 +8,7 @@ from etgpu.lower.ops._util import normalize_dim
 from etgpu.lower.registry import lowering
 
 
-def _writes_in_place(ctx, dst_node, write_node) -> bool:
+def writes_in_place(ctx, dst_node, write_node) -> bool:
     """In place is exact only when no instruction reads the old contents after the write: every
     other reader of the buffer (a ring cache's read of its previous window) was lowered before
     it, into storage of its own (a view would be read later, through the buffer)."""
@@ -24,7 +24,7 @@ def index_copy(ctx, node):
     dst_node, dim, index, source = node.args[:4]
     rank = ctx.meta(dst_node).dim()
     fields = dict(index=ctx.input(index), x=ctx.input(source), dim=normalize_dim(dim, rank))
-    if _writes_in_place(ctx, dst_node, node):
+    if writes_in_place(ctx, dst_node, node):
         dst = ctx.input(dst_node)
         ctx.bind(node, dst)
     else:

@@ -5,7 +5,7 @@ these passes, which is safe: every node a pass removes is supported on its own."
 from torch.export import ExportedProgram
 
 from etgpu.lower.passes.cse import eliminate_common_subexpressions
-from etgpu.lower.passes.fuse_llm import fuse_llm_patterns
+from etgpu.lower.passes.fuse_llm import fuse_llm_patterns, fuse_rope_cache_writes
 from etgpu.lower.passes.rms_norm import fuse_add_rms_norm, fuse_rms_norm
 
 
@@ -14,5 +14,6 @@ def run_passes(ep: ExportedProgram) -> ExportedProgram:
     eliminate_common_subexpressions(ep.graph_module)
     fuse_rms_norm(ep.graph_module)
     fuse_llm_patterns(ep.graph_module)
+    fuse_rope_cache_writes(ep.graph_module)  # after fuse_llm_patterns: it folds writes into those ropes
     fuse_add_rms_norm(ep.graph_module)  # after fuse_rms_norm: it folds adds into those norms
     return ep

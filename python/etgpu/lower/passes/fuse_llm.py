@@ -7,6 +7,13 @@
          is absorbed too: one copy fewer per tensor)
   GLU    act(gate) * up, act = silu or gelu                  -> etgpu::glu    (one Glu)
 
+and (fuse_rope_cache_writes, run after) the KV-cache write of a roped key:
+  index_copy(cache, dim, index, rope(k))  -> etgpu::rope_index_copy (one Rope with a cache: the
+         rotated rows go straight into the cache rows, one launch and no rotated-k buffer per
+         layer), when the index_copy is the roped value's only reader. A ring (sliding-window)
+         layer's keys are also read by the cat of the old window before the write, so it keeps
+         the separate Rope and IndexCopy.
+
 Both fused ops round each intermediate to the tensors' dtype as the unfused ops do, so they match
 eager bit for bit in fp16/bf16 up to the order of two roundings. Fusion requires x, cos, sin (a,
 b) and the result to share one float dtype."""
@@ -16,7 +23,7 @@ from typing import Optional
 import torch
 import torch.fx
 
-from etgpu.lower.passes._fx import dtype_of, op_name, replace_with_call, users
+from etgpu.lower.passes._fx import dtype_of, erase_chain, op_name, replace_with_call, users
 
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 _GLU_ACTS = ("silu", "gelu", "gelu_tanh")
@@ -34,6 +41,18 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, x_seq_major: boo
 @rope.register_fake
 def _(x, cos, sin, x_seq_major):
     return torch.empty_like(x.transpose(1, 2) if x_seq_major else x, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("etgpu::rope_index_copy", mutates_args=())
+def rope_index_copy(cache: torch.Tensor, dim: int, index: torch.Tensor, x: torch.Tensor, cos: torch.Tensor,
+                    sin: torch.Tensor, x_seq_major: bool) -> torch.Tensor:
+    """Reference semantics of a Rope instruction with a cache: cache.index_copy(dim, index, rope(x))."""
+    return cache.index_copy(dim, index, rope(x, cos, sin, x_seq_major))
+
+
+@rope_index_copy.register_fake
+def _(cache, dim, index, x, cos, sin, x_seq_major):
+    return torch.empty_like(cache, memory_format=torch.contiguous_format)
 
 
 @torch.library.custom_op("etgpu::glu", mutates_args=())
@@ -172,5 +191,30 @@ def fuse_llm_patterns(gm: torch.fx.GraphModule) -> int:
         fused += 1
     if fused:
         gm.graph.lint()
+        gm.recompile()
+    return fused
+
+
+def fuse_rope_cache_writes(gm: torch.fx.GraphModule) -> int:
+    """Rewrites index_copy(cache, dim, index, etgpu::rope(...)) into one etgpu::rope_index_copy
+    where the index_copy is the rope's only reader; returns how many were fused."""
+    graph = gm.graph
+    fused = 0
+    for node in list(graph.nodes):
+        if op_name(node) != "aten.index_copy.default" or len(node.args) != 4 or node.kwargs:
+            continue
+        cache, dim, index, source = node.args
+        if op_name(source) != "etgpu.rope.default" or users(source) != [node]:
+            continue
+        if not isinstance(dim, int) or dtype_of(cache) != dtype_of(source):
+            continue
+        # Retargeted in place, not replaced: the node keeps its name, by which the graph signature
+        # knows its value as the buffer's new state (a mutation output).
+        node.target = torch.ops.etgpu.rope_index_copy.default
+        node.args = (cache, dim, index, *source.args)
+        erase_chain(graph, source)
+        fused += 1
+    if fused:
+        graph.lint()
         gm.recompile()
     return fused

@@ -217,15 +217,33 @@ Status arange(const Node& n, const ArangeParams& p) {
 }
 
 // Fused ops: the rounding of each intermediate to the tensors' dtype mirrors the unfused ops.
+// Rope walks its rotated value `rows` (rope_rows): the plain op stores element i to out; with a
+// cache, element i of row j (along cache_dim) goes to row index[j] of the cache, as index_copy
+// moves it, after every position was checked (index_copy's error, nothing written), and to the
+// rotated output as well when there is one.
 Status rope(const Node& n, const RopeParams& p) {
-  const TensorRef &x = n.in[0], &out = n.out;
-  StridedWalk walk(out, {broadcast_strides(n.in[1], out), broadcast_strides(n.in[2], out)});
-  const int64_t count = out.numel(), dim = x.size(-1), half = dim / 2;
-  for (int64_t i = 0; i < count; ++i, walk.next()) {
+  const TensorRef &x = n.in[0];
+  const TensorRef rows = rope_rows(n, p);
+  const bool to_cache = p.cache_dim >= 0;
+  int64_t inner = 1, count = 1, extent = 1;
+  if (to_cache) {
+    const TensorRef &index = n.in[3], &cache = n.out;
+    for (int d = p.cache_dim + 1; d < cache.rank; ++d) inner *= cache.shape[d];
+    count = index.shape[0];
+    extent = cache.shape[p.cache_dim];
+    for (int64_t j = 0; j < count; ++j) {
+      const int64_t target = load_int(index.data, index.dtype, j);
+      ETGPU_CHECK(target >= 0 && target < extent, "index_copy: position ", target,
+                  " is outside [0, ", extent, ") (past the end of the cache?)");
+    }
+  }
+  StridedWalk walk(rows, {broadcast_strides(n.in[1], rows), broadcast_strides(n.in[2], rows)});
+  const int64_t total = rows.numel(), dim = x.size(-1), half = dim / 2;
+  for (int64_t i = 0; i < total; ++i, walk.next()) {
     const int64_t d = i % dim;
     int64_t xi = i;
-    if (p.x_seq_major) {  // out [B, H, L, D] from x [B, L, H, D]
-      const int64_t heads = out.shape[1], seq = out.shape[2], row = i / dim;
+    if (p.x_seq_major) {  // rows [B, H, L, D] from x [B, L, H, D]
+      const int64_t heads = rows.shape[1], seq = rows.shape[2], row = i / dim;
       const int64_t l = row % seq, h = (row / seq) % heads, b = row / (seq * heads);
       xi = ((b * seq + l) * heads + h) * dim + d;
     }
@@ -234,7 +252,13 @@ Status rope(const Node& n, const RopeParams& p) {
                                    : static_cast<float>(load(x.data, x.dtype, xi - half));
     const float c = static_cast<float>(load(n.in[1].data, x.dtype, walk.offset(0)));
     const float s = static_cast<float>(load(n.in[2].data, x.dtype, walk.offset(1)));
-    store(out.data, out.dtype, i, round_to(x.dtype, xv * c) + round_to(x.dtype, rotated * s));
+    const float v = round_to(x.dtype, xv * c) + round_to(x.dtype, rotated * s);
+    if (rows.data) store(rows.data, rows.dtype, i, v);
+    if (to_cache) {  // rows viewed as [outer, count, inner], the cache as [outer, extent, inner]
+      const int64_t q = i % inner, rest = i / inner, j = rest % count, o = rest / count;
+      const int64_t target = load_int(n.in[3].data, n.in[3].dtype, j);
+      store(n.out.data, n.out.dtype, (o * extent + target) * inner + q, v);
+    }
   }
   return Status::ok();
 }

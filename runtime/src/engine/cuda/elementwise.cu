@@ -224,12 +224,20 @@ bool wide_integer(DType d) { return d == DType::I64 || d == DType::I32; }
 
 // Fused ops: each intermediate is rounded to the tensors' dtype, as the unfused ops round.
 struct RopeArgs {
-  Indexer<2> ix;  // cos, sin broadcast over x
+  Indexer<2> ix;  // cos, sin broadcast over the rotated value
   const void *x, *cos, *sin;
-  void* out;
+  void* out;  // the rotated value, contiguous; null when it only goes to the cache
   DType dtype;
   int64_t count, dim;
   int64_t heads, seq;  // > 0: x is [B, L, H, D] for out [B, H, L, D]
+  // With a cache (non-null): the rotated value, viewed as [outer, rows, inner] along the cache
+  // dim, lands at rows index[j] of the cache viewed as [outer, extent, inner], exactly as
+  // index_copy_kernel moves it: a position outside [0, extent) is flagged and not written.
+  void* cache = nullptr;
+  const void* index = nullptr;
+  DType index_dtype = DType::I64;
+  int64_t rows = 1, extent = 1, inner = 1;
+  int* error_flag = nullptr;
 };
 
 __global__ void rope_kernel(RopeArgs a) {
@@ -246,7 +254,18 @@ __global__ void rope_kernel(RopeArgs a) {
     const float xv = load_as<float>(a.x, a.dtype, xi);
     const float rotated = d < half ? -load_as<float>(a.x, a.dtype, xi + half) : load_as<float>(a.x, a.dtype, xi - half);
     const float c = load_as<float>(a.cos, a.dtype, off[0]), s = load_as<float>(a.sin, a.dtype, off[1]);
-    store_from<float>(a.out, a.dtype, i, round_to_dtype(xv * c, a.dtype) + round_to_dtype(rotated * s, a.dtype));
+    const float v = round_to_dtype(xv * c, a.dtype) + round_to_dtype(rotated * s, a.dtype);
+    if (a.out) store_from<float>(a.out, a.dtype, i, v);
+    if (a.cache) {
+      const int64_t q = i % a.inner, rest = i / a.inner;
+      const int64_t j = rest % a.rows, o = rest / a.rows;
+      const int64_t target = load_index(a.index, a.index_dtype, j);
+      if (target < 0 || target >= a.extent) {
+        atomicCAS(a.error_flag, kNoError, kIndexOutOfRange);
+        continue;
+      }
+      store_from<float>(a.cache, a.dtype, (o * a.extent + target) * a.inner + q, v);
+    }
   }
 }
 
@@ -344,13 +363,25 @@ Status arange(const Context& c, const Node& n, const ArangeParams& p) {
   return Status::ok();
 }
 
+// With a cache (p.cache_dim >= 0) n.out is the cache and the rotated value (rope_rows) is walked
+// instead, each element stored into its cache row (and into extra_out[0] when present).
 Status rope(const Context& c, const Node& n, const RopeParams& p) {
-  const TensorRef& out = n.out;
-  const int64_t count = out.numel();
+  const TensorRef rows = rope_rows(n, p);
+  const int64_t count = rows.numel();
   if (count == 0) return Status::ok();
   const TensorRef* tables[2] = {&n.in[1], &n.in[2]};
-  RopeArgs a{broadcast_indexer<2>(out, tables), n.in[0].data, n.in[1].data, n.in[2].data, out.data, out.dtype,
-             count, out.size(-1), p.x_seq_major ? out.shape[1] : 0, p.x_seq_major ? out.shape[2] : 0};
+  RopeArgs a{broadcast_indexer<2>(rows, tables), n.in[0].data, n.in[1].data, n.in[2].data, rows.data, rows.dtype,
+             count, rows.size(-1), p.x_seq_major ? rows.shape[1] : 0, p.x_seq_major ? rows.shape[2] : 0};
+  if (p.cache_dim >= 0) {
+    const TensorRef &cache = n.out, &index = n.in[3];
+    a.cache = cache.data;
+    a.index = index.data;
+    a.index_dtype = index.dtype;
+    a.rows = index.shape[0];
+    a.extent = cache.shape[p.cache_dim];
+    for (int d = p.cache_dim + 1; d < cache.rank; ++d) a.inner *= cache.shape[d];
+    a.error_flag = c.error_flag;
+  }
   rope_kernel<<<grid_for(count), kThreads, 0, c.stream>>>(a);
   ETGPU_CUDA_LAUNCH_CHECK("rope kernel");
   return Status::ok();
