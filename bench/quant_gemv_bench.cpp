@@ -270,8 +270,8 @@ int main() {
                   copy_us(ctx.stream, static_cast<size_t>(bytes), 16));
     rows.push_back(line);
   }
-  // Prefill: GEMV passes (M <= 64) and the tiled GEMM vs bf16 cuBLASLt on the same shapes, and
-  // for M > 64 the dequantize + cuBLASLt path the tiled GEMM replaced.
+  // Prefill: GEMV passes (M <= 64) vs bf16 cuBLASLt on the same shapes; for M > 64 both prefill
+  // paths, each forced (quant_linear picks between them by tiled_gemm_preferred, set from these rows).
   for (const auto& shape : shapes) {
     for (Case c : cases) {
       for (int64_t m : {16, 64, 128, 512, 2048}) {
@@ -280,7 +280,7 @@ int main() {
         if (c.p.group == 0) c.p.group = k;  // per-channel
         Problem pr;
         build(pr, c, m, n, k, 1, rng);
-        const double q_ms = time_nodes(ctx, pr.nodes, 20);
+        const double q_ms = time_nodes(ctx, pr.nodes, 20, m > 64 ? cuda::quant_linear_tiled : cuda::quant_linear);
         const double dq_ms = m > 64 ? time_nodes(ctx, pr.nodes, 20, cuda::quant_linear_dequant) : 0.0;
         void* w = device_copy(std::vector<uint8_t>(n * k * 2, 0x3c));  // bf16 ~0.01, not zeros
         cuda::GemmProblem g{DType::BF16, true, m, n, k, 1, 0, 0, 0, false};

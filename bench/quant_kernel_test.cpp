@@ -16,6 +16,7 @@
 #include <string>
 #include <tuple>
 
+#include "engine/cuda/quant_internal.h"
 #include "engine/engine.h"
 #include "quant_host.h"
 
@@ -145,12 +146,12 @@ bool embedding_cases(Engine* e, std::mt19937& rng) {
 // The kernel quant_linear routes a bf16/f16/f32 case to (mirrors quant.cu / quant_gemv.cu /
 // quant_gemm.cu): "gemv" (M <= 64, whole 16-word steps, <= 2 groups per 4 words), "tiled" (the
 // tiled GEMM: bf16/f16, whole 4-word quads), else "dequant" (dequantize + cuBLASLt).
-const char* path_of(const QuantWeightParams& wp, DType d, int64_t m, int64_t k) {
+const char* path_of(const QuantWeightParams& wp, DType d, int64_t m, int64_t n, int64_t k) {
   const int64_t per_word = wp.scheme == QuantScheme::NvFp4 ? 8 : 32 / wp.bits, words = k / per_word;
   const int64_t quad_groups = wp.group == k ? 1 : 4 * per_word / wp.group;
   if (d == DType::F32) return "dequant";
   if (m <= 64 && words % 16 == 0 && quad_groups <= 2) return "gemv";
-  return words % 4 == 0 ? "tiled" : "dequant";
+  return words % 4 == 0 && cuda::tiled_gemm_preferred(wp, n, m) ? "tiled" : "dequant";
 }
 
 }  // namespace
@@ -189,7 +190,7 @@ int main(int argc, char** argv) {
                 const DType param_dtype = dtypes[cases % 3];
                 std::string error;
                 const double err = linear_case(engine.get(), wp, d, param_dtype, m, 72, k, bias, act, rng, &error);
-                auto& w = table[{format_name(wp), dtype_str(d), path_of(wp, d, m, k)}];
+                auto& w = table[{format_name(wp), dtype_str(d), path_of(wp, d, m, 72, k)}];
                 w.err = std::max(w.err, err);
                 ++w.cases;
                 ++cases;
@@ -227,12 +228,14 @@ int main(int argc, char** argv) {
               if (d == DType::F32 && (m != 65 || zeros != 0 || group != k)) continue;
               const int flags = prefill % 4;
               const bool bias = flags & 1, act = flags & 2;
-              const int64_t n = (prefill / 4) % 2 ? 200 : 72;
+              // 8200 rows (m = 65 only: the CPU reference's cost) reach the tiled GEMM for every
+              // format (tiled_gemm_preferred); 72 and 200 reach it for int2 and dequantize otherwise.
+              const int64_t n = m == 65 && (prefill / 4) % 3 == 2 ? 8200 : (prefill / 4) % 2 ? 200 : 72;
               ++prefill;
               const DType param_dtype = dtypes[cases % 3];
               std::string error;
               const double err = linear_case(engine.get(), wp, d, param_dtype, m, n, k, bias, act, rng, &error);
-              auto& w = table[{format_name(wp), dtype_str(d), path_of(wp, d, m, k)}];
+              auto& w = table[{format_name(wp), dtype_str(d), path_of(wp, d, m, n, k)}];
               w.err = std::max(w.err, err);
               ++w.cases;
               ++cases;

@@ -2,11 +2,12 @@
 //
 // quant_linear: bf16/f16 x with at most 64 rows takes the tensor-core GEMV (quant_gemv.cu), which
 // reads the packed weights once per 8 rows. More rows (prefill), and the layouts the GEMV does not
-// tile, take the tiled GEMM (quant_gemm.cu), which decodes weight tiles straight into tensor-core
-// operands: the weights are read once, never written back dequantized. What neither kernel serves
-// (f32 x, rows that are not whole 16-byte quads of code words) dequantizes the weight into the
-// engine's fixed quant scratch, a chunk of rows at a time, and multiplies with cuBLASLt into the
-// matching column block of out (ldc = N): no allocation in run, whatever the weight's size.
+// tile, take the tiled GEMM (quant_gemm.cu) where it measured faster (tiled_gemm_preferred): it
+// decodes weight tiles straight into tensor-core operands, so the weights are read once, never
+// written back dequantized. Everything else (and f32 x, rows that are not whole 16-byte quads of
+// code words) dequantizes the weight into the engine's fixed quant scratch, a chunk of rows at a
+// time, and multiplies with cuBLASLt into the matching column block of out (ldc = N): no
+// allocation in run, whatever the weight's size.
 // TorchAO 8da activations are quantized-dequantized per row into the scratch first (in chunks of
 // rows when x exceeds it).
 // quant_embedding reuses the row-dequantize kernel with a gather index.
@@ -183,7 +184,9 @@ Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p)
   const bool act_fits = !act || x.nbytes() <= c.quant_scratch_bytes;
   if (!quant_gemv_supported(w, x, m) || !act_fits) {
     const bool act_row_fits = !act || static_cast<size_t>(k) * dtype_size(x.dtype) <= c.quant_scratch_bytes;
-    if (quant_gemm_kernel_supported(w, x, m) && act_row_fits) return quant_gemm_direct(c, p, w, x, bias, out, m);
+    if (quant_gemm_kernel_supported(w, x, m) && act_row_fits && tiled_gemm_preferred(p.w, w.rows, m)) {
+      return quant_gemm_direct(c, p, w, x, bias, out, m);
+    }
     return quant_gemm(c, p, w, x, bias, out, m);
   }
   const void* a = x.data;
@@ -194,13 +197,24 @@ Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p)
   return quant_gemv(c, p.w, w, a, x.dtype, bias ? bias->data : nullptr, out.data, m);
 }
 
-Status quant_linear_dequant(const Context& c, const Node& n, const QuantLinearParams& p) {
+Status quant_linear_forced(const Context& c, const Node& n, const QuantLinearParams& p, bool tiled) {
   const TensorRef &x = n.in[0], &out = n.out;
   if (out.numel() == 0) return Status::ok();
   const int64_t k = x.size(-1), m = x.numel() / k;
   PackedWeight w;
   if (k == 0 || !make_packed_weight(n, 1, p.w, k, &w)) return unsupported_layout("quant_linear", p.w);
-  return quant_gemm(c, p, w, x, p.has_bias ? &n.in[3 + (p.w.has_zeros ? 1 : 0)] : nullptr, out, m);
+  const TensorRef* bias = p.has_bias ? &n.in[3 + (p.w.has_zeros ? 1 : 0)] : nullptr;
+  if (!tiled) return quant_gemm(c, p, w, x, bias, out, m);
+  if (!quant_gemm_kernel_supported(w, x, m)) return err("quant_linear: the tiled GEMM does not take this layout");
+  return quant_gemm_direct(c, p, w, x, bias, out, m);
+}
+
+Status quant_linear_dequant(const Context& c, const Node& n, const QuantLinearParams& p) {
+  return quant_linear_forced(c, n, p, false);
+}
+
+Status quant_linear_tiled(const Context& c, const Node& n, const QuantLinearParams& p) {
+  return quant_linear_forced(c, n, p, true);
 }
 
 Status quant_embedding(const Context& c, const Node& n, const QuantEmbeddingParams& p) {

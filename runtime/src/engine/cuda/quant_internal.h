@@ -9,7 +9,7 @@ namespace etgpu::cuda {
 struct PackedWeight;
 
 // x rows up to this many take the GEMV (8 per pass: the mma's 8 columns); more take the tiled
-// GEMM (quant_gemm.cu). Each GEMV pass decodes the whole weight again (from L2), while the GEMM
+// GEMM (quant_gemm.cu) where it is faster (tiled_gemm_preferred), else dequantize + cuBLASLt. Each GEMV pass decodes the whole weight again (from L2), while the GEMM
 // decodes a weight tile once per 64/128 x rows. (Chosen, not measured: the crossover was not
 // timed when the GEMM was written.)
 constexpr int64_t kMaxGemvRows = 64;
@@ -19,6 +19,15 @@ bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m);
 Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeight& w, const void* x, DType dtype,
                   const void* bias, void* out, int64_t m);
 
+
+// Whether the tiled GEMM (below) beats dequantize + cuBLASLt for m rows of x against an n-row
+// weight. Measured on the H200 (bench/quant_gemv_bench, 2026-11-29, bench/NOTES.md): the tiled
+// kernel (mma.sync, one block per SM, 128 weight rows per block) wins where the dequantize pass is
+// slow (2-bit codes up to 512 rows: 0.11 vs 0.19 ms) and where few x rows still make many weight
+// tiles (n >= 8192, m <= 128: 0.054 vs 0.080 ms); elsewhere it ran 1.1-2.6x slower.
+inline bool tiled_gemm_preferred(const QuantWeightParams& p, int64_t n, int64_t m) {
+  return (p.scheme == QuantScheme::Affine && p.bits == 2 && m <= 512) || (n >= 8192 && m <= 128);
+}
 
 // The tiled quantized GEMM: bf16/f16 x, any M, any format the decoder serves, whole rows of
 // 16-byte-aligned quads of code words (K tails past a 16-word step are handled).
