@@ -164,27 +164,39 @@ def test_add_rms_norm_matches_the_unfused_pair_bit_for_bit(dtype, monkeypatch):
         assert torch.equal(a, b)
 
 
+class _WithNorm(torch.nn.Module):
+    """fn(norm, *inputs) with the norm a submodule, so that moving the module for the reference
+    run (to the test device) moves the norm's weight too."""
+
+    def __init__(self, fn, norm):
+        super().__init__()
+        self.fn, self.norm = fn, norm
+
+    def forward(self, *args):
+        return self.fn(self.norm, *args)
+
+
 def test_add_rms_norm_with_a_user_of_the_sum_before_the_norm():
     """The fused call moves up to the add, so a reader of the sum placed before the norm still
     follows it."""
-    norm = _llama_rms_norm(32, torch.float32)
 
-    def fn(x, r):
+    def fn(norm, x, r):
         h = x + r
         doubled = h * 2
         return norm(h), doubled
 
+    module = _WithNorm(fn, _llama_rms_norm(32, torch.float32))
     inputs = (randn(3, 32), randn(3, 32))
-    assert instruction_ops(Fn(fn), inputs) == ["AddRmsNorm", "Binary"]
-    check_module(Fn(fn), inputs)
+    assert instruction_ops(module, inputs) == ["AddRmsNorm", "Binary"]
+    check_module(module, inputs)
 
 
 def test_add_rms_norm_not_fused_when_broadcast_or_mixed_dtype():
-    norm = _llama_rms_norm(16, torch.float32)
-    broadcast = Fn(lambda x, b: norm(x + b))
+    broadcast = _WithNorm(lambda norm, x, b: norm(x + b), _llama_rms_norm(16, torch.float32))
     assert "AddRmsNorm" not in instruction_ops(broadcast, (randn(3, 16), randn(16)))
     check_module(broadcast, (randn(3, 16), randn(16)))
-    mixed = Fn(lambda x, r: norm(x + r))  # bf16 + fp32 promotes: the kernel does not convert
+    # bf16 + fp32 promotes: the kernel does not convert
+    mixed = _WithNorm(lambda norm, x, r: norm(x + r), _llama_rms_norm(16, torch.float32))
     inputs = (randn(3, 16, dtype=torch.bfloat16), randn(3, 16))
     assert "AddRmsNorm" not in instruction_ops(mixed, inputs)
     check_module(mixed, inputs)
