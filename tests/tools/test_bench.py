@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from etgpu.bench import report, targets
+from etgpu.bench import roofline
 from etgpu.bench.roofline import decode_bytes, kv_positions_read, weight_bytes
 from etgpu.llm.recipes import build_config, build_hf_model
 from parity import TEST_DEVICE
@@ -83,6 +84,22 @@ def test_weights_read_per_token(tied):
     # Tied: the head reads the whole table; untied: the lookup reads one row of it.
     expected = everything if tied else everything - table + table // model.config.vocab_size
     assert counted["weights_read_per_token"] == expected
+
+
+@pytest.mark.parametrize("scheme,bits", [("int4-g32", 4), ("int8", 8)])
+def test_quantized_codes_count_at_their_bit_width(scheme, bits):
+    """TorchAO holds int4 codes one per byte; the roofline charges what a packed read moves."""
+    from torchao.quantization import quantize_
+
+    from etgpu.llm.quantize import linear_config
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 96, bias=False))
+    quantize_(model, linear_config(scheme))
+    weight = model[0].weight
+    names, _ = weight.__tensor_flatten__()
+    params = sum(getattr(weight, n).nbytes for n in names if n != "qdata")
+    leaves = [leaf for t in model.parameters() for leaf in roofline._leaves(t)]
+    assert roofline._unique_bytes(leaves) == 96 * 64 * bits // 8 + params
 
 
 def test_kv_bytes_follow_context_and_sliding_window():

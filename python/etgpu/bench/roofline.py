@@ -1,33 +1,40 @@
 """Bytes a decode step must move through device memory, at the least: every weight the step
 reads, once (the embedding table one row, the LM head in full; a tied table once, since the head
 reads all of it), the KV cache of the positions attended to, the new token's K and V written, and
-the logits row written. Counted from the model's own tensors, so a quantized model is charged the
-bytes of its TorchAO representation (codes and scales as TorchAO holds them; a scheme whose codes
-TorchAO keeps one per byte is charged more than etgpu's packed layout reads). The roofline time of
-a step is these bytes over the measured copy bandwidth."""
+the logits row written. Counted from the model's own tensors; a TorchAO quantized weight is charged
+its codes at their bit width (TorchAO keeps sub-byte codes one per byte; etgpu's layout packs
+them, and a packed read is the least any engine must do) plus its scales and zeros as stored. The
+roofline time of a step is these bytes over the measured copy bandwidth."""
 
 from typing import Dict
 
 import torch
 
 
-def _unique_bytes(tensors) -> int:
+# Sub-byte integer dtypes TorchAO quantizes to, by bit width.
+_SUB_BYTE_BITS = {getattr(torch, f"{kind}{bits}"): bits for kind in ("int", "uint") for bits in range(1, 8)
+                  if hasattr(torch, f"{kind}{bits}")}
+
+
+def _unique_bytes(leaves) -> int:
     seen, total = set(), 0
-    for t in tensors:
+    for t, bits in leaves:
         key = (t.untyped_storage().data_ptr(), t.storage_offset(), t.nbytes)
         if key not in seen:
             seen.add(key)
-            total += t.nbytes
+            total += t.nbytes * bits // 8
     return total
 
 
-def _leaves(tensor):
-    """The plain tensors that hold a tensor's data: a TorchAO quantized weight is a subclass whose
-    codes and scales are inner tensors (its own nbytes would be the dense size)."""
+def _leaves(tensor, bits: int = 8):
+    """(plain tensor, bits each of its bytes stands for) for the tensors that hold a tensor's data:
+    a TorchAO quantized weight is a subclass whose codes and scales are inner tensors (its own
+    nbytes would be the dense size), and codes of a sub-byte target dtype count at that width."""
     if hasattr(tensor, "__tensor_flatten__"):
         names, _ = tensor.__tensor_flatten__()
-        return [leaf for name in names for leaf in _leaves(getattr(tensor, name))]
-    return [tensor]
+        code_bits = _SUB_BYTE_BITS.get(getattr(tensor, "target_dtype", None), 8)
+        return [leaf for name in names for leaf in _leaves(getattr(tensor, name), code_bits if name == "qdata" else 8)]
+    return [(tensor, bits)]
 
 
 def _module_tensors(module: torch.nn.Module):
@@ -35,7 +42,7 @@ def _module_tensors(module: torch.nn.Module):
 
 
 def _storages(module: torch.nn.Module):
-    return {t.untyped_storage().data_ptr() for t in _module_tensors(module)}
+    return {t.untyped_storage().data_ptr() for t, _ in _module_tensors(module)}
 
 
 def weight_bytes(model: torch.nn.Module) -> Dict[str, int]:
