@@ -3,7 +3,7 @@ arguments are the IR fields."""
 
 from etgpu.ir.UnaryOp import UnaryOp
 from etgpu.lower.ops._util import normalize_dim
-from etgpu.lower.ops.state import writes_in_place
+from etgpu.lower.ops.state import write_destination
 from etgpu.lower.registry import lowering
 
 _ACTS = {"silu": UnaryOp.Silu, "gelu": UnaryOp.GeluErf, "gelu_tanh": UnaryOp.GeluTanh}
@@ -23,13 +23,7 @@ def rope_index_copy(ctx, node):
     cache_node, dim, index, x, cos, sin, x_seq_major = node.args
     fields = dict(x=ctx.input(x), cos=ctx.input(cos), sin=ctx.input(sin), index=ctx.input(index),
                   cache_dim=normalize_dim(dim, ctx.meta(cache_node).dim()), x_seq_major=bool(x_seq_major), out=-1)
-    if writes_in_place(ctx, cache_node, node):
-        cache = ctx.input(cache_node)
-        ctx.bind(node, cache)
-    else:
-        cache = ctx.output(node)
-        ctx.emit("Expand", x=ctx.input(cache_node), out=cache)
-    ctx.emit("Rope", cache=cache, **fields)
+    ctx.emit("Rope", cache=write_destination(ctx, cache_node, node), **fields)
 
 
 @lowering("etgpu.glu.default")

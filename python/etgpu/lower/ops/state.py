@@ -19,15 +19,21 @@ def writes_in_place(ctx, dst_node, write_node) -> bool:
     return all(ctx.has_value(user) and ctx.tensors[ctx.input(user)].storage != Storage.ALIAS for user in readers)
 
 
+def write_destination(ctx, dst_node, node):
+    """Where `node`'s write into `dst_node` goes: the state tensor itself when it may be written
+    in place (writes_in_place; `node` then names it), else a copy of it (Expand) that `node` names."""
+    if writes_in_place(ctx, dst_node, node):
+        dst = ctx.input(dst_node)
+        ctx.bind(node, dst)
+        return dst
+    dst = ctx.output(node)
+    ctx.emit("Expand", x=ctx.input(dst_node), out=dst)
+    return dst
+
+
 @lowering("aten.index_copy.default")
 def index_copy(ctx, node):
     dst_node, dim, index, source = node.args[:4]
     rank = ctx.meta(dst_node).dim()
     fields = dict(index=ctx.input(index), x=ctx.input(source), dim=normalize_dim(dim, rank))
-    if writes_in_place(ctx, dst_node, node):
-        dst = ctx.input(dst_node)
-        ctx.bind(node, dst)
-    else:
-        dst = ctx.output(node)
-        ctx.emit("Expand", x=ctx.input(dst_node), out=dst)
-    ctx.emit("IndexCopy", dst=dst, **fields)
+    ctx.emit("IndexCopy", dst=write_destination(ctx, dst_node, node), **fields)

@@ -171,15 +171,21 @@ Status unsupported_layout(const char* op, const QuantWeightParams& p) {
              "whole row or a power of two >= 16 (bits ", p.bits, ", group ", p.group, ")");
 }
 
-}  // namespace
+// Which prefill path runs: quant_linear's choice, or one forced (the benchmark entry points).
+enum class LinearPath { Auto, Dequant, Tiled };
 
-Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p) {
+Status run_quant_linear(const Context& c, const Node& n, const QuantLinearParams& p, LinearPath path) {
   const TensorRef &x = n.in[0], &out = n.out;
   if (out.numel() == 0) return Status::ok();
   const int64_t k = x.size(-1), m = x.numel() / k;
   PackedWeight w;
   if (k == 0 || !make_packed_weight(n, 1, p.w, k, &w)) return unsupported_layout("quant_linear", p.w);
   const TensorRef* bias = p.has_bias ? &n.in[3 + (p.w.has_zeros ? 1 : 0)] : nullptr;
+  if (path == LinearPath::Dequant) return quant_gemm(c, p, w, x, bias, out, m);
+  if (path == LinearPath::Tiled) {
+    if (!quant_gemm_kernel_supported(w, x, m)) return err("quant_linear: the tiled GEMM does not take this layout");
+    return quant_gemm_direct(c, p, w, x, bias, out, m);
+  }
   const bool act = p.act != ActQuant::None;
   const bool act_fits = !act || x.nbytes() <= c.quant_scratch_bytes;
   if (!quant_gemv_supported(w, x, m) || !act_fits) {
@@ -197,24 +203,18 @@ Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p)
   return quant_gemv(c, p.w, w, a, x.dtype, bias ? bias->data : nullptr, out.data, m);
 }
 
-Status quant_linear_forced(const Context& c, const Node& n, const QuantLinearParams& p, bool tiled) {
-  const TensorRef &x = n.in[0], &out = n.out;
-  if (out.numel() == 0) return Status::ok();
-  const int64_t k = x.size(-1), m = x.numel() / k;
-  PackedWeight w;
-  if (k == 0 || !make_packed_weight(n, 1, p.w, k, &w)) return unsupported_layout("quant_linear", p.w);
-  const TensorRef* bias = p.has_bias ? &n.in[3 + (p.w.has_zeros ? 1 : 0)] : nullptr;
-  if (!tiled) return quant_gemm(c, p, w, x, bias, out, m);
-  if (!quant_gemm_kernel_supported(w, x, m)) return err("quant_linear: the tiled GEMM does not take this layout");
-  return quant_gemm_direct(c, p, w, x, bias, out, m);
+}  // namespace
+
+Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p) {
+  return run_quant_linear(c, n, p, LinearPath::Auto);
 }
 
 Status quant_linear_dequant(const Context& c, const Node& n, const QuantLinearParams& p) {
-  return quant_linear_forced(c, n, p, false);
+  return run_quant_linear(c, n, p, LinearPath::Dequant);
 }
 
 Status quant_linear_tiled(const Context& c, const Node& n, const QuantLinearParams& p) {
-  return quant_linear_forced(c, n, p, true);
+  return run_quant_linear(c, n, p, LinearPath::Tiled);
 }
 
 Status quant_embedding(const Context& c, const Node& n, const QuantEmbeddingParams& p) {

@@ -273,4 +273,22 @@ void with_param_type(DType d, Launch&& launch) {
   else launch(__nv_bfloat16{});
 }
 
+// Calls launch(fmt, T{}, P{}) for the tensor-core kernels' instances: the weight's format, x's
+// 16-bit float type (f32 x has no instance: nothing is called), and the scales' element type
+// (uint8_t e4m3 for NvFp4).
+template <class Launch>
+void with_packed_types(const QuantWeightParams& p, DType x_dtype, DType param_dtype, Launch&& launch) {
+  with_format(p, [&](auto fmt) {
+    with_float_type(x_dtype, [&](auto type) {
+      if constexpr (sizeof(type) == 2) {
+        if constexpr (std::decay_t<decltype(fmt)>::value == kFp4) {
+          launch(fmt, type, uint8_t{});
+        } else {
+          with_param_type(param_dtype, [&](auto param) { launch(fmt, type, param); });
+        }
+      }
+    });
+  });
+}
+
 }  // namespace etgpu::cuda

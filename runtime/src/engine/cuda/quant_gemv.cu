@@ -249,23 +249,11 @@ Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeig
   const int warps = steps >= kMaxWarps * kDepth ? kMaxWarps : steps >= 8 * kDepth ? 8 : 4;
   const int rows = pass_rows(w.cols, m);
   cudaError_t status = cudaSuccess;
-  with_format(p, [&](auto fmt) {
+  with_packed_types(p, dtype, w.param_dtype, [&](auto fmt, auto type, auto param) {
+    using T = decltype(type);
     constexpr int kFmt = decltype(fmt)::value;
-    with_float_type(dtype, [&](auto type) {
-      using T = decltype(type);
-      if constexpr (sizeof(T) == 2) {
-        const T *xt = static_cast<const T*>(x), *bt = static_cast<const T*>(bias);
-        T* ot = static_cast<T*>(out);
-        const int mi = static_cast<int>(m);
-        if constexpr (kFmt == kFp4) {
-          status = launch<kFmt, T, uint8_t>(c, w, xt, bt, ot, mi, rows, warps);  // e4m3 scales
-        } else {
-          with_param_type(w.param_dtype, [&](auto param) {
-            status = launch<kFmt, T, decltype(param)>(c, w, xt, bt, ot, mi, rows, warps);
-          });
-        }
-      }
-    });
+    status = launch<kFmt, T, decltype(param)>(c, w, static_cast<const T*>(x), static_cast<const T*>(bias),
+                                              static_cast<T*>(out), static_cast<int>(m), rows, warps);
   });
   return cuda_status(status, "quant_gemv kernel");
 }
