@@ -169,6 +169,23 @@ int main(int argc, char** argv) {
   std::map<std::tuple<std::string, std::string, std::string>, Worst> table;
   int failures = 0, cases = 0;
   const DType dtypes[] = {DType::F32, DType::F16, DType::BF16};
+  // One linear case against the CPU reference (parameter dtypes rotate over the cases), its
+  // worst error kept per (format, dtype, path), the first 40 failures printed.
+  auto run_case = [&](const QuantWeightParams& wp, DType d, int64_t m, int64_t n, int64_t k, bool bias, bool act) {
+    std::string error;
+    const double err = linear_case(engine.get(), wp, d, dtypes[cases % 3], m, n, k, bias, act, rng, &error);
+    auto& w = table[{format_name(wp), dtype_str(d), path_of(wp, d, m, n, k)}];
+    w.err = std::max(w.err, err);
+    ++w.cases;
+    ++cases;
+    if (!(err <= tolerance(d))) {
+      ++w.failures;
+      if (++failures <= 40)
+        std::printf("FAIL %s g%lld zeros=%d %s M=%lld N=%lld K=%lld bias=%d act=%d: rel-err %.3g %s\n",
+                    format_name(wp).c_str(), (long long)wp.group, int(wp.has_zeros) + int(wp.zero_is_float),
+                    dtype_str(d), (long long)m, (long long)n, (long long)k, bias, act, err, error.c_str());
+    }
+  };
   for (int fmt : {2, 4, 8, 0}) {
     const bool fp4 = fmt == 0;
     // 40 steps of 64 bytes per row: the GEMV's 16-warp variant, with a partial last round.
@@ -187,20 +204,7 @@ int main(int argc, char** argv) {
               for (int flags = 0; flags < 4; ++flags) {
                 const bool bias = flags & 1, act = flags & 2;
                 if (long_row && !bias) continue;
-                const DType param_dtype = dtypes[cases % 3];
-                std::string error;
-                const double err = linear_case(engine.get(), wp, d, param_dtype, m, 72, k, bias, act, rng, &error);
-                auto& w = table[{format_name(wp), dtype_str(d), path_of(wp, d, m, 72, k)}];
-                w.err = std::max(w.err, err);
-                ++w.cases;
-                ++cases;
-                if (!(err <= tolerance(d))) {
-                  ++w.failures;
-                  if (++failures <= 20)
-                    std::printf("FAIL %s g%lld zeros=%d %s M=%lld K=%lld bias=%d act=%d: rel-err %.3g %s\n",
-                                format_name(wp).c_str(), (long long)group, zeros, dtype_str(d), (long long)m,
-                                (long long)k, bias, act, err, error.c_str());
-                }
+                run_case(wp, d, m, 72, k, bias, act);
               }
             }
           }
@@ -232,20 +236,7 @@ int main(int argc, char** argv) {
               // format (tiled_gemm_preferred); 72 and 200 reach it for int2 and dequantize otherwise.
               const int64_t n = m == 65 && (prefill / 4) % 3 == 2 ? 8200 : (prefill / 4) % 2 ? 200 : 72;
               ++prefill;
-              const DType param_dtype = dtypes[cases % 3];
-              std::string error;
-              const double err = linear_case(engine.get(), wp, d, param_dtype, m, n, k, bias, act, rng, &error);
-              auto& w = table[{format_name(wp), dtype_str(d), path_of(wp, d, m, n, k)}];
-              w.err = std::max(w.err, err);
-              ++w.cases;
-              ++cases;
-              if (!(err <= tolerance(d))) {
-                ++w.failures;
-                if (++failures <= 40)
-                  std::printf("FAIL %s g%lld zeros=%d %s M=%lld N=%lld K=%lld bias=%d act=%d: rel-err %.3g %s\n",
-                              format_name(wp).c_str(), (long long)group, zeros, dtype_str(d), (long long)m,
-                              (long long)n, (long long)k, bias, act, err, error.c_str());
-              }
+              run_case(wp, d, m, n, k, bias, act);
             }
           }
         }
