@@ -84,6 +84,17 @@ inline int64_t load_int(const void* p, DType dtype, int64_t i) {
   }
 }
 
+// index_copy's bound (the KV-cache write): every position in `index` lies in [0, extent), checked
+// before anything is written, so a step past the cache leaves it untouched.
+inline Status check_positions(const TensorRef& index, int64_t extent) {
+  for (int64_t i = 0; i < index.shape[0]; ++i) {
+    const int64_t target = load_int(index.data, index.dtype, i);
+    ETGPU_CHECK(target >= 0 && target < extent, "index_copy: position ", target, " is outside [0, ", extent,
+                ") (past the end of the cache?)");
+  }
+  return Status::ok();
+}
+
 // Float to integer as torch casts: truncation toward zero.
 inline void store(void* p, DType dtype, int64_t i, double v) {
   switch (dtype) {

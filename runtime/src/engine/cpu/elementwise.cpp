@@ -231,11 +231,7 @@ Status rope(const Node& n, const RopeParams& p) {
     for (int d = p.cache_dim + 1; d < cache.rank; ++d) inner *= cache.shape[d];
     count = index.shape[0];
     extent = cache.shape[p.cache_dim];
-    for (int64_t j = 0; j < count; ++j) {
-      const int64_t target = load_int(index.data, index.dtype, j);
-      ETGPU_CHECK(target >= 0 && target < extent, "index_copy: position ", target,
-                  " is outside [0, ", extent, ") (past the end of the cache?)");
-    }
+    ETGPU_RETURN_IF_ERROR(check_positions(index, extent));
   }
   StridedWalk walk(rows, {broadcast_strides(n.in[1], rows), broadcast_strides(n.in[2], rows)});
   const int64_t total = rows.numel(), dim = x.size(-1), half = dim / 2;

@@ -12,11 +12,7 @@ Status index_copy(const Node& n, const IndexCopyParams& p) {
   for (int d = dim + 1; d < dst.rank; ++d) inner *= dst.shape[d];
   const int64_t count = index.shape[0], extent = dst.shape[dim];
   const size_t slab = static_cast<size_t>(inner) * dtype_size(dst.dtype);
-  for (int64_t i = 0; i < count; ++i) {
-    const int64_t target = load_int(index.data, index.dtype, i);
-    ETGPU_CHECK(target >= 0 && target < extent, "index_copy: position ", target,
-                " is outside [0, ", extent, ") (past the end of the cache?)");
-  }
+  ETGPU_RETURN_IF_ERROR(check_positions(index, extent));
   auto* out = static_cast<uint8_t*>(dst.data);
   const auto* src = static_cast<const uint8_t*>(x.data);
   for (int64_t o = 0; o < outer; ++o) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "engine/cuda/cuda_common.h"
 #include "engine/tensor.h"
 
 namespace etgpu::cuda {
@@ -148,6 +149,36 @@ struct MaxOp {
   template <class T>
   __device__ __forceinline__ T operator()(T a, T b) const { return a > b ? a : b; }
 };
+
+// ---- index_copy's placement (KV-cache writes) ---------------------------------------------------
+
+// Element i of a value viewed as [outer, count, inner] lands at row index[j] of a destination
+// viewed as [outer, extent, inner] along `dim`. Positions are read on the device, so a captured
+// decode step stays correct as they advance; one outside [0, extent) is flagged, not written.
+struct CacheRows {
+  const void* index;
+  DType index_dtype;
+  int64_t count, extent, inner;
+  int* error_flag;
+
+  // The destination offset of element i, or -1 (the error flag set) when its position is out of range.
+  __device__ __forceinline__ int64_t offset(int64_t i) const {
+    const int64_t q = i % inner, rest = i / inner;
+    const int64_t j = rest % count, o = rest / count;
+    const int64_t target = load_index(index, index_dtype, j);
+    if (target < 0 || target >= extent) {
+      atomicCAS(error_flag, kNoError, kIndexOutOfRange);
+      return -1;
+    }
+    return (o * extent + target) * inner + q;
+  }
+};
+
+inline CacheRows cache_rows(const TensorRef& dst, int dim, const TensorRef& index, int* error_flag) {
+  int64_t inner = 1;
+  for (int d = dim + 1; d < dst.rank; ++d) inner *= dst.shape[d];
+  return CacheRows{index.data, index.dtype, index.shape[0], dst.shape[dim], inner, error_flag};
+}
 
 // ---- launch geometry ----------------------------------------------------------------------------
 

@@ -230,14 +230,10 @@ struct RopeArgs {
   DType dtype;
   int64_t count, dim;
   int64_t heads, seq;  // > 0: x is [B, L, H, D] for out [B, H, L, D]
-  // With a cache (non-null): the rotated value, viewed as [outer, rows, inner] along the cache
-  // dim, lands at rows index[j] of the cache viewed as [outer, extent, inner], exactly as
-  // index_copy_kernel moves it: a position outside [0, extent) is flagged and not written.
+  // With a cache (non-null): the rotated value lands in the cache's rows as index_copy_kernel
+  // moves its x (CacheRows).
   void* cache = nullptr;
-  const void* index = nullptr;
-  DType index_dtype = DType::I64;
-  int64_t rows = 1, extent = 1, inner = 1;
-  int* error_flag = nullptr;
+  CacheRows cache_rows{};
 };
 
 __global__ void rope_kernel(RopeArgs a) {
@@ -257,14 +253,8 @@ __global__ void rope_kernel(RopeArgs a) {
     const float v = round_to_dtype(xv * c, a.dtype) + round_to_dtype(rotated * s, a.dtype);
     if (a.out) store_from<float>(a.out, a.dtype, i, v);
     if (a.cache) {
-      const int64_t q = i % a.inner, rest = i / a.inner;
-      const int64_t j = rest % a.rows, o = rest / a.rows;
-      const int64_t target = load_index(a.index, a.index_dtype, j);
-      if (target < 0 || target >= a.extent) {
-        atomicCAS(a.error_flag, kNoError, kIndexOutOfRange);
-        continue;
-      }
-      store_from<float>(a.cache, a.dtype, (o * a.extent + target) * a.inner + q, v);
+      const int64_t at = a.cache_rows.offset(i);
+      if (at >= 0) store_from<float>(a.cache, a.dtype, at, v);
     }
   }
 }
@@ -373,14 +363,8 @@ Status rope(const Context& c, const Node& n, const RopeParams& p) {
   RopeArgs a{broadcast_indexer<2>(rows, tables), n.in[0].data, n.in[1].data, n.in[2].data, rows.data, rows.dtype,
              count, rows.size(-1), p.x_seq_major ? rows.shape[1] : 0, p.x_seq_major ? rows.shape[2] : 0};
   if (p.cache_dim >= 0) {
-    const TensorRef &cache = n.out, &index = n.in[3];
-    a.cache = cache.data;
-    a.index = index.data;
-    a.index_dtype = index.dtype;
-    a.rows = index.shape[0];
-    a.extent = cache.shape[p.cache_dim];
-    for (int d = p.cache_dim + 1; d < cache.rank; ++d) a.inner *= cache.shape[d];
-    a.error_flag = c.error_flag;
+    a.cache = n.out.data;
+    a.cache_rows = cache_rows(n.out, p.cache_dim, n.in[3], c.error_flag);
   }
   rope_kernel<<<grid_for(count), kThreads, 0, c.stream>>>(a);
   ETGPU_CUDA_LAUNCH_CHECK("rope kernel");

@@ -41,21 +41,12 @@ __global__ void gather_kernel(const E* x, const void* index, DType index_dtype, 
   }
 }
 
-// index_copy in place (KV-cache writes): x viewed as [outer, count, inner] lands at rows
-// index[j] of dst viewed as [outer, extent, inner]. Positions are read on the device so a
-// captured decode step stays correct as they advance; one past the end is skipped and flagged.
+// index_copy in place (KV-cache writes): CacheRows places each element of x.
 template <class E>
-__global__ void index_copy_kernel(const E* x, const void* index, DType index_dtype, E* dst, int64_t total,
-                                  int64_t count, int64_t extent, int64_t inner, int* error_flag) {
+__global__ void index_copy_kernel(const E* x, E* dst, int64_t total, CacheRows rows) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t q = i % inner, rest = i / inner;
-    const int64_t j = rest % count, o = rest / count;
-    const int64_t target = load_index(index, index_dtype, j);
-    if (target < 0 || target >= extent) {
-      atomicCAS(error_flag, kNoError, kIndexOutOfRange);
-      continue;
-    }
-    dst[(o * extent + target) * inner + q] = x[i];
+    const int64_t at = rows.offset(i);
+    if (at >= 0) dst[at] = x[i];
   }
 }
 
@@ -80,15 +71,12 @@ Status index_copy(const Context& c, const Node& n, const IndexCopyParams& p) {
   const TensorRef &index = n.in[0], &x = n.in[1], &dst = n.out;
   const int64_t total = x.numel();
   if (total == 0) return Status::ok();
-  const int dim = p.dim < 0 ? p.dim + dst.rank : p.dim;
-  int64_t inner = 1;
-  for (int d = dim + 1; d < dst.rank; ++d) inner *= dst.shape[d];
-  const int64_t count = index.shape[0], extent = dst.shape[dim];
+  const CacheRows rows = cache_rows(dst, p.dim < 0 ? p.dim + dst.rank : p.dim, index, c.error_flag);
   const unsigned grid = grid_for(total);
   return by_element_size(x.dtype, "index_copy kernel", [&](auto element) {
     using E = decltype(element);
-    index_copy_kernel<E><<<grid, kThreads, 0, c.stream>>>(static_cast<const E*>(x.data), index.data,
-        index.dtype, static_cast<E*>(dst.data), total, count, extent, inner, c.error_flag);
+    index_copy_kernel<E><<<grid, kThreads, 0, c.stream>>>(static_cast<const E*>(x.data),
+                                                          static_cast<E*>(dst.data), total, rows);
   });
 }
 
