@@ -101,7 +101,8 @@ def _position_mask(positions, keys):
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("heads,kv_heads,queries,dim", [(16, 8, 1, 128), (32, 8, 1, 64), (8, 1, 1, 64),
-                                                        (4, 4, 3, 32), (8, 2, 8, 128), (64, 4, 2, 16)])
+                                                        (4, 4, 3, 32), (8, 2, 8, 128), (64, 4, 2, 16),
+                                                        (8, 4, 1, 256)])
 def test_decode_over_static_cache(dtype, heads, kv_heads, queries, dim):
     """A KV-cache step: few queries, GQA, a position mask over a cache longer than the prefix.
     On cuda this is the split-KV decode kernel (its masked-tail skipping and row blocking)."""

@@ -15,6 +15,7 @@
 #include <cmath>
 
 #include "engine/cuda/attention.h"
+#include "engine/cuda/attention_merge.cuh"
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
 
@@ -147,26 +148,9 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_kernel(SdpaArgs a) {
   }
 }
 
-// Merges the splits of one query row: rescale each split's sum and output to the global max.
+// One block per query row: rescale each split's sum and output to the row's max (merge_rows).
 __global__ void sdpa_merge_kernel(const float* partial, void* out, DType dtype, int splits, int64_t ev) {
-  const int64_t row = blockIdx.x;
-  const float* part = partial + row * splits * (ev + 2);
-  float m = -INFINITY;
-  for (int s = 0; s < splits; ++s) m = fmaxf(m, part[s * (ev + 2) + ev]);
-  float l = 0.f;
-  for (int s = 0; s < splits; ++s) {
-    const float ms = part[s * (ev + 2) + ev];
-    if (ms != -INFINITY) l += part[s * (ev + 2) + ev + 1] * expf(ms - m);
-  }
-  const float inv = l > 0.f ? 1.f / l : 0.f;
-  for (int64_t d = threadIdx.x; d < ev; d += blockDim.x) {
-    float o = 0.f;
-    for (int s = 0; s < splits; ++s) {
-      const float ms = part[s * (ev + 2) + ev];
-      if (ms != -INFINITY) o += part[s * (ev + 2) + d] * expf(ms - m);
-    }
-    store_from<float>(out, dtype, row * ev + d, o * inv);
-  }
+  merge_rows(partial, out, dtype, blockIdx.x, 1, splits, ev);
 }
 
 }  // namespace
@@ -231,7 +215,7 @@ Status sdpa(const Context& c, const Node& n, const SdpaParams& p) {
     int64_t splits = std::min<int64_t>((4 * c.num_sms + blocks - 1) / blocks, a.S / (2 * kTile));
     const int64_t per_split_floats = bh * a.L * (a.Ev + 2);
     splits = std::min<int64_t>(splits, static_cast<int64_t>(c.attn_scratch_floats) / per_split_floats);
-    splits = std::min<int64_t>(splits, 65535);
+    splits = std::min<int64_t>(splits, kMaxMergeWeights);  // the merge's weights fit its shared memory
     if (splits > 1) {
       a.keys_per_split = ((a.S + splits - 1) / splits + kTile - 1) / kTile * kTile;
       a.splits = static_cast<int>((a.S + a.keys_per_split - 1) / a.keys_per_split);

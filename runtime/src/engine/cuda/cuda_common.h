@@ -35,6 +35,10 @@ struct Context {
   // Scratch for the split-KV attention path (partial maxima, sums and outputs).
   float* attn_scratch = nullptr;
   size_t attn_scratch_floats = 0;
+  // Zeroed once; the decode attention kernel counts finished splits here so its last block can
+  // merge them, and that block sets its counter back to zero.
+  unsigned* attn_counters = nullptr;
+  int attn_counter_count = 0;
   // Scratch for quantized linears that do not take the GEMV: dequantized weight chunks for
   // cuBLASLt and act-quantized x (quant.cu splits a problem into chunks that fit).
   void* quant_scratch = nullptr;

@@ -35,6 +35,7 @@ Overloaded(Fs...) -> Overloaded<Fs...>;
 
 constexpr size_t kCublasWorkspaceBytes = 32u << 20;    // what cuBLASLt suggests for Hopper
 constexpr size_t kAttentionScratchBytes = 16u << 20;    // split-KV partials
+constexpr int kAttentionCounters = 4096;                 // decode blocks that merge their own splits
 
 bool env_off(const char* name) {
   const char* v = std::getenv(name);
@@ -50,6 +51,7 @@ class CudaEngine final : public Engine {
     delete blas_;
     if (ctx_.error_flag) cudaFree(ctx_.error_flag);
     if (ctx_.attn_scratch) cudaFree(ctx_.attn_scratch);
+    if (ctx_.attn_counters) cudaFree(ctx_.attn_counters);
     if (ctx_.quant_scratch) cudaFree(ctx_.quant_scratch);
     if (host_flag_) cudaFreeHost(host_flag_);
     allocations_.release_all([](void* p) { cudaFree(p); });
@@ -79,11 +81,16 @@ class CudaEngine final : public Engine {
     ETGPU_CUDA_CHECK(cudaMallocHost(&host_flag_, sizeof(int)));
     ETGPU_CUDA_CHECK(cudaMalloc(&ctx_.attn_scratch, kAttentionScratchBytes));
     ctx_.attn_scratch_floats = kAttentionScratchBytes / sizeof(float);
+    ETGPU_CUDA_CHECK(cudaMalloc(&ctx_.attn_counters, kAttentionCounters * sizeof(unsigned)));
+    ETGPU_CUDA_CHECK(cudaMemsetAsync(ctx_.attn_counters, 0, kAttentionCounters * sizeof(unsigned), stream_));
+    ETGPU_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    ctx_.attn_counter_count = kAttentionCounters;
     ETGPU_CUDA_CHECK(cudaMalloc(&ctx_.quant_scratch, cuda::kQuantScratchBytes));
     ctx_.quant_scratch_bytes = cuda::kQuantScratchBytes;
     ETGPU_RETURN_IF_ERROR(cuda::attention_init());
     graphs_enabled_ = !env_off("ETGPU_CUDA_GRAPHS");
-    stats_.workspace_bytes = kCublasWorkspaceBytes + kAttentionScratchBytes + cuda::kQuantScratchBytes + sizeof(int);
+    stats_.workspace_bytes = kCublasWorkspaceBytes + kAttentionScratchBytes + kAttentionCounters * sizeof(unsigned) +
+                            cuda::kQuantScratchBytes + sizeof(int);
     return Status::ok();
   }
 
