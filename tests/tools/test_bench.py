@@ -57,8 +57,21 @@ def test_tiny_recipe_end_to_end(tmp_path):
     _positive(result["decode_bytes"]["8"], "weights_read", "kv_read", "total")
     assert "targets (issue #6" in run.stdout
     # --report prints the same tables from the file.
-    again = _bench("--report", str(out), str(out))
-    assert again.returncode == 0 and again.stdout.count("qwen3-0.6b bf16 (tiny)  etgpu ") == 2, again.stdout
+    again = _bench("--report", str(out))
+    assert again.returncode == 0 and again.stdout.count("qwen3-0.6b bf16 (tiny)  etgpu ") == 1, again.stdout
+    # Two runs of one recipe, each with some of the peers, report as one recipe with all of them.
+    parts = []
+    for peer in ("etgpu", "eager"):
+        part = json.loads(out.read_text())
+        part["peers"] = {peer: part["peers"][peer]}
+        part.pop("ratios", None)
+        part["settings"]["out"] = str(tmp_path / f"{peer}.json")
+        (tmp_path / f"{peer}.json").write_text(json.dumps(part))
+        parts.append(str(tmp_path / f"{peer}.json"))
+    (merged,) = report.load(parts)
+    assert set(merged["peers"]) == {"etgpu", "eager"} and merged["merged_from"] == parts
+    assert merged["ratios"]["eager"]["decode"]["8"] == pytest.approx(
+        merged["peers"]["etgpu"]["decode"]["8"]["tok_s"] / merged["peers"]["eager"]["decode"]["8"]["tok_s"])
 
 
 def test_unknown_quant_scheme_is_recorded_not_fatal(tmp_path):

@@ -1,5 +1,6 @@
 """`etgpu bench`: one recipe, every peer, one process; or `--report` to print the tables of
-earlier runs' JSON files together (what `make gpu-bench` does after its per-recipe runs).
+earlier runs' JSON files together (what `make gpu-bench` does after its per-recipe runs; runs of one
+recipe merge, each peer from the first run that measured it).
 
     etgpu bench --hf llama3.2-1b --dtype bf16 [--quant SCHEME] [--quick] [--out bench.json]
     etgpu bench --hf qwen3-0.6b --scale tiny --device cpu --prefill 8,16 --contexts 8 --decode-steps 4

@@ -149,8 +149,21 @@ def render(results: List[dict]) -> str:
 
 
 def load(paths: List[str]) -> List[dict]:
-    results = []
+    """The results of `paths`, one per recipe: runs of the same recipe (a device call too short for
+    every peer of a large model in one process) are merged, each peer taken from the first file
+    that measured it, and the merged result lists its files under "merged_from"."""
+    by_recipe = {}
     for path in paths:
         with open(path) as f:
-            results.append(json.load(f))
-    return results
+            result = json.load(f)
+        name = result.get("recipe")
+        if name not in by_recipe:
+            by_recipe[name] = result
+            continue
+        merged = by_recipe[name]
+        merged.setdefault("merged_from", [merged["settings"].get("out")]).append(result["settings"].get("out"))
+        for peer, row in result["peers"].items():
+            if merged["peers"].get(peer, {}).get("status") != "ok":
+                merged["peers"][peer] = row
+        add_derived(merged)
+    return list(by_recipe.values())
