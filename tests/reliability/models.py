@@ -96,6 +96,24 @@ def residual_norm_program() -> bytes:
     return etgpu.compile(exported)
 
 
+class SiblingLinears(torch.nn.Module):
+    """q/k/v-like linears of one input: one SplitLinear writing three outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = torch.nn.Linear(4, 4), torch.nn.Linear(4, 2), torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.q(x), self.k(x), self.v(x)
+
+
+@functools.lru_cache(maxsize=None)
+def split_linear_program() -> bytes:
+    """x: [seq, 4] float32, seq dynamic in [2, SEQ_MAX] -> one SplitLinear (outputs of 4, 2, 2)."""
+    seq = torch.export.Dim("seq", min=2, max=SEQ_MAX)
+    return etgpu.compile(torch.export.export(SiblingLinears(), (torch.randn(5, 4),), dynamic_shapes=({0: seq},)))
+
+
 def edited(data: bytes, edit) -> bytes:
     """`data` with edit(graph) applied to its payload (constants kept)."""
     payload, constants = container.unpack(data)

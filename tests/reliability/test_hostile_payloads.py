@@ -10,7 +10,7 @@ import etgpu
 from etgpu.ir.Storage import Storage
 from etgpu.ir.Tensor import TensorT
 from etgpu.runtime import EtGpuError
-from models import edited, elementwise_program, residual_norm_program, views_program
+from models import edited, elementwise_program, residual_norm_program, split_linear_program, views_program
 
 
 def refused_at_load(data: bytes, pattern: str):
@@ -88,6 +88,31 @@ def test_second_output_is_checked_like_the_first():
     def narrow_sum(g):
         g.tensors[op(g).sum].shape[1].add = 3
     refused_at_run(edited(residual_norm_program(), narrow_sum), [x, x], r"x, residual and sum must have one shape")
+
+
+def test_split_linear_outputs_are_checked():
+    """SplitLinear writes a list of outputs: each is checked as a write, their count is bounded,
+    and their widths must add up to the weight's rows (else the kernels would index past w)."""
+    def op(g):
+        [ins] = [i.op for i in g.instructions]
+        return ins
+
+    def set_outs(g, change):
+        outs = [int(i) for i in op(g).outs]  # (the object API's array is read-only)
+        op(g).outs = change(outs) or outs
+
+    x = torch.randn(5, 4)
+    assert len(etgpu.Model(split_linear_program(), device="cpu").run([x])) == 3
+    refused_at_load(edited(split_linear_program(), lambda g: set_outs(g, lambda o: o.__setitem__(1, op(g).w))),
+                    r"whose storage is a constant")
+    refused_at_load(edited(split_linear_program(), lambda g: set_outs(g, lambda o: o.__setitem__(2, 99))),
+                    r"split output refers to tensor 99")
+    refused_at_load(edited(split_linear_program(), lambda g: set_outs(g, lambda o: o * 3)),
+                    r"split_linear needs 1 to 8 outputs")
+
+    def narrow_output(g):
+        g.tensors[op(g).outs[1]].shape[1].add = 1
+    refused_at_run(edited(split_linear_program(), narrow_output), [x], r"outputs have 7 columns in all, w has 8 rows")
 
 
 def test_shape_larger_inside_bounds_than_at_them():

@@ -196,7 +196,8 @@ class LoweringContext:
 # Tensor operands of each IR table: fields read, and the fields written (`out` unless listed).
 # CopyInto updates its destination in place, so it both reads and writes `dst`; AddRmsNorm writes
 # its normed output and the sum (the order the runtime lists them in: out first); a Rope with a
-# cache updates the cache in place (IndexCopy's dst) and writes out only when out >= 0.
+# cache updates the cache in place (IndexCopy's dst) and writes out only when out >= 0; SplitLinear
+# writes each of its outs.
 TENSOR_READS = {
     "Unary": ("x",), "Binary": ("a", "b"), "Where": ("cond", "a", "b"), "Cast": ("x",), "Fill": (),
     "Arange": (), "MatMul": ("a", "b", "bias"), "Reduce": ("x",), "Softmax": ("x",),
@@ -206,12 +207,12 @@ TENSOR_READS = {
     "CopyInto": ("x", "dst"), "IndexCopy": ("index", "x", "dst"),
     "Rope": ("x", "cos", "sin", "index", "cache"),
     "Glu": ("a", "b"), "QuantizedLinear": ("x", "w", "bias"), "QuantizedEmbedding": ("index", "w"),
-    "AddRmsNorm": ("x", "residual", "weight"),
+    "AddRmsNorm": ("x", "residual", "weight"), "SplitLinear": ("x", "w", "bias"),
 }
 # Nested tables whose fields are tensor operands (by generated class name).
 NESTED_READS = {"QuantWeightT": ("codes", "scales", "zeros")}
 TENSOR_WRITES = {"CopyInto": ("dst",), "IndexCopy": ("dst",), "AddRmsNorm": ("out", "sum"),
-                 "Rope": ("out", "cache")}
+                 "Rope": ("out", "cache"), "SplitLinear": ("outs",)}
 
 
 def _operand_fields(op: str, fields: dict):
@@ -225,5 +226,10 @@ def _operand_fields(op: str, fields: dict):
             value = [getattr(value, f) for f in nested]
         values = value if isinstance(value, (list, tuple)) else [value]
         reads.extend(v for v in values if v >= 0)
-    # Optional writes (a Rope's cache, or its out when it writes only the cache) are -1 when absent.
-    return reads, [fields[name] for name in TENSOR_WRITES.get(op, ("out",)) if fields.get(name, -1) >= 0]
+    # Optional writes (a Rope's cache, or its out when it writes only the cache) are -1 when absent;
+    # a list (SplitLinear's outs) writes each of its tensors.
+    writes: List[int] = []
+    for name in TENSOR_WRITES.get(op, ("out",)):
+        value = fields.get(name, -1)
+        writes.extend(v for v in (value if isinstance(value, (list, tuple)) else [value]) if v >= 0)
+    return reads, writes

@@ -11,6 +11,7 @@ from torch.export.graph_signature import InputKind, OutputKind
 
 from etgpu.lower.context import LoweringContext, TensorSpec
 from etgpu.lower.memory_plan import plan_memory
+from etgpu.lower.ops.matmul import SPLIT_LINEAR
 from etgpu.lower.ops.quant import REPACKING_OPS
 from etgpu.lower.passes import run_passes
 from etgpu.lower.registry import Unsupported, lookup, target_name
@@ -58,11 +59,12 @@ def _lower_placeholders(ep: ExportedProgram, ctx: LoweringContext) -> None:
 
 
 def _repacked_only(node: torch.fx.Node, tensor: torch.Tensor) -> bool:
-    """A weight whose readers repack it (TorchAO quantized weights) is stored only in the form
-    the rule emits, so it stays lazy (see LoweringContext.lazy_constant); so does an unread one
-    (a tied weight's second copy after ExecuTorch/export unwrap it)."""
+    """A weight whose readers repack it (TorchAO quantized weights, sibling linears' weights
+    concatenated into one) is stored only in the form the rule emits, so it stays lazy (see
+    LoweringContext.lazy_constant); so does an unread one (a tied weight's second copy after
+    ExecuTorch/export unwrap it)."""
     return type(tensor) not in (torch.Tensor, torch.nn.Parameter) or all(
-        target_name(u.target) in REPACKING_OPS for u in node.users)
+        target_name(u.target) in REPACKING_OPS + (SPLIT_LINEAR,) for u in node.users)
 
 
 def lower_node(ctx: LoweringContext, node: torch.fx.Node) -> None:

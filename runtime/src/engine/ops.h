@@ -77,8 +77,13 @@ struct QuantEmbeddingParams { QuantWeightParams w; };
 struct RopeParams { bool x_seq_major; int cache_dim = -1; };
 struct GluParams { UnaryOp act; };                                            // in: a, b
 // out = rms_norm(sum) with `norm`'s fields, sum = x + residual.  in: x, residual [, w]; out: the
-// normed value; extra_out[0]: sum (the one op with a second output, see Node::extra_out).
+// normed value; extra_out[0]: sum (see Node::extra_out).
 struct AddRmsNormParams { RmsNormParams norm; };
+// Sibling linears over one concatenated weight (schema/etgpu.fbs SplitLinear).  in: x, w [N, K]
+// [, bias [N]]; out, then extra_out: the outputs in order, output i taking the next out_i.size(-1)
+// rows of w (split_linear_output / split_linear_segment).
+constexpr int kMaxSplitOutputs = 8;
+struct SplitLinearParams { bool has_bias; };
 
 using OpParams = std::variant<UnaryParams, BinaryParams, WhereParams, CastParams, FillParams,
                               ArangeParams, MatMulParams, ReduceParams, SoftmaxParams,
@@ -86,7 +91,7 @@ using OpParams = std::variant<UnaryParams, BinaryParams, WhereParams, CastParams
                               SliceParams, SelectParams, CatParams, IndexSelectParams,
                               GatherParams, SdpaParams, CopyIntoParams, IndexCopyParams,
                               QuantLinearParams, QuantEmbeddingParams, RopeParams, GluParams,
-                              AddRmsNormParams>;
+                              AddRmsNormParams, SplitLinearParams>;
 
 const char* op_name(const OpParams& params);
 
@@ -95,8 +100,8 @@ struct Node {
   OpParams params;
   std::vector<TensorRef> in;
   TensorRef out;
-  // Outputs after `out`, for the few ops that write more than one tensor (AddRmsNorm's sum);
-  // empty for every other op.
+  // Outputs after `out`, for the few ops that write more than one tensor (AddRmsNorm's sum, a
+  // Rope's rotated value beside its cache, SplitLinear's later outputs); empty for every other op.
   std::vector<TensorRef> extra_out = {};
 };
 
@@ -109,6 +114,23 @@ inline TensorRef rope_rows(const Node& n, const RopeParams& p) {
   rows.data = n.extra_out.empty() ? nullptr : n.extra_out[0].data;
   if (p.cache_dim < rows.rank && n.in.size() > 3 && n.in[3].rank >= 1) rows.shape[p.cache_dim] = n.in[3].shape[0];
   return rows;
+}
+
+// Output i of a SplitLinear node.
+inline const TensorRef& split_linear_output(const Node& n, size_t i) { return i == 0 ? n.out : n.extra_out[i - 1]; }
+
+// Output i of a SplitLinear as the MatMul that computes it on its own: x @ w[rows]^T [+ bias[rows]],
+// the rows starting at `first_row` of the concatenated weight (pointer offsets, no copies).
+inline Node split_linear_segment(const Node& n, const SplitLinearParams& p, size_t i, int64_t first_row) {
+  const TensorRef& out = split_linear_output(n, i);
+  auto rows = [&](TensorRef t, int64_t row_elements) {
+    t.data = static_cast<uint8_t*>(t.data) + first_row * row_elements * static_cast<int64_t>(dtype_size(t.dtype));
+    t.shape[0] = out.size(-1);
+    return t;
+  };
+  Node segment{MatMulParams{true, p.has_bias}, {n.in[0], rows(n.in[1], n.in[1].size(-1))}, out};
+  if (p.has_bias) segment.in.push_back(rows(n.in[2], 1));
+  return segment;
 }
 
 }  // namespace etgpu

@@ -211,6 +211,18 @@ Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstructi
       d->params = AddRmsNormParams{{has_weight, p->eps(), p->unit_offset(), p->round_normalized()}};
       return ops.output(p->out());
     }
+    case ir::Op::SplitLinear: {
+      auto* p = ins.op_as_SplitLinear();
+      const auto* outs = p->outs();
+      ETGPU_CHECK(outs && outs->size() >= 1 && outs->size() <= static_cast<uint32_t>(kMaxSplitOutputs), "instruction ",
+                  i, ": split_linear needs 1 to ", kMaxSplitOutputs, " outputs");
+      ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
+      ETGPU_RETURN_IF_ERROR(ops.required(p->w(), "w"));
+      ETGPU_ASSIGN_OPTIONAL(has_bias, ops.optional(p->bias(), "bias"));
+      for (uint32_t o = 1; o < outs->size(); ++o) ETGPU_RETURN_IF_ERROR(ops.extra_output(outs->Get(o), "split"));
+      d->params = SplitLinearParams{has_bias};
+      return ops.output(outs->Get(0));
+    }
     case ir::Op::Permute: {
       auto* p = ins.op_as_Permute();
       ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));

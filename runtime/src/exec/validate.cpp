@@ -137,6 +137,30 @@ Status check(const Node& n, const AddRmsNormParams& p) {
   return Status::ok();
 }
 
+// Every output has x's leading dims and x's dtype; their last dims split w's rows in order.
+Status check(const Node& n, const SplitLinearParams& p) {
+  const TensorRef &x = n.in[0], &w = n.in[1];
+  ETGPU_CHECK(is_floating(x.dtype) && w.dtype == x.dtype, "split_linear: x and w must share one float dtype");
+  ETGPU_CHECK(x.rank >= 1 && w.rank == 2 && w.shape[1] == x.size(-1), "split_linear: w must be [N, ", x.size(-1), "]");
+  ETGPU_CHECK(n.extra_out.size() + 1 <= static_cast<size_t>(kMaxSplitOutputs), "split_linear: too many outputs");
+  int64_t rows = 0;
+  for (size_t i = 0; i <= n.extra_out.size(); ++i) {
+    const TensorRef& o = split_linear_output(n, i);
+    ETGPU_CHECK(o.dtype == x.dtype && o.rank == x.rank, "split_linear: output ", i, " must have x's dtype and rank");
+    for (int d = 0; d + 1 < x.rank; ++d) {
+      ETGPU_CHECK(o.shape[d] == x.shape[d], "split_linear: output ", i, " differs from x at dim ", d);
+    }
+    rows += o.size(-1);
+  }
+  ETGPU_CHECK(rows == w.shape[0], "split_linear: outputs have ", rows, " columns in all, w has ", w.shape[0], " rows");
+  if (p.has_bias) {
+    const TensorRef& bias = n.in[2];
+    ETGPU_CHECK(bias.dtype == x.dtype && bias.rank == 1 && bias.shape[0] == rows,
+                "split_linear: bias must be [", rows, "] of x's dtype");
+  }
+  return Status::ok();
+}
+
 // Movement kernels copy elements of x's size into out: the dtypes must match or a wider input
 // would write past the end of a narrower output.
 Status check_same_dtype(const TensorRef& x, const TensorRef& out, const char* op) {
@@ -401,7 +425,7 @@ const char* op_name(const OpParams& params) {
                                 "reduce", "softmax", "layer_norm", "rms_norm", "permute", "expand",
                                 "slice", "select", "cat", "index_select", "gather", "sdpa",
                                 "copy_into", "index_copy", "quant_linear", "quant_embedding",
-                                "rope", "glu", "add_rms_norm"};
+                                "rope", "glu", "add_rms_norm", "split_linear"};
   static_assert(sizeof(names) / sizeof(names[0]) == std::variant_size_v<OpParams>);
   return names[params.index()];
 }

@@ -19,7 +19,7 @@ Result<uint64_t> tensor_bytes(const ir::Tensor& tensor, const int64_t* sym_value
 namespace etgpu {
 
 // The tensors one instruction reads and those it writes (ids already range-checked): one for
-// every op but AddRmsNorm, which writes its normed output and the sum.
+// most ops; AddRmsNorm, a Rope with a cache and SplitLinear write more (Node::extra_out).
 struct InstructionOperands {
   std::vector<int> reads;
   std::vector<int> writes;

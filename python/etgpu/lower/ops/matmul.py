@@ -1,10 +1,13 @@
-"""Matrix products: linear, mm, bmm, addmm, matmul -> one MatMul instruction each."""
+"""Matrix products: linear, mm, bmm, addmm, matmul -> one MatMul instruction each; sibling linears
+merged by etgpu.lower.passes.split_linear -> one SplitLinear."""
 
 import torch
 
 from etgpu.lower.ops import quant
 from etgpu.lower.ops._util import require_float
 from etgpu.lower.registry import Unsupported, lowering
+
+SPLIT_LINEAR = "etgpu.split_linear.default"
 
 
 @lowering("aten.linear.default")
@@ -39,3 +42,25 @@ def addmm(ctx, node):
         raise Unsupported("addmm with beta/alpha other than 1")
     require_float(ctx.meta(a), "addmm")
     ctx.emit("MatMul", a=ctx.input(a), b=ctx.input(b), bias=ctx.input(bias), out=ctx.output(node))
+
+
+@lowering(SPLIT_LINEAR)
+def split_linear(ctx, node):
+    """Sibling linears as one SplitLinear: their weights (and biases, zeros where a sibling has
+    none) concatenated along the output dim into one constant each; the originals stay lazy
+    (graph._repacked_only), so each weight byte is stored once."""
+    x, weights, biases = node.args
+    require_float(ctx.meta(x), "split_linear")
+    hosts = [ctx.host_tensor(w) for w in weights]
+    if any(h is None for h in hosts):
+        raise Unsupported("split_linear needs its weights as constants")
+    fields = dict(x=ctx.input(x), w=ctx.constant(f"{node.name}_weight", torch.cat(hosts)))
+    if any(b is not None for b in biases):
+        parts = [ctx.host_tensor(b) if b is not None else torch.zeros(h.shape[0], dtype=h.dtype)
+                 for b, h in zip(biases, hosts)]
+        if any(p is None for p in parts):
+            raise Unsupported("split_linear needs its biases as constants")
+        fields["bias"] = ctx.constant(f"{node.name}_bias", torch.cat(parts))
+    outs = [ctx.new_tensor(v.dtype, v.shape, name=f"{node.name}_{i}") for i, v in enumerate(node.meta["val"])]
+    ctx.emit("SplitLinear", outs=outs, **fields)
+    ctx.tuple_values[node] = outs

@@ -153,6 +153,7 @@ Status cast(const Node& n, const CastParams& p);
 Status fill(const Node& n, const FillParams& p);
 Status arange(const Node& n, const ArangeParams& p);
 Status matmul(const Node& n, const MatMulParams& p);
+Status split_linear(const Node& n, const SplitLinearParams& p);
 Status reduce(const Node& n, const ReduceParams& p);
 Status softmax(const Node& n, const SoftmaxParams& p);
 Status layer_norm(const Node& n, const LayerNormParams& p);

@@ -72,7 +72,8 @@ class CpuEngine final : public Engine {
                    [&](const QuantEmbeddingParams& p) { return quant_embedding(node, p); },
                    [&](const RopeParams& p) { return rope(node, p); },
                    [&](const GluParams& p) { return glu(node, p); },
-                   [&](const AddRmsNormParams& p) { return add_rms_norm(node, p); }},
+                   [&](const AddRmsNormParams& p) { return add_rms_norm(node, p); },
+                   [&](const SplitLinearParams& p) { return split_linear(node, p); }},
         node.params);
   }
 

@@ -58,6 +58,7 @@ Status cast(const Context& c, const Node& n, const CastParams& p);
 Status fill(const Context& c, const Node& n, const FillParams& p);
 Status arange(const Context& c, const Node& n, const ArangeParams& p);
 Status matmul(const Context& c, const Node& n, const MatMulParams& p);
+Status split_linear(const Context& c, const Node& n, const SplitLinearParams& p);
 Status reduce(const Context& c, const Node& n, const ReduceParams& p);
 Status softmax(const Context& c, const Node& n, const SoftmaxParams& p);
 Status layer_norm(const Context& c, const Node& n, const LayerNormParams& p);

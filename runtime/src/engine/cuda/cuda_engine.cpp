@@ -180,7 +180,8 @@ class CudaEngine final : public Engine {
                    [&](const QuantEmbeddingParams& p) { return quant_embedding(c, node, p); },
                    [&](const RopeParams& p) { return rope(c, node, p); },
                    [&](const GluParams& p) { return glu(c, node, p); },
-                   [&](const AddRmsNormParams& p) { return add_rms_norm(c, node, p); }},
+                   [&](const AddRmsNormParams& p) { return add_rms_norm(c, node, p); },
+                   [&](const SplitLinearParams& p) { return split_linear(c, node, p); }},
         node.params);
   }
 

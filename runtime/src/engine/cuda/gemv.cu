@@ -8,8 +8,10 @@
 //  - the first pass's weights are loaded before waiting for the kernel that writes `a`
 //    (programmatic dependent launch): that load overlaps the previous kernel's tail;
 //  - warps reduce by shuffles, then the K splits of a column meet in shared memory.
-// fp32 accumulation; with `accumulate` the existing output (a bias already written there) is added
-// before the one rounding, as cuBLASLt's beta = 1 does.
+// fp32 accumulation; a bias, or with `accumulate` the existing output (a bias matmul.cpp wrote
+// there), is added before the one rounding, as cuBLASLt's beta = 1 does. The output columns may be
+// split over several tensors (GemvOutputs: a SplitLinear's siblings, one launch for all of them);
+// only the epilogue's store address depends on it.
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
 #include "engine/cuda/gemv.h"
@@ -37,8 +39,25 @@ __device__ __forceinline__ void load_weights(const T* const (&rows)[kCols], int6
       if (k0 + u * step < k) wv[u][c] = *reinterpret_cast<const uint4*>(rows[c] + k0 + u * step);
 }
 
+// Where output column `col` of row m is stored: in the output whose column range holds it. The
+// loop is unrolled over static indices, so the outputs stay in the parameter space (no local copy).
+template <class T>
+__device__ __forceinline__ T* output_at(const GemvOutputs& o, int m, int64_t col) {
+  void* base = o.data[0];
+  int64_t begin = 0, width = o.begin[1];
+#pragma unroll
+  for (int i = 1; i < kMaxSplitOutputs; ++i) {
+    if (i < o.count && col >= o.begin[i]) {
+      base = o.data[i];
+      begin = o.begin[i];
+      width = o.begin[i + 1] - o.begin[i];
+    }
+  }
+  return static_cast<T*>(base) + m * width + (col - begin);
+}
+
 template <class T, int M>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* w, T* out, GemvShape s) {
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* w, GemvOutputs out, GemvShape s) {
   constexpr int kVec = 16 / sizeof(T);
   __shared__ float partial[kWarps][M][kCols];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -89,12 +108,13 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* 
   if (out_group >= kWarps / s.splits || col >= s.n) return;
   float sum = 0.f;
   for (int sp = 0; sp < s.splits; ++sp) sum += partial[out_group * s.splits + sp][m][c];
-  T* o = out + m * s.n + col;
+  if (out.bias) sum += static_cast<float>(static_cast<const T*>(out.bias)[col]);
+  T* o = output_at<T>(out, m, col);
   *o = static_cast<T>(sum + (s.accumulate ? static_cast<float>(*o) : 0.f));
 }
 
 template <class T>
-cudaError_t launch_rows(const T* a, const T* w, T* out, int64_t m, const GemvShape& s, unsigned grid,
+cudaError_t launch_rows(const T* a, const T* w, const GemvOutputs& out, int64_t m, const GemvShape& s, unsigned grid,
                         cudaStream_t stream) {
   const dim3 block(kWarps * 32);
   switch (m) {
@@ -121,7 +141,7 @@ int gemv_splits(int64_t n, int64_t k, int64_t vec, int num_sms) {
 }
 
 template <class T>
-cudaError_t launch(const Context& c, const T* a, const T* w, T* out, const GemmProblem& g) {
+cudaError_t launch(const Context& c, const T* a, const T* w, const GemvOutputs& out, const GemmProblem& g) {
   const GemvShape s{g.n, g.k, gemv_splits(g.n, g.k, 16 / sizeof(T), c.num_sms), g.accumulate};
   const int64_t cols_per_block = kCols * (kWarps / s.splits);
   const auto grid = static_cast<unsigned>((g.n + cols_per_block - 1) / cols_per_block);
@@ -130,7 +150,8 @@ cudaError_t launch(const Context& c, const T* a, const T* w, T* out, const GemmP
 
 }  // namespace
 
-Status gemv(const Context& c, const GemmProblem& g, const void* a, const void* w, void* out, bool* handled) {
+Status gemv(const Context& c, const GemmProblem& g, const void* a, const void* w, const GemvOutputs& out,
+            bool* handled) {
   const int64_t vec = 16 / static_cast<int64_t>(dtype_size(g.dtype));
   const bool rows_ok = g.m >= 1 && (g.m <= 4 || g.m == kGemvMaxRows);  // the kernel's instances
   *handled = g.trans_b && g.batch == 1 && rows_ok && g.k % vec == 0 && g.n / 2 < int64_t(UINT32_MAX) &&
@@ -139,14 +160,13 @@ Status gemv(const Context& c, const GemmProblem& g, const void* a, const void* w
   cudaError_t error;
   switch (g.dtype) {
     case DType::F32:
-      error = launch(c, static_cast<const float*>(a), static_cast<const float*>(w), static_cast<float*>(out), g);
+      error = launch(c, static_cast<const float*>(a), static_cast<const float*>(w), out, g);
       break;
     case DType::F16:
-      error = launch(c, static_cast<const __half*>(a), static_cast<const __half*>(w), static_cast<__half*>(out), g);
+      error = launch(c, static_cast<const __half*>(a), static_cast<const __half*>(w), out, g);
       break;
     default:
-      error = launch(c, static_cast<const __nv_bfloat16*>(a), static_cast<const __nv_bfloat16*>(w),
-                     static_cast<__nv_bfloat16*>(out), g);
+      error = launch(c, static_cast<const __nv_bfloat16*>(a), static_cast<const __nv_bfloat16*>(w), out, g);
       break;
   }
   return cuda_status(error, "gemv kernel");

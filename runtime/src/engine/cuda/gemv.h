@@ -8,8 +8,29 @@ namespace etgpu::cuda {
 
 constexpr int64_t kGemvMaxRows = 8;
 
-// Runs out (+)= a @ w^T when `g` is one unbatched trans_b product with M in {1, 2, 3, 4, 8},
+// Where a GEMV's output columns go: columns [begin[i], begin[i + 1]) are output i, a row-major
+// [M, begin[i + 1] - begin[i]] tensor at data[i] (one output for a MatMul, one per sibling for a
+// SplitLinear); begin[count] = N. bias, when set, is [N] of the product's dtype, added to the fp32
+// sum before the one rounding.
+struct GemvOutputs {
+  void* data[kMaxSplitOutputs] = {};
+  int64_t begin[kMaxSplitOutputs + 1] = {};
+  int count = 0;
+  const void* bias = nullptr;
+};
+
+inline GemvOutputs single_output(void* out, int64_t n) {
+  GemvOutputs o;
+  o.data[0] = out;
+  o.begin[1] = n;
+  o.count = 1;
+  return o;
+}
+
+// Runs out (+)= a @ w^T [+ bias] when `g` is one unbatched trans_b product with M in {1, 2, 3, 4, 8},
 // K a multiple of one 16-byte vector and a, w 16-byte aligned; *handled says whether it did.
-Status gemv(const Context& c, const GemmProblem& g, const void* a, const void* w, void* out, bool* handled);
+// g.accumulate adds what the outputs hold (a bias matmul.cpp wrote there).
+Status gemv(const Context& c, const GemmProblem& g, const void* a, const void* w, const GemvOutputs& out,
+            bool* handled);
 
 }  // namespace etgpu::cuda

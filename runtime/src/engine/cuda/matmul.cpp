@@ -5,6 +5,11 @@
 // Bias: the output is first filled with the broadcast bias and the product accumulates onto it
 // (beta = 1), which handles any broadcastable bias shape with one rounding. Decode-sized linear
 // layers (a few rows against a [N, K] weight) take the GEMV kernel in gemv.cu instead.
+// SplitLinear (sibling linears over one concatenated weight): decode's rows are one GEMV launch
+// over the whole weight, each output column stored into its sibling's tensor and the bias added
+// in the epilogue; anything else runs each sibling as the MatMul it replaced, on its rows of the
+// weight (cuBLASLt per sibling, as before the merge: prefill is compute-bound, so one launch
+// more or less per sibling does not matter there).
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/gemv.h"
@@ -39,7 +44,7 @@ Status matmul(const Context& c, const Node& n, const MatMulParams& p) {
     if (b_batches == 1 && a_batches == batches) {
       g.m = m * batches;  // A and C are contiguous [batches * M, K] / [batches * M, N]
       bool handled = false;
-      ETGPU_RETURN_IF_ERROR(gemv(c, g, a.data, b.data, out.data, &handled));
+      ETGPU_RETURN_IF_ERROR(gemv(c, g, a.data, b.data, single_output(out.data, cols), &handled));
       if (!handled) ETGPU_RETURN_IF_ERROR(c.blas->gemm(g, a.data, b.data, out.data, c.stream));
     } else if ((a_batches == batches || a_batches == 1) && (b_batches == batches || b_batches == 1) &&
                batches <= INT32_MAX) {
@@ -62,6 +67,29 @@ Status matmul(const Context& c, const Node& n, const MatMulParams& p) {
     // half-precision tolerance).
     Node add{BinaryParams{BinaryOp::Add, true, 0.0, false, 1.0}, {out, *bias}, out};
     ETGPU_RETURN_IF_ERROR(binary(c, add, std::get<BinaryParams>(add.params)));
+  }
+  return Status::ok();
+}
+
+Status split_linear(const Context& c, const Node& n, const SplitLinearParams& p) {
+  const TensorRef &x = n.in[0], &w = n.in[1];
+  const int64_t k = x.size(-1), rows = k > 0 ? x.numel() / k : 0;
+  if (rows == 0) return Status::ok();
+  GemvOutputs outputs;
+  outputs.count = static_cast<int>(n.extra_out.size()) + 1;
+  for (int i = 0; i < outputs.count; ++i) {
+    outputs.data[i] = split_linear_output(n, i).data;
+    outputs.begin[i + 1] = outputs.begin[i] + split_linear_output(n, i).size(-1);
+  }
+  outputs.bias = p.has_bias ? n.in[2].data : nullptr;
+  bool handled = false;
+  if (k > 0) {
+    const GemmProblem g{x.dtype, true, rows, w.size(0), k, 1, 0, 0, 0, false};
+    ETGPU_RETURN_IF_ERROR(gemv(c, g, x.data, w.data, outputs, &handled));
+  }
+  for (int i = 0; !handled && i < outputs.count; ++i) {
+    const Node segment = split_linear_segment(n, p, i, outputs.begin[i]);
+    ETGPU_RETURN_IF_ERROR(matmul(c, segment, std::get<MatMulParams>(segment.params)));
   }
   return Status::ok();
 }
