@@ -1,6 +1,6 @@
 """Where a decode step's GPU time goes: exports a full-size recipe (random bf16 weights), runs a
 prefill and a few decode steps, and wraps one decode step in an NVTX range "decode" so that
-Nsight Compute can time each of its kernels:
+Nsight Compute can time each of its kernels (the prefill is wrapped in a range "prefill"):
   ETGPU_CUDA_GRAPHS=0 ncu --clock-control none --nvtx --nvtx-include "decode/" \
       --metrics gpu__time_duration.sum --csv python3 scripts/profile_decode.py qwen3-0.6b
 Without ncu it prints the wall time per decode step. `profile_decode.py --summarize FILE.csv`
@@ -43,7 +43,9 @@ def main():
         model = build_hf_model(arch, "full", dtype=torch.bfloat16, seed=0)
     program = etgpu.Model(etgpu.compile(export_llm(model.cpu(), prefill + 64)), device="cuda")
     tokens = torch.randint(0, model.config.vocab_size, (1, prefill + 8))
+    torch.cuda.nvtx.range_push("prefill")  # --nvtx-include "prefill/" times the prompt's kernels
     program.run([tokens[:, :prefill], torch.arange(prefill)])
+    torch.cuda.nvtx.range_pop()
     times = []
     for t in range(prefill, prefill + 8):
         step = [tokens[:, t:t + 1], torch.tensor([t])]
