@@ -8,8 +8,6 @@
 // (f32 once per M: the dequantize fallback) on K with a partial 16-word step, without one, and
 // one the tiled GEMM does not take (int2 at K = 96: 6 words, not whole quads), N = 72 or 200
 // (partial 128-row tiles), bias / 8da cycling over the cases.
-// Then the GEMV's tilings (one chunk of 16 warps, K split into clusters evenly and not, x rows
-// in passes; see the sweep's comment).
 // Outputs are poisoned (NaN) before every run.
 // Prints the worst rel-err per (format, dtype, path) and exits 1 on any failure, 77 without a GPU.
 // --quick runs a subset (for compute-sanitizer).
@@ -17,7 +15,6 @@
 #include <map>
 #include <string>
 #include <tuple>
-#include <utility>
 
 #include "engine/cuda/quant_internal.h"
 #include "engine/engine.h"
@@ -147,13 +144,13 @@ bool embedding_cases(Engine* e, std::mt19937& rng) {
 }
 
 // The kernel quant_linear routes a bf16/f16/f32 case to (mirrors quant.cu / quant_gemv.cu /
-// quant_gemm.cu): "gemv" (M <= 64, whole 16-word steps; rows of up to 8 x 64 steps on sm_90,
-// which every case here is), "tiled" (the tiled GEMM: bf16/f16, whole 4-word quads), else
-// "dequant" (dequantize + cuBLASLt).
+// quant_gemm.cu): "gemv" (M <= 64, whole 16-word steps, <= 2 groups per 4 words), "tiled" (the
+// tiled GEMM: bf16/f16, whole 4-word quads), else "dequant" (dequantize + cuBLASLt).
 const char* path_of(const QuantWeightParams& wp, DType d, int64_t m, int64_t n, int64_t k) {
   const int64_t per_word = wp.scheme == QuantScheme::NvFp4 ? 8 : 32 / wp.bits, words = k / per_word;
+  const int64_t quad_groups = wp.group == k ? 1 : 4 * per_word / wp.group;
   if (d == DType::F32) return "dequant";
-  if (m <= 64 && words % 16 == 0) return "gemv";
+  if (m <= 64 && words % 16 == 0 && quad_groups <= 2) return "gemv";
   return words % 4 == 0 && cuda::tiled_gemm_preferred(wp, n, m) ? "tiled" : "dequant";
 }
 
@@ -241,33 +238,6 @@ int main(int argc, char** argv) {
               ++prefill;
               run_case(wp, d, m, n, k, bias, act);
             }
-          }
-        }
-      }
-    }
-  }
-  // GEMV tiling (quant_gemv.cu's plan): rows of T 64-byte steps. 1064 rows (67 tiles, a partial
-  // one; enough blocks that K is not split to fill the SMs): T = 64 is one chunk of 16 warps (the
-  // bench's int4 2048 x 8192 layout), T = 101 two chunks (a cluster) of 51 and 50 steps with a
-  // partial warp; M = 8 at T = 64 splits K to keep staged x in budget. 72 rows at T = 37: few
-  // blocks, so K splits into 8 chunks of 5 steps (the last 2) to cover the SMs. Every format,
-  // group layouts with several groups per lane step (int2 g16), odd group counts per row (g128 at
-  // odd T: parameters staged element by element), per-row groups; M = 1, 3, 8 and 17 (passes).
-  for (int fmt : {4, 8, 2, 0}) {
-    const bool fp4 = fmt == 0;
-    const int64_t step_elems = 16 * (fp4 ? 8 : 32 / fmt);
-    for (int64_t group : fp4 ? std::vector<int64_t>{16} : std::vector<int64_t>{16, 32, 128, 0}) {
-      if (fmt == 8 && group == 16) continue;
-      for (const auto& [n, steps] : {std::pair<int64_t, int64_t>{1064, 64}, {1064, 101}, {72, 37}}) {
-        const int64_t k = steps * step_elems;
-        if (quick && n != 72) continue;
-        const QuantWeightParams wp{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : fmt,
-                                   group == 0 ? k : group, !fp4 && group != 128, !fp4 && group == 16,
-                                   fp4 ? 0.75f : 1.f};
-        for (DType d : {DType::BF16, DType::F16}) {
-          for (int64_t m : {1, 3, 8, 17}) {
-            if ((quick && (m == 3 || m == 17)) || (n == 1064 && steps == 101 && m == 17)) continue;
-            run_case(wp, d, m, n, k, m == 3, false);
           }
         }
       }

@@ -208,27 +208,14 @@ __device__ __forceinline__ void release_next_grid() {
 #endif
 }
 
-// A programmatic dependent launch; with cluster_x > 1 also in thread-block clusters of cluster_x
-// blocks along x (sm_90+; grid.x a multiple of cluster_x), whose blocks run at the same time and
-// can read each other's shared memory.
-template <class... Params, class... Args>
-cudaError_t launch_overlapped_clusters(unsigned cluster_x, void (*kernel)(Params...), dim3 grid, dim3 block,
-                                       size_t smem, cudaStream_t stream, Args&&... args) {
-  cudaLaunchAttribute attrs[2]{};
-  attrs[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attrs[0].val.programmaticStreamSerializationAllowed = 1;
-  attrs[1].id = cudaLaunchAttributeClusterDimension;
-  attrs[1].val.clusterDim.x = cluster_x;
-  attrs[1].val.clusterDim.y = 1;
-  attrs[1].val.clusterDim.z = 1;
-  const cudaLaunchConfig_t config{grid, block, smem, stream, attrs, cluster_x > 1 ? 2u : 1u};
-  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
-}
-
 template <class... Params, class... Args>
 cudaError_t launch_overlapped(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                               Args&&... args) {
-  return launch_overlapped_clusters(1, kernel, grid, block, smem, stream, std::forward<Args>(args)...);
+  cudaLaunchAttribute overlap{};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  const cudaLaunchConfig_t config{grid, block, smem, stream, &overlap, 1};
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 }  // namespace etgpu::cuda

@@ -224,30 +224,6 @@ __device__ __forceinline__ uint32_t as_u32(T2 v) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
-// ---- asynchronous copies to shared memory (sm_80+) -----------------------------------------------
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// Copies kBytes (4, 8 or 16) from src to shared dst, or zero-fills them when !valid; 16-byte
-// copies bypass L1 (.cg), smaller ones cannot.
-template <int kBytes>
-__device__ __forceinline__ void cp_async(uint32_t dst, const void* src, bool valid = true) {
-  const int src_bytes = valid ? kBytes : 0;
-  if constexpr (kBytes == 16) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-  } else {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(dst), "l"(src), "n"(kBytes),
-                 "r"(src_bytes));
-  }
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-
 // ---- host-side construction ----------------------------------------------------------------------
 
 // The word view of operands in[first..] (codes, scales [, zeros]); false when the layout is one
