@@ -1,8 +1,9 @@
 """Sibling linears merged into one SplitLinear (etgpu.lower.passes.split_linear): q/k/v and
 gate/up read one input, so their weights become one concatenated constant and one instruction
-writes each sibling's output. Parity against eager for decode (T = 1, the GEMV on CUDA) and prefill
-lengths (T = 8 is the GEMV's largest row count, 13 takes cuBLASLt per sibling), with and without
-biases; the pass fires on the tiny LLM recipes and the program never grows."""
+writes each sibling's output (and a gated MLP's act(gate) * up). Parity against eager for decode
+(T = 1, the GEMV on CUDA) and prefill lengths (T = 8 is the GEMV's largest row count, 13 takes
+cuBLASLt per sibling), with and without biases; the pass fires on the tiny LLM recipes and the
+program never grows."""
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ F = torch.nn.functional
 def _merging_on(monkeypatch):
     """Tests assume the default (merging on) whatever the caller's environment says."""
     monkeypatch.delenv("ETGPU_SPLIT_LINEAR", raising=False)
+    monkeypatch.delenv("ETGPU_SPLIT_LINEAR_GLU", raising=False)
 
 
 BIASES = ["none", "all", "mixed"]  # mixed: the first sibling has none, the others have one
@@ -41,14 +43,22 @@ class Siblings(torch.nn.Module):
 
 
 class GatedMlp(torch.nn.Module):
-    def __init__(self, hidden, inter, dtype=torch.float32):
+    """down(act(gate(x)) * up(x)); with up_first, up is computed first (the instruction's first
+    output must still be the gate); with gate_out, the gate is also an output of its own."""
+
+    def __init__(self, hidden, inter, dtype=torch.float32, act="silu", up_first=False, gate_out=False):
         super().__init__()
         self.gate = torch.nn.Linear(hidden, inter, bias=False).to(dtype)
         self.up = torch.nn.Linear(hidden, inter, bias=False).to(dtype)
         self.down = torch.nn.Linear(inter, hidden, bias=False).to(dtype)
+        self.act = {"silu": F.silu, "gelu": F.gelu, "gelu_tanh": lambda v: F.gelu(v, approximate="tanh")}[act]
+        self.up_first, self.gate_out = up_first, gate_out
 
     def forward(self, x):
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        up = self.up(x) if self.up_first else None
+        gate = self.gate(x)
+        out = self.down(self.act(gate) * (self.up(x) if up is None else up))
+        return (out, gate) if self.gate_out else out
 
 
 def _check_lengths(module, hidden, dtype, lengths=(1, 8, 13)):
@@ -68,10 +78,28 @@ def test_gqa_qkv_projections(dtype, bias):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-def test_gate_up_projections(dtype):
-    module = GatedMlp(256, 704, dtype)
-    assert instruction_ops(module, (randn(1, 3, 256, dtype=dtype),)) == ["SplitLinear", "Glu", "MatMul"]
+@pytest.mark.parametrize("fold_glu", [True, False])
+def test_gate_up_projections(monkeypatch, dtype, fold_glu):
+    """The Glu folds into the SplitLinear (ETGPU_SPLIT_LINEAR_GLU=0: a Glu instruction of its own)."""
+    monkeypatch.setenv("ETGPU_SPLIT_LINEAR_GLU", "1" if fold_glu else "0")
+    module = GatedMlp(256, 700, dtype)  # 350 column pairs: the GEMV grid's last block is partly idle
+    expected = ["SplitLinear", "MatMul"] if fold_glu else ["SplitLinear", "Glu", "MatMul"]
+    assert instruction_ops(module, (randn(1, 3, 256, dtype=dtype),)) == expected
     _check_lengths(module, 256, dtype, lengths=(1, 2, 3, 4, 8, 13))
+
+
+@pytest.mark.parametrize("act", ["silu", "gelu", "gelu_tanh"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_glu_activations_and_operand_order(act, dtype):
+    module = GatedMlp(64, 100, dtype, act=act, up_first=True)
+    assert instruction_ops(module, (randn(1, 3, 64, dtype=dtype),)) == ["SplitLinear", "MatMul"]
+    _check_lengths(module, 64, dtype)
+
+
+def test_glu_not_folded_when_the_gate_is_read_elsewhere():
+    module = GatedMlp(64, 100, gate_out=True)
+    assert instruction_ops(module, (randn(1, 3, 64),)) == ["SplitLinear", "Glu", "MatMul"]
+    _check_lengths(module, 64, torch.float32)
 
 
 @pytest.mark.parametrize("bias", BIASES)
@@ -122,17 +150,18 @@ def _summary(monkeypatch, model, merge: bool):
     return len(data), [names[ins.opType] for ins in graph.instructions], describe.weight_bytes_by_scheme(graph)
 
 
-# Per layer: SplitLinear instructions, MatMuls they replace (q/k/v and gate/up: 3 + 2). Phi-3's
-# checkpoint layout already fuses them (qkv_proj, gate_up_proj): nothing to merge.
-@pytest.mark.parametrize("arch, splits, matmuls", [("llama3.2-1b", 2, 5), ("qwen3-0.6b", 2, 5),
-                                                   ("gemma3-1b", 2, 5), ("phi-4-mini", 0, 0)])
-def test_fires_on_tiny_llms_without_growing_the_program(monkeypatch, arch, splits, matmuls):
+# Per layer: SplitLinear instructions, the MatMuls (q/k/v and gate/up: 3 + 2) and Glus they
+# replace. Phi-3's checkpoint layout already fuses them (qkv_proj, gate_up_proj): nothing to merge.
+@pytest.mark.parametrize("arch, splits, matmuls, glus", [("llama3.2-1b", 2, 5, 1), ("qwen3-0.6b", 2, 5, 1),
+                                                         ("gemma3-1b", 2, 5, 1), ("phi-4-mini", 0, 0, 0)])
+def test_fires_on_tiny_llms_without_growing_the_program(monkeypatch, arch, splits, matmuls, glus):
     model = build_hf_model(arch, "tiny", seed=0)
     layers = model.config.num_hidden_layers
     size, ops, weights = _summary(monkeypatch, model, True)
     size_before, ops_before, weights_before = _summary(monkeypatch, model, False)
     assert ops.count("SplitLinear") == splits * layers
     assert ops.count("MatMul") == ops_before.count("MatMul") - matmuls * layers
+    assert ops.count("Glu") == ops_before.count("Glu") - glus * layers
     assert weights == weights_before and size <= size_before
 
 

@@ -9,6 +9,7 @@ import torch
 import etgpu
 from etgpu.ir.Storage import Storage
 from etgpu.ir.Tensor import TensorT
+from etgpu.ir.UnaryOp import UnaryOp
 from etgpu.runtime import EtGpuError
 from models import edited, elementwise_program, residual_norm_program, split_linear_program, views_program
 
@@ -113,6 +114,17 @@ def test_split_linear_outputs_are_checked():
     def narrow_output(g):
         g.tensors[op(g).outs[1]].shape[1].add = 1
     refused_at_run(edited(split_linear_program(), narrow_output), [x], r"outputs have 7 columns in all, w has 8 rows")
+
+    # A Glu output: written like the others, and Glu's shape rules over the two linear outputs.
+    refused_at_load(edited(split_linear_program(), lambda g: setattr(op(g), "gluOut", op(g).x)),
+                    r"which holds graph input data")
+
+    def glu_of_unequal_outputs(g):
+        op(g).gluOut, op(g).gluAct = int(op(g).outs[2]), UnaryOp.Silu
+        set_outs(g, lambda o: o[:2])
+    refused_at_run(edited(split_linear_program(), glu_of_unequal_outputs), [x], r"glu: a, b and out must have one shape")
+    refused_at_run(edited(split_linear_program(), lambda g: setattr(op(g), "gluOut", int(op(g).outs[2]))), [x],
+                   r"a glu output needs exactly two linear outputs")
 
 
 def test_shape_larger_inside_bounds_than_at_them():

@@ -197,7 +197,7 @@ class LoweringContext:
 # CopyInto updates its destination in place, so it both reads and writes `dst`; AddRmsNorm writes
 # its normed output and the sum (the order the runtime lists them in: out first); a Rope with a
 # cache updates the cache in place (IndexCopy's dst) and writes out only when out >= 0; SplitLinear
-# writes each of its outs.
+# writes each of its outs, and its glu_out when it has one.
 TENSOR_READS = {
     "Unary": ("x",), "Binary": ("a", "b"), "Where": ("cond", "a", "b"), "Cast": ("x",), "Fill": (),
     "Arange": (), "MatMul": ("a", "b", "bias"), "Reduce": ("x",), "Softmax": ("x",),
@@ -212,7 +212,7 @@ TENSOR_READS = {
 # Nested tables whose fields are tensor operands (by generated class name).
 NESTED_READS = {"QuantWeightT": ("codes", "scales", "zeros")}
 TENSOR_WRITES = {"CopyInto": ("dst",), "IndexCopy": ("dst",), "AddRmsNorm": ("out", "sum"),
-                 "Rope": ("out", "cache"), "SplitLinear": ("outs",)}
+                 "Rope": ("out", "cache"), "SplitLinear": ("outs", "glu_out")}
 
 
 def _operand_fields(op: str, fields: dict):

@@ -11,7 +11,7 @@ from torch.export.graph_signature import InputKind, OutputKind
 
 from etgpu.lower.context import LoweringContext, TensorSpec
 from etgpu.lower.memory_plan import plan_memory
-from etgpu.lower.ops.matmul import SPLIT_LINEAR
+from etgpu.lower.ops.matmul import SPLIT_LINEAR_OPS
 from etgpu.lower.ops.quant import REPACKING_OPS
 from etgpu.lower.passes import run_passes
 from etgpu.lower.registry import Unsupported, lookup, target_name
@@ -64,7 +64,7 @@ def _repacked_only(node: torch.fx.Node, tensor: torch.Tensor) -> bool:
     LoweringContext.lazy_constant); so does an unread one (a tied weight's second copy after
     ExecuTorch/export unwrap it)."""
     return type(tensor) not in (torch.Tensor, torch.nn.Parameter) or all(
-        target_name(u.target) in REPACKING_OPS + (SPLIT_LINEAR,) for u in node.users)
+        target_name(u.target) in REPACKING_OPS + SPLIT_LINEAR_OPS for u in node.users)
 
 
 def lower_node(ctx: LoweringContext, node: torch.fx.Node) -> None:

@@ -81,9 +81,10 @@ struct GluParams { UnaryOp act; };                                            //
 struct AddRmsNormParams { RmsNormParams norm; };
 // Sibling linears over one concatenated weight (schema/etgpu.fbs SplitLinear).  in: x, w [N, K]
 // [, bias [N]]; out, then extra_out: the outputs in order, output i taking the next out_i.size(-1)
-// rows of w (split_linear_output / split_linear_segment).
+// rows of w (split_linear_output / split_linear_segment); with `glu`, extra_out's last entry is
+// act(output 0) * output 1 (split_linear_glu).
 constexpr int kMaxSplitOutputs = 8;
-struct SplitLinearParams { bool has_bias; };
+struct SplitLinearParams { bool has_bias; bool glu = false; UnaryOp act = UnaryOp::Silu; };
 
 using OpParams = std::variant<UnaryParams, BinaryParams, WhereParams, CastParams, FillParams,
                               ArangeParams, MatMulParams, ReduceParams, SoftmaxParams,
@@ -116,8 +117,16 @@ inline TensorRef rope_rows(const Node& n, const RopeParams& p) {
   return rows;
 }
 
-// Output i of a SplitLinear node.
+// Output i of a SplitLinear node, and how many linear outputs it has (its Glu output not counted).
 inline const TensorRef& split_linear_output(const Node& n, size_t i) { return i == 0 ? n.out : n.extra_out[i - 1]; }
+inline size_t split_linear_outputs(const Node& n, const SplitLinearParams& p) {
+  return n.extra_out.size() + 1 - (p.glu ? 1 : 0);
+}
+
+// The Glu a SplitLinear with `glu` also computes, as its own node over the two linear outputs.
+inline Node split_linear_glu(const Node& n, const SplitLinearParams& p) {
+  return Node{GluParams{p.act}, {n.out, n.extra_out[0]}, n.extra_out.back()};
+}
 
 // Output i of a SplitLinear as the MatMul that computes it on its own: x @ w[rows]^T [+ bias[rows]],
 // the rows starting at `first_row` of the concatenated weight (pointer offsets, no copies).

@@ -220,7 +220,12 @@ Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstructi
       ETGPU_RETURN_IF_ERROR(ops.required(p->w(), "w"));
       ETGPU_ASSIGN_OPTIONAL(has_bias, ops.optional(p->bias(), "bias"));
       for (uint32_t o = 1; o < outs->size(); ++o) ETGPU_RETURN_IF_ERROR(ops.extra_output(outs->Get(o), "split"));
-      d->params = SplitLinearParams{has_bias};
+      const bool glu = p->glu_out() >= 0;
+      if (glu) {
+        ETGPU_RETURN_IF_ERROR(check_enum(p->glu_act(), ir::UnaryOp::MAX, i, "glu activation"));
+        ETGPU_RETURN_IF_ERROR(ops.extra_output(p->glu_out(), "glu"));
+      }
+      d->params = SplitLinearParams{has_bias, glu, static_cast<UnaryOp>(p->glu_act())};
       return ops.output(outs->Get(0));
     }
     case ir::Op::Permute: {

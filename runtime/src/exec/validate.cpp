@@ -137,14 +137,29 @@ Status check(const Node& n, const AddRmsNormParams& p) {
   return Status::ok();
 }
 
-// Every output has x's leading dims and x's dtype; their last dims split w's rows in order.
+Status check(const Node& n, const GluParams& p) {
+  const TensorRef &a = n.in[0], &b = n.in[1], &o = n.out;
+  ETGPU_CHECK(p.act == UnaryOp::Silu || p.act == UnaryOp::GeluErf || p.act == UnaryOp::GeluTanh,
+              "glu: activation must be silu or gelu");
+  ETGPU_CHECK(is_floating(a.dtype) && b.dtype == a.dtype && o.dtype == a.dtype, "glu: a, b and out must share one float dtype");
+  ETGPU_CHECK(same_shape(a, b) && same_shape(a, o), "glu: a, b and out must have one shape");
+  return Status::ok();
+}
+
+// Every output has x's leading dims and x's dtype; their last dims split w's rows in order. A Glu
+// output follows Glu's rules over the two linear outputs.
 Status check(const Node& n, const SplitLinearParams& p) {
   const TensorRef &x = n.in[0], &w = n.in[1];
   ETGPU_CHECK(is_floating(x.dtype) && w.dtype == x.dtype, "split_linear: x and w must share one float dtype");
   ETGPU_CHECK(x.rank >= 1 && w.rank == 2 && w.shape[1] == x.size(-1), "split_linear: w must be [N, ", x.size(-1), "]");
-  ETGPU_CHECK(n.extra_out.size() + 1 <= static_cast<size_t>(kMaxSplitOutputs), "split_linear: too many outputs");
+  const size_t outputs = split_linear_outputs(n, p);
+  ETGPU_CHECK(outputs >= 1 && outputs <= static_cast<size_t>(kMaxSplitOutputs), "split_linear: too many outputs");
+  if (p.glu) {
+    ETGPU_CHECK(outputs == 2, "split_linear: a glu output needs exactly two linear outputs");
+    ETGPU_RETURN_IF_ERROR(check(split_linear_glu(n, p), GluParams{p.act}));
+  }
   int64_t rows = 0;
-  for (size_t i = 0; i <= n.extra_out.size(); ++i) {
+  for (size_t i = 0; i < outputs; ++i) {
     const TensorRef& o = split_linear_output(n, i);
     ETGPU_CHECK(o.dtype == x.dtype && o.rank == x.rank, "split_linear: output ", i, " must have x's dtype and rank");
     for (int d = 0; d + 1 < x.rank; ++d) {
@@ -403,14 +418,6 @@ Status check(const Node& n, const RopeParams& p) {
   return Status::ok();
 }
 
-Status check(const Node& n, const GluParams& p) {
-  const TensorRef &a = n.in[0], &b = n.in[1], &o = n.out;
-  ETGPU_CHECK(p.act == UnaryOp::Silu || p.act == UnaryOp::GeluErf || p.act == UnaryOp::GeluTanh,
-              "glu: activation must be silu or gelu");
-  ETGPU_CHECK(is_floating(a.dtype) && b.dtype == a.dtype && o.dtype == a.dtype, "glu: a, b and out must share one float dtype");
-  ETGPU_CHECK(same_shape(a, b) && same_shape(a, o), "glu: a, b and out must have one shape");
-  return Status::ok();
-}
 
 }  // namespace
 

@@ -6,7 +6,7 @@ from etgpu.lower.ops._util import normalize_dim
 from etgpu.lower.ops.state import write_destination
 from etgpu.lower.registry import lowering
 
-_ACTS = {"silu": UnaryOp.Silu, "gelu": UnaryOp.GeluErf, "gelu_tanh": UnaryOp.GeluTanh}
+GLU_ACTS = {"silu": UnaryOp.Silu, "gelu": UnaryOp.GeluErf, "gelu_tanh": UnaryOp.GeluTanh}
 
 
 @lowering("etgpu.rope.default")
@@ -29,4 +29,4 @@ def rope_index_copy(ctx, node):
 @lowering("etgpu.glu.default")
 def glu(ctx, node):
     a, b, act = node.args
-    ctx.emit("Glu", a=ctx.input(a), b=ctx.input(b), act=_ACTS[act], out=ctx.output(node))
+    ctx.emit("Glu", a=ctx.input(a), b=ctx.input(b), act=GLU_ACTS[act], out=ctx.output(node))

@@ -5,9 +5,12 @@ import torch
 
 from etgpu.lower.ops import quant
 from etgpu.lower.ops._util import require_float
-from etgpu.lower.registry import Unsupported, lowering
+from etgpu.lower.ops.fused import GLU_ACTS
+from etgpu.lower.registry import Unsupported, lowering, target_name
 
 SPLIT_LINEAR = "etgpu.split_linear.default"
+SPLIT_LINEAR_GLU = "etgpu.split_linear_glu.default"
+SPLIT_LINEAR_OPS = (SPLIT_LINEAR, SPLIT_LINEAR_GLU)
 
 
 @lowering("aten.linear.default")
@@ -44,12 +47,13 @@ def addmm(ctx, node):
     ctx.emit("MatMul", a=ctx.input(a), b=ctx.input(b), bias=ctx.input(bias), out=ctx.output(node))
 
 
-@lowering(SPLIT_LINEAR)
+@lowering(*SPLIT_LINEAR_OPS)
 def split_linear(ctx, node):
     """Sibling linears as one SplitLinear: their weights (and biases, zeros where a sibling has
     none) concatenated along the output dim into one constant each; the originals stay lazy
-    (graph._repacked_only), so each weight byte is stored once."""
-    x, weights, biases = node.args
+    (graph._repacked_only), so each weight byte is stored once. split_linear_glu's node value is
+    the Glu of its two outputs, which the instruction then also writes."""
+    x, weights, biases = node.args[:3]
     require_float(ctx.meta(x), "split_linear")
     hosts = [ctx.host_tensor(w) for w in weights]
     if any(h is None for h in hosts):
@@ -61,6 +65,11 @@ def split_linear(ctx, node):
         if any(p is None for p in parts):
             raise Unsupported("split_linear needs its biases as constants")
         fields["bias"] = ctx.constant(f"{node.name}_bias", torch.cat(parts))
-    outs = [ctx.new_tensor(v.dtype, v.shape, name=f"{node.name}_{i}") for i, v in enumerate(node.meta["val"])]
-    ctx.emit("SplitLinear", outs=outs, **fields)
-    ctx.tuple_values[node] = outs
+    x_shape = list(ctx.meta(x).shape[:-1])
+    fields["outs"] = [ctx.new_tensor(h.dtype, x_shape + [h.shape[0]], name=f"{node.name}_{i}")
+                      for i, h in enumerate(hosts)]
+    if target_name(node.target) == SPLIT_LINEAR_GLU:
+        fields.update(glu_out=ctx.output(node), glu_act=GLU_ACTS[node.args[3]])
+    else:
+        ctx.tuple_values[node] = fields["outs"]
+    ctx.emit("SplitLinear", **fields)

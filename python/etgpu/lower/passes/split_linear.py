@@ -29,7 +29,13 @@ packed codes, scales and zeros are row-major per output row (runtime/src/engine/
 concatenate along rows just as dense weights do, and SplitLinear would take a QuantWeight field
 beside `w`.
 
-ETGPU_SPLIT_LINEAR=0 turns the pass off (for A/B measurements)."""
+A gated MLP's act(gate) * up (etgpu::glu, fuse_llm.py) over a merged gate/up pair is folded in too
+(fuse_split_linear_glu): the SplitLinear then also writes the Glu's output, so on CUDA decode's one
+GEMV launch does the MLP's first half (its epilogue pairs gate row j with up row j: no weight
+reordering, prefill keeps its contiguous per-sibling rows) and the Glu launch is gone.
+
+ETGPU_SPLIT_LINEAR=0 turns both off, ETGPU_SPLIT_LINEAR_GLU=0 only the Glu folding (for A/B
+measurements); both are read when a program is lowered."""
 
 import operator
 import os
@@ -40,7 +46,8 @@ import torch.fx
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
-from etgpu.lower.passes._fx import dtype_of, op_name, users
+from etgpu.lower.passes._fx import dtype_of, op_name, replace_with_call, users
+from etgpu.lower.passes.fuse_llm import glu
 
 MAX_OUTPUTS = 8  # runtime/src/engine/ops.h kMaxSplitOutputs
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16)
@@ -57,6 +64,23 @@ def split_linear(x: torch.Tensor, weights: List[torch.Tensor],
 @split_linear.register_fake
 def _(x, weights, biases):
     return [x.new_empty(*x.shape[:-1], w.shape[0]) for w in weights]
+
+
+@torch.library.custom_op("etgpu::split_linear_glu", mutates_args=())
+def split_linear_glu(x: torch.Tensor, weights: List[torch.Tensor], biases: List[Optional[torch.Tensor]],
+                     act: str) -> torch.Tensor:
+    """Reference semantics of a SplitLinear with a Glu output: act(gate) * up of its two outputs."""
+    gate, up = split_linear(x, weights, biases)
+    return glu(gate, up, act)
+
+
+@split_linear_glu.register_fake
+def _(x, weights, biases, act):
+    return x.new_empty(*x.shape[:-1], weights[0].shape[0])
+
+
+def _enabled(variable: str) -> bool:
+    return os.environ.get(variable, "1") != "0"
 
 
 def _plain_constants(ep: ExportedProgram) -> Dict[str, torch.Tensor]:
@@ -111,7 +135,7 @@ def _merge(graph: torch.fx.Graph, x: torch.fx.Node, linears: List[torch.fx.Node]
 
 def merge_sibling_linears(ep: ExportedProgram) -> int:
     """Rewrites each group of sibling linears in place; returns how many split_linear nodes."""
-    if os.environ.get("ETGPU_SPLIT_LINEAR", "1") == "0":
+    if not _enabled("ETGPU_SPLIT_LINEAR"):
         return 0
     graph = ep.graph_module.graph
     constants = _plain_constants(ep)
@@ -131,3 +155,40 @@ def merge_sibling_linears(ep: ExportedProgram) -> int:
         graph.lint()
         ep.graph_module.recompile()
     return merged
+
+
+def _gate_up_pair(gate, up, glu_node):
+    """The split_linear whose two outputs are exactly `gate` and `up`, each read by `glu_node`
+    alone; else None."""
+    if not all(isinstance(n, torch.fx.Node) and n.target is operator.getitem for n in (gate, up)):
+        return None
+    call = gate.args[0]
+    if (up.args[0] is not call or op_name(call) != "etgpu.split_linear.default" or len(call.args[1]) != 2
+            or {gate.args[1], up.args[1]} != {0, 1}):
+        return None
+    return call if users(gate) == [glu_node] and users(up) == [glu_node] else None
+
+
+def fuse_split_linear_glu(gm: torch.fx.GraphModule) -> int:
+    """Rewrites glu(gate, up) over a two-output split_linear (see _gate_up_pair) into one
+    etgpu::split_linear_glu; returns how many."""
+    if not (_enabled("ETGPU_SPLIT_LINEAR") and _enabled("ETGPU_SPLIT_LINEAR_GLU")):
+        return 0
+    graph = gm.graph
+    fused = 0
+    for node in list(graph.nodes):
+        if op_name(node) != "etgpu.glu.default":
+            continue
+        gate, up, act = node.args
+        call = _gate_up_pair(gate, up, node)
+        if call is None:
+            continue
+        x, weights, biases = call.args
+        order = [gate.args[1], up.args[1]]  # the instruction's first output is the gate
+        replace_with_call(graph, node, torch.ops.etgpu.split_linear_glu.default,
+                          (x, [weights[i] for i in order], [biases[i] for i in order], act))
+        fused += 1
+    if fused:
+        graph.lint()
+        gm.recompile()
+    return fused

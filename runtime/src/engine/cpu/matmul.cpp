@@ -60,16 +60,16 @@ Status matmul(const Node& n, const MatMulParams& p) {
   return Status::ok();
 }
 
-// The reference computes each output as its own MatMul over its rows of the weight: the same
-// fp32 sums and one rounding as the separate linears the instruction replaces.
+// The reference computes each output as its own MatMul over its rows of the weight, then the Glu
+// if there is one: the same fp32 sums and roundings as the separate instructions it replaces.
 Status split_linear(const Node& n, const SplitLinearParams& p) {
   int64_t row = 0;
-  for (size_t i = 0; i <= n.extra_out.size(); ++i) {
+  for (size_t i = 0; i < split_linear_outputs(n, p); ++i) {
     const Node segment = split_linear_segment(n, p, i, row);
     ETGPU_RETURN_IF_ERROR(matmul(segment, std::get<MatMulParams>(segment.params)));
     row += segment.out.size(-1);
   }
-  return Status::ok();
+  return p.glu ? glu(split_linear_glu(n, p), GluParams{p.act}) : Status::ok();
 }
 
 }  // namespace etgpu::cpu

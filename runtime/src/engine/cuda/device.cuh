@@ -8,6 +8,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdint>
 #include <utility>
 
@@ -48,6 +49,19 @@ __device__ __forceinline__ void store_from(void* p, DType dtype, int64_t i, T v)
     case DType::I8: static_cast<int8_t*>(p)[i] = static_cast<int8_t>(static_cast<int64_t>(v)); return;
     case DType::U8: static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(static_cast<int64_t>(v)); return;
     case DType::Bool: static_cast<uint8_t*>(p)[i] = v != T(0); return;
+  }
+}
+
+// The activations a Glu gates with (GELU erf / tanh, SiLU), shared by the unary and Glu kernels
+// and the GEMV's Glu epilogue so they round alike; other ops give NaN.
+template <class T>
+__device__ __forceinline__ T gate_activation(UnaryOp op, T x) {
+  constexpr double kSqrt1_2 = 0.70710678118654752440, kSqrt2OverPi = 0.79788456080286535588;
+  switch (op) {
+    case UnaryOp::GeluErf: return T(0.5) * x * (T(1) + erf(x * T(kSqrt1_2)));
+    case UnaryOp::GeluTanh: return T(0.5) * x * (T(1) + tanh(T(kSqrt2OverPi) * (x + T(0.044715) * x * x * x)));
+    case UnaryOp::Silu: return x / (T(1) + exp(-x));
+    default: return T(NAN);
   }
 }
 

@@ -10,9 +10,6 @@
 namespace etgpu::cuda {
 namespace {
 
-constexpr double kSqrt1_2 = 0.70710678118654752440;
-constexpr double kSqrt2OverPi = 0.79788456080286535588;
-
 template <class T>
 __device__ __forceinline__ T apply_unary(UnaryOp op, T x, T alpha, T beta) {
   switch (op) {
@@ -23,9 +20,9 @@ __device__ __forceinline__ T apply_unary(UnaryOp op, T x, T alpha, T beta) {
     case UnaryOp::Exp: return exp(x);
     case UnaryOp::Log: return log(x);
     case UnaryOp::Relu: return x > T(0) ? x : (isnan(x) ? x : T(0));
-    case UnaryOp::GeluErf: return T(0.5) * x * (T(1) + erf(x * T(kSqrt1_2)));
-    case UnaryOp::GeluTanh: return T(0.5) * x * (T(1) + tanh(T(kSqrt2OverPi) * (x + T(0.044715) * x * x * x)));
-    case UnaryOp::Silu: return x / (T(1) + exp(-x));
+    case UnaryOp::GeluErf:
+    case UnaryOp::GeluTanh:
+    case UnaryOp::Silu: return gate_activation(op, x);
     case UnaryOp::Sigmoid: return T(1) / (T(1) + exp(-x));
     case UnaryOp::Tanh: return tanh(x);
     case UnaryOp::LogicalNot: return x == T(0) ? T(1) : T(0);

@@ -11,7 +11,9 @@
 // fp32 accumulation; a bias, or with `accumulate` the existing output (a bias matmul.cpp wrote
 // there), is added before the one rounding, as cuBLASLt's beta = 1 does. The output columns may be
 // split over several tensors (GemvOutputs: a SplitLinear's siblings, one launch for all of them);
-// only the epilogue's store address depends on it.
+// only the epilogue's store address depends on it. With a Glu output the column groups pair gate
+// column j with up column N/2 + j instead of adjacent columns (two row pointers set differently,
+// the weight as stored), so one group's epilogue has both halves of act(gate) * up.
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
 #include "engine/cuda/gemv.h"
@@ -27,7 +29,19 @@ struct GemvShape {
   int64_t n, k;
   int splits;  // warps per column group (a power of two dividing kWarps); kWarps / splits groups
   bool accumulate;
+  // Column group j holds columns j * group_step + c * column_step, c < kCols: adjacent columns
+  // (kCols, 1), or with a Glu output gate column j and up column n/2 + j (1, n/2). `groups` of
+  // them (a grid's last block may hold groups past them: they load and store nothing). Steps, not
+  // a paired flag, because a select here costs fp32 M = 1 14 registers and a block per SM.
+  int64_t group_step, column_step, groups;
 };
+
+static_assert(kCols == 2, "a paired column group holds one gate and one up column");
+
+// Output column c of column group `group`.
+__device__ __forceinline__ int64_t column(const GemvShape& s, int64_t group, int c) {
+  return group * s.group_step + c * s.column_step;
+}
 
 template <class T>
 __device__ __forceinline__ void load_weights(const T* const (&rows)[kCols], int64_t k0, int64_t step, int64_t k,
@@ -62,13 +76,16 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* 
   __shared__ float partial[kWarps][M][kCols];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int group = warp / s.splits, split = warp % s.splits;
-  const int64_t col0 = (int64_t(blockIdx.x) * (kWarps / s.splits) + group) * kCols;
+  const int64_t column_group = int64_t(blockIdx.x) * (kWarps / s.splits) + group;
   const T* rows[kCols];
 #pragma unroll
-  for (int c = 0; c < kCols; ++c) rows[c] = w + (col0 + c < s.n ? col0 + c : 0) * s.k;  // missing columns read row 0
+  for (int c = 0; c < kCols; ++c) {
+    const int64_t col = column(s, column_group, c);
+    rows[c] = w + (col < s.n ? col : 0) * s.k;  // missing columns read row 0
+  }
   const int64_t step = int64_t(s.splits) * 32 * kVec;
   int64_t k0 = (int64_t(split) * 32 + lane) * kVec;
-  const bool active = col0 < s.n;
+  const bool active = column_group < s.groups;
   uint4 wv[kUnroll][kCols];
   if (active) load_weights<T>(rows, k0, step, s.k, wv);
   wait_previous_grid();
@@ -104,13 +121,25 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* 
   __syncthreads();
   // Thread t of the block finishes output (group, m, c) = t / (M * kCols), (t / kCols) % M, t % kCols.
   const int t = threadIdx.x, out_group = t / (M * kCols), m = (t / kCols) % M, c = t % kCols;
-  const int64_t col = (int64_t(blockIdx.x) * (kWarps / s.splits) + out_group) * kCols + c;
-  if (out_group >= kWarps / s.splits || col >= s.n) return;
-  float sum = 0.f;
-  for (int sp = 0; sp < s.splits; ++sp) sum += partial[out_group * s.splits + sp][m][c];
-  if (out.bias) sum += static_cast<float>(static_cast<const T*>(out.bias)[col]);
+  const int64_t finished_group = int64_t(blockIdx.x) * (kWarps / s.splits) + out_group;
+  const int64_t col = column(s, finished_group, c);
+  if (out_group >= kWarps / s.splits || finished_group >= s.groups || col >= s.n) return;
+  // Column c's sum over the K splits, plus its bias: the value before the one rounding.
+  auto total = [&](int cc, int64_t at) {
+    float sum = 0.f;
+    for (int sp = 0; sp < s.splits; ++sp) sum += partial[out_group * s.splits + sp][m][cc];
+    return sum + (out.bias ? static_cast<float>(static_cast<const T*>(out.bias)[at]) : 0.f);
+  };
+  const float sum = total(c, col);
   T* o = output_at<T>(out, m, col);
-  *o = static_cast<T>(sum + (s.accumulate ? static_cast<float>(*o) : 0.f));
+  const T value = static_cast<T>(sum + (s.accumulate ? static_cast<float>(*o) : 0.f));
+  *o = value;
+  if (out.glu && c == 0) {
+    // Glu's rounding: gate and up as stored, act(gate) rounded, then the product.
+    const float up = static_cast<float>(static_cast<T>(total(1, column(s, finished_group, 1))));
+    const float gate = static_cast<float>(static_cast<T>(gate_activation(out.act, static_cast<float>(value))));
+    static_cast<T*>(out.glu)[m * s.groups + finished_group] = static_cast<T>(gate * up);  // [M, n/2]
+  }
 }
 
 template <class T>
@@ -142,7 +171,9 @@ int gemv_splits(int64_t n, int64_t k, int64_t vec, int num_sms) {
 
 template <class T>
 cudaError_t launch(const Context& c, const T* a, const T* w, const GemvOutputs& out, const GemmProblem& g) {
-  const GemvShape s{g.n, g.k, gemv_splits(g.n, g.k, 16 / sizeof(T), c.num_sms), g.accumulate};
+  const bool paired = out.glu != nullptr;
+  const GemvShape s{g.n, g.k, gemv_splits(g.n, g.k, 16 / sizeof(T), c.num_sms), g.accumulate,
+                    paired ? 1 : kCols, paired ? g.n / 2 : 1, paired ? g.n / 2 : (g.n + kCols - 1) / kCols};
   const int64_t cols_per_block = kCols * (kWarps / s.splits);
   const auto grid = static_cast<unsigned>((g.n + cols_per_block - 1) / cols_per_block);
   return launch_rows(a, w, out, g.m, s, grid, c.stream);

@@ -11,12 +11,15 @@ constexpr int64_t kGemvMaxRows = 8;
 // Where a GEMV's output columns go: columns [begin[i], begin[i + 1]) are output i, a row-major
 // [M, begin[i + 1] - begin[i]] tensor at data[i] (one output for a MatMul, one per sibling for a
 // SplitLinear); begin[count] = N. bias, when set, is [N] of the product's dtype, added to the fp32
-// sum before the one rounding.
+// sum before the one rounding. glu, when set (two outputs of N / 2 columns: gate and up), is an
+// [M, N / 2] tensor that also receives act(gate) * up, rounded as the Glu kernel rounds.
 struct GemvOutputs {
   void* data[kMaxSplitOutputs] = {};
   int64_t begin[kMaxSplitOutputs + 1] = {};
   int count = 0;
   const void* bias = nullptr;
+  void* glu = nullptr;
+  UnaryOp act = UnaryOp::Silu;
 };
 
 inline GemvOutputs single_output(void* out, int64_t n) {

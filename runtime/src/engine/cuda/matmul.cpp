@@ -6,10 +6,10 @@
 // (beta = 1), which handles any broadcastable bias shape with one rounding. Decode-sized linear
 // layers (a few rows against a [N, K] weight) take the GEMV kernel in gemv.cu instead.
 // SplitLinear (sibling linears over one concatenated weight): decode's rows are one GEMV launch
-// over the whole weight, each output column stored into its sibling's tensor and the bias added
-// in the epilogue; anything else runs each sibling as the MatMul it replaced, on its rows of the
-// weight (cuBLASLt per sibling, as before the merge: prefill is compute-bound, so one launch
-// more or less per sibling does not matter there).
+// over the whole weight, each output column stored into its sibling's tensor and the bias (and a
+// gated MLP's Glu) done in the epilogue; anything else runs each sibling as the MatMul it
+// replaced, on its rows of the weight, then the Glu kernel (cuBLASLt per sibling, as before the
+// merge: prefill is compute-bound, so one launch more or less per sibling does not matter there).
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/gemv.h"
@@ -76,22 +76,25 @@ Status split_linear(const Context& c, const Node& n, const SplitLinearParams& p)
   const int64_t k = x.size(-1), rows = k > 0 ? x.numel() / k : 0;
   if (rows == 0) return Status::ok();
   GemvOutputs outputs;
-  outputs.count = static_cast<int>(n.extra_out.size()) + 1;
+  outputs.count = static_cast<int>(split_linear_outputs(n, p));
   for (int i = 0; i < outputs.count; ++i) {
     outputs.data[i] = split_linear_output(n, i).data;
     outputs.begin[i + 1] = outputs.begin[i] + split_linear_output(n, i).size(-1);
   }
   outputs.bias = p.has_bias ? n.in[2].data : nullptr;
+  outputs.glu = p.glu ? n.extra_out.back().data : nullptr;
+  outputs.act = p.act;
   bool handled = false;
   if (k > 0) {
     const GemmProblem g{x.dtype, true, rows, w.size(0), k, 1, 0, 0, 0, false};
     ETGPU_RETURN_IF_ERROR(gemv(c, g, x.data, w.data, outputs, &handled));
   }
-  for (int i = 0; !handled && i < outputs.count; ++i) {
+  if (handled) return Status::ok();
+  for (int i = 0; i < outputs.count; ++i) {
     const Node segment = split_linear_segment(n, p, i, outputs.begin[i]);
     ETGPU_RETURN_IF_ERROR(matmul(c, segment, std::get<MatMulParams>(segment.params)));
   }
-  return Status::ok();
+  return p.glu ? glu(c, split_linear_glu(n, p), GluParams{p.act}) : Status::ok();
 }
 
 }  // namespace etgpu::cuda
