@@ -344,7 +344,7 @@ bool all_aligned16(std::initializer_list<const void*> pointers) {
 
 // Calls f(E{}) for the storage type of a float dtype (Rope's and GLU's dtypes are validated).
 template <class F>
-void with_float_type(DType dtype, F&& f) {
+void with_float_storage(DType dtype, F&& f) {
   with_storage_type(dtype, [&](auto e) {
     if constexpr (!std::is_same_v<decltype(e), AnyDType>) f(e);
   });
@@ -463,7 +463,7 @@ Status rope(const Context& c, const Node& n, const RopeParams& p) {
   const bool vector = half % vec == 0 && walk.strides[0][last] == 1 && walk.strides[1][last] == 1 &&
                       all_aligned16({x.data, cos.data, sin.data, rows.data}) &&
                       (!to_cache || (aligned16(n.out.data) && cache_inner % vec == 0));
-  with_float_type(rows.dtype, [&](auto e) {
+  with_float_storage(rows.dtype, [&](auto e) {
     using E = decltype(e);
     constexpr int kVec = 16 / sizeof(E);
     with_index_type(narrow, [&](auto index) {
@@ -498,7 +498,7 @@ Status glu(const Context& c, const Node& n, const GluParams& p) {
   if (count == 0) return Status::ok();
   const int64_t vec = 16 / static_cast<int64_t>(dtype_size(n.out.dtype));
   const bool vector = count % vec == 0 && all_aligned16({n.in[0].data, n.in[1].data, n.out.data});
-  with_float_type(n.out.dtype, [&](auto e) {
+  with_float_storage(n.out.dtype, [&](auto e) {
     using E = decltype(e);
     constexpr int kVec = 16 / sizeof(E);
     with_index_type(fits_index32(count), [&](auto index) {
