@@ -23,10 +23,12 @@ def _rope_inputs(dtype, heads=4, kv_heads=2, seq=5, dim=16):
             angles.cos().to(dtype), angles.sin().to(dtype))
 
 
+# dim 16: half a row is whole 16-byte vectors (the CUDA kernel's vector path); 12: it is not.
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_transformers_rope_is_one_instruction_per_tensor(dtype):
+@pytest.mark.parametrize("dim", [16, 12])
+def test_transformers_rope_is_one_instruction_per_tensor(dtype, dim):
     module = Fn(lambda q, k, cos, sin: apply_rotary_pos_emb(q, k, cos, sin))
-    inputs = _rope_inputs(dtype)
+    inputs = _rope_inputs(dtype, dim=dim)
     assert [op for op in instruction_ops(module, inputs) if op != "Permute"].count("Rope") == 2
     assert set(instruction_ops(module, inputs)) <= {"Rope", "Permute", "Expand"}
     check_module(module, inputs)
@@ -77,10 +79,11 @@ def test_rope_not_fused_when_halves_are_swapped():
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("act", ["silu", "gelu", "gelu_tanh"])
-def test_gated_mlp_is_one_glu(dtype, act):
+@pytest.mark.parametrize("shape", [(2, 3, 40), (3, 5)])  # 16-byte vectors on CUDA; scalars
+def test_gated_mlp_is_one_glu(dtype, act, shape):
     acts = {"silu": F.silu, "gelu": F.gelu, "gelu_tanh": lambda a: F.gelu(a, approximate="tanh")}
     module = Fn(lambda gate, up: acts[act](gate) * up)
-    inputs = (randn(2, 3, 40, dtype=dtype) * 3, randn(2, 3, 40, dtype=dtype))
+    inputs = (randn(*shape, dtype=dtype) * 3, randn(*shape, dtype=dtype))
     assert instruction_ops(module, inputs) == ["Glu"]
     check_module(module, inputs)
 
@@ -261,9 +264,10 @@ def test_rope_of_k_writes_the_cache_in_one_instruction(dtype, seq_major, monkeyp
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_rope_cache_write_matches_eager(dtype):
-    steps = _rope_cache_steps(dtype, True)
-    module = _RopeCache(dtype)
+@pytest.mark.parametrize("dim", [16, 12])
+def test_rope_cache_write_matches_eager(dtype, dim):
+    steps = _rope_cache_steps(dtype, True, dim=dim)
+    module = _RopeCache(dtype, dim=dim)
     check_module(module, steps[0], run_inputs_list=steps[1:], compare_torch_cuda=False)
 
 

@@ -69,6 +69,22 @@ def test_gather_topk_style_dynamic():
                                   (randn(12, 50), torch.randint(0, 50, (12,), dtype=torch.int32))])
 
 
+# Rows of 32, 8, 12, 6, 5 and 4 bytes: the CUDA kernel moves them in 16-, 8-, 4-, 2-, 1- and
+# 4-byte units (the widest the row and both pointers allow).
+@pytest.mark.parametrize("dtype,shape,dim", [
+    (torch.bfloat16, (1, 2, 12, 16), 2), (torch.bfloat16, (2, 6, 4), 1), (torch.float32, (2, 6, 3), 1),
+    (torch.float16, (2, 6, 3), -2), (torch.uint8, (3, 6, 5), 1), (torch.int32, (3, 6), -1),
+])
+def test_index_copy(dtype, shape, dim):
+    def values(*size):
+        return randn(*size, dtype=dtype) if dtype.is_floating_point else torch.randint(0, 100, size).to(dtype)
+
+    rows = list(shape)
+    rows[dim] = 2
+    cases = [(values(*shape), values(*rows), torch.tensor(pos)) for pos in ([0, 1], [5, 2], [3, 4])]
+    check_module(Fn(lambda cache, x, pos: cache.index_copy(dim, pos, x)), cases[0], run_inputs_list=cases[1:])
+
+
 @pytest.mark.parametrize("fn,bad", [
     (lambda x, i: torch.index_select(x, 0, i), torch.tensor([0, 4])),
     (lambda x, i: torch.index_select(x, 0, i), torch.tensor([-5, 0])),

@@ -1,7 +1,8 @@
 // Device-side helpers shared by every kernel: loading and storing any etgpu dtype as a compute
-// type (float, double or int64), a broadcast-aware offset calculator, and warp/block reductions.
-// Dtypes are switched at run time inside the kernel: the branch is uniform across a launch, so it
-// costs a few instructions per element instead of one template instance per dtype combination.
+// type (float, double or int64), broadcast-aware offsets (index_math.h), warp/block reductions.
+// Dtypes are mostly switched at run time inside the kernel: the branch is uniform across a
+// launch, so it costs a few instructions per element instead of one template instance per dtype
+// combination. Hot single-dtype cases name the storage type at compile time instead (load_elem).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -10,17 +11,20 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include "engine/cuda/cuda_common.h"
+#include "engine/cuda/index_math.h"
 #include "engine/tensor.h"
 
 namespace etgpu::cuda {
 
 // ---- scalar loads and stores ------------------------------------------------------------------
 
-template <class T>
-__device__ __forceinline__ T load_as(const void* p, DType dtype, int64_t i) {
+// The index type I is int64_t or, on the 32-bit path, uint32_t (one instruction less per address).
+template <class T, class I>
+__device__ __forceinline__ T load_as(const void* p, DType dtype, I i) {
   switch (dtype) {
     case DType::F32: return static_cast<T>(static_cast<const float*>(p)[i]);
     case DType::F16: return static_cast<T>(__half2float(static_cast<const __half*>(p)[i]));
@@ -37,8 +41,8 @@ __device__ __forceinline__ T load_as(const void* p, DType dtype, int64_t i) {
 
 // Float to integer truncates toward zero (as torch casts); NaN or out-of-range values give
 // whatever the conversion instruction gives (no trap).
-template <class T>
-__device__ __forceinline__ void store_from(void* p, DType dtype, int64_t i, T v) {
+template <class T, class I>
+__device__ __forceinline__ void store_from(void* p, DType dtype, I i, T v) {
   switch (dtype) {
     case DType::F32: static_cast<float*>(p)[i] = static_cast<float>(v); return;
     case DType::F16: static_cast<__half*>(p)[i] = __float2half_rn(static_cast<float>(v)); return;
@@ -72,8 +76,53 @@ __device__ __forceinline__ float round_to_dtype(float v, DType dtype) {
   return v;
 }
 
-__device__ __forceinline__ int64_t load_index(const void* p, DType dtype, int64_t i) {
+template <class I>
+__device__ __forceinline__ int64_t load_index(const void* p, DType dtype, I i) {
   return dtype == DType::I32 ? static_cast<const int32_t*>(p)[i] : static_cast<const int64_t*>(p)[i];
+}
+
+// ---- storage type known at compile time ------------------------------------------------------------
+
+// The conversions load_as / store_from use for F32, F16 and BF16.
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <class E>
+__device__ __forceinline__ E from_float(float v) {
+  if constexpr (std::is_same_v<E, __half>) return __float2half_rn(v);
+  else if constexpr (std::is_same_v<E, __nv_bfloat16>) return __float2bfloat16_rn(v);
+  else return v;
+}
+// round_to_dtype for a storage type known at compile time.
+template <class E>
+__device__ __forceinline__ float round_to(float v) { return to_float(from_float<E>(v)); }
+
+// Storage type tag: the dtype is only known at run time (load_as / store_from switch on it).
+struct AnyDType {};
+
+// Element i of p as T, E being p's storage type (float, __half, __nv_bfloat16: no switch) or
+// AnyDType (`dtype` says). Both paths convert and round identically.
+template <class E, class T, class I>
+__device__ __forceinline__ T load_elem(const void* p, DType dtype, I i) {
+  if constexpr (std::is_same_v<E, AnyDType>) return load_as<T>(p, dtype, i);
+  else return static_cast<T>(to_float(static_cast<const E*>(p)[i]));
+}
+
+template <class E, class T, class I>
+__device__ __forceinline__ void store_elem(void* p, DType dtype, I i, T v) {
+  if constexpr (std::is_same_v<E, AnyDType>) store_from<T>(p, dtype, i, v);
+  else static_cast<E*>(p)[i] = from_float<E>(static_cast<float>(v));
+}
+
+// Calls f(E{}) with E the storage type of a float dtype, or AnyDType for the others.
+template <class F>
+void with_storage_type(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::F32: f(float{}); break;
+    case DType::F16: f(__half{}); break;
+    case DType::BF16: f(__nv_bfloat16{}); break;
+    default: f(AnyDType{}); break;
+  }
 }
 
 // ---- 16-byte vectors ---------------------------------------------------------------------------
@@ -100,37 +149,27 @@ __device__ __forceinline__ void store_vec(T* p, const float* f) {
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// ---- broadcast-aware offsets ------------------------------------------------------------------
-
-// Walks an output of `rank` dims in row-major order; for each operand k, its element offset is
-// the sum of index[d] * strides[k][d] (a stride of 0 broadcasts). Passed to kernels by value.
-template <int kOperands>
-struct Indexer {
-  int rank = 0;
-  int64_t shape[kMaxRank] = {};
-  int64_t strides[kOperands][kMaxRank] = {};
-  int64_t base[kOperands] = {};
-  bool contiguous[kOperands] = {};  // offset == linear index: skip the divisions
-
-  __device__ __forceinline__ void offsets(int64_t linear, int64_t* out) const {
-    bool all = true;
+// N consecutive elements of E (float, __half, __nv_bfloat16) as floats: one 16-byte access when
+// N * sizeof(E) == 16 (p then 16-byte aligned), else N scalar ones.
+template <int N, class E>
+__device__ __forceinline__ void load_n(const E* p, float* f) {
+  if constexpr (N * sizeof(E) == 16) {
+    load_vec(p, f);
+  } else {
 #pragma unroll
-    for (int k = 0; k < kOperands; ++k) {
-      out[k] = contiguous[k] ? linear : base[k];
-      all &= contiguous[k];
-    }
-    if (all) return;
-    int64_t rest = linear;
-    for (int d = rank - 1; d >= 0; --d) {
-      const int64_t idx = rest % shape[d];
-      rest /= shape[d];
-#pragma unroll
-      for (int k = 0; k < kOperands; ++k) {
-        if (!contiguous[k]) out[k] += idx * strides[k][d];
-      }
-    }
+    for (int t = 0; t < N; ++t) f[t] = to_float(p[t]);
   }
-};
+}
+
+template <int N, class E>
+__device__ __forceinline__ void store_n(E* p, const float* f) {
+  if constexpr (N * sizeof(E) == 16) {
+    store_vec(p, f);
+  } else {
+#pragma unroll
+    for (int t = 0; t < N; ++t) p[t] = from_float<E>(f[t]);
+  }
+}
 
 // ---- reductions ---------------------------------------------------------------------------------
 
@@ -169,29 +208,48 @@ struct MaxOp {
 // Element i of a value viewed as [outer, count, inner] lands at row index[j] of a destination
 // viewed as [outer, extent, inner] along `dim`. Positions are read on the device, so a captured
 // decode step stays correct as they advance; one outside [0, extent) is flagged, not written.
+// I: the index type (uint32_t when the value and the destination have fewer than 2^31 elements).
+// Two steps: slot() loads the position, place() checks it (a branch). Kernels load their data
+// between the two, so that the position's load and the data's are in flight together.
+template <class I>
 struct CacheRows {
   const void* index;
   DType index_dtype;
-  int64_t count, extent, inner;
+  DivMod<I> count, inner;
+  I extent;
   int* error_flag;
 
-  // The destination offset of element i, or -1 (the error flag set) when its position is out of range.
-  __device__ __forceinline__ int64_t offset(int64_t i) const {
-    const int64_t q = i % inner, rest = i / inner;
-    const int64_t j = rest % count, o = rest / count;
-    const int64_t target = load_index(index, index_dtype, j);
-    if (target < 0 || target >= extent) {
+  struct Slot {
+    I row_offset;     // the destination offset of element i in row 0 of its [extent, inner] slab
+    int64_t position;  // the row, not yet checked
+  };
+
+  __device__ __forceinline__ Slot slot(I i) const {
+    I q, j;
+    const I o = count.divmod(inner.divmod(i, q), j);
+    return Slot{o * extent * inner.d + q, load_index(index, index_dtype, j)};
+  }
+
+  // Sets `at` to the slot's destination offset and returns true, or returns false (the error
+  // flag set) when its position is out of range.
+  __device__ __forceinline__ bool place(const Slot& s, I& at) const {
+    if (s.position < 0 || s.position >= static_cast<int64_t>(extent)) {
       atomicCAS(error_flag, kNoError, kIndexOutOfRange);
-      return -1;
+      return false;
     }
-    return (o * extent + target) * inner + q;
+    at = s.row_offset + static_cast<I>(s.position) * inner.d;
+    return true;
   }
 };
 
-inline CacheRows cache_rows(const TensorRef& dst, int dim, const TensorRef& index, int* error_flag) {
+// `unit` > 1 views each row of `inner` elements as inner / unit wider elements (the caller checks
+// that it divides).
+template <class I>
+CacheRows<I> cache_rows(const TensorRef& dst, int dim, const TensorRef& index, int* error_flag, int64_t unit = 1) {
   int64_t inner = 1;
   for (int d = dim + 1; d < dst.rank; ++d) inner *= dst.shape[d];
-  return CacheRows{index.data, index.dtype, index.shape[0], dst.shape[dim], inner, error_flag};
+  return CacheRows<I>{index.data, index.dtype, DivMod<I>(index.shape[0]), DivMod<I>(inner / unit),
+                      static_cast<I>(dst.shape[dim]), error_flag};
 }
 
 // ---- launch geometry ----------------------------------------------------------------------------
@@ -199,10 +257,17 @@ inline CacheRows cache_rows(const TensorRef& dst, int dim, const TensorRef& inde
 constexpr int kThreads = 256;
 
 // Grid-stride loops cover any count; the grid is capped so huge tensors need no 64-bit grid.
+// (The cap also keeps the stride below 2^28, so a 32-bit loop index below 2^31 cannot wrap.)
 inline unsigned grid_for(int64_t count, int threads = kThreads) {
   const int64_t blocks = (count + threads - 1) / threads;
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 * 8 ? 65535 * 8 : blocks));
 }
+
+// First index and stride of a grid-stride loop in index type I.
+template <class I>
+__device__ __forceinline__ I grid_first() { return static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; }
+template <class I>
+__device__ __forceinline__ I grid_stride() { return static_cast<I>(gridDim.x) * blockDim.x; }
 
 // ---- programmatic dependent launch (sm_90) ------------------------------------------------------
 
@@ -230,44 +295,6 @@ cudaError_t launch_overlapped(void (*kernel)(Params...), dim3 grid, dim3 block, 
   overlap.val.programmaticStreamSerializationAllowed = 1;
   const cudaLaunchConfig_t config{grid, block, smem, stream, &overlap, 1};
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
-}
-
-}  // namespace etgpu::cuda
-
-namespace etgpu::cuda {
-
-// ---- host-side indexer construction --------------------------------------------------------------
-
-// Element strides of `x` broadcast (right-aligned) to `out`'s rank: 0 where x has size 1.
-inline void broadcast_strides(const TensorRef& x, const TensorRef& out, int64_t* strides) {
-  for (int d = 0; d < out.rank; ++d) strides[d] = 0;
-  int64_t s = 1;
-  for (int i = 1; i <= x.rank; ++i) {
-    const int64_t size = x.shape[x.rank - i];
-    strides[out.rank - i] = size == 1 ? 0 : s;
-    s *= size;
-  }
-}
-
-inline bool same_shape(const TensorRef& a, const TensorRef& b) {
-  if (a.rank != b.rank) return false;
-  for (int d = 0; d < a.rank; ++d) {
-    if (a.shape[d] != b.shape[d]) return false;
-  }
-  return true;
-}
-
-// An indexer over `out` whose operands broadcast to it.
-template <int K>
-Indexer<K> broadcast_indexer(const TensorRef& out, const TensorRef* const* operands) {
-  Indexer<K> ix;
-  ix.rank = out.rank;
-  for (int d = 0; d < out.rank; ++d) ix.shape[d] = out.shape[d];
-  for (int k = 0; k < K; ++k) {
-    broadcast_strides(*operands[k], out, ix.strides[k]);
-    ix.contiguous[k] = operands[k]->numel() == out.numel();  // broadcasting only adds size-1 dims
-  }
-  return ix;
 }
 
 }  // namespace etgpu::cuda

@@ -3,6 +3,7 @@
 // float results compute in float, or in double when an integer operand could lose bits in float;
 // integer results compute in int64.
 #include <cmath>
+#include <initializer_list>
 
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
@@ -116,6 +117,17 @@ __device__ __forceinline__ int64_t apply_binary_int(BinaryOp op, int64_t a, int6
   }
 }
 
+// Kernels are instantiated for T (the compute type), E (the storage type when every operand
+// shares one float dtype, else AnyDType: see load_elem) and I (the index type, index_math.h).
+// with_types picks E and I on the host: a fixed E only on the 32-bit path, which every tensor
+// below 2^31 elements takes, so the rare 64-bit path costs one instance, not one per dtype.
+template <class F>
+void with_types(bool narrow, bool one_dtype, DType dtype, F&& f) {
+  if (!narrow) return f(AnyDType{}, int64_t{});
+  if (!one_dtype) return f(AnyDType{}, uint32_t{});
+  with_storage_type(dtype, [&](auto e) { f(e, uint32_t{}); });
+}
+
 struct UnaryArgs {
   const void* x;
   DType x_dtype;
@@ -127,50 +139,52 @@ struct UnaryArgs {
   bool integer;  // Neg / Abs / BitwiseNot on integers stay in int64
 };
 
-template <class T>
+template <class T, class E, class I>
 __global__ void unary_kernel(UnaryArgs a) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < a.count; i += int64_t(gridDim.x) * blockDim.x) {
-    if (a.integer) {
+  for (I i = grid_first<I>(); i < static_cast<I>(a.count); i += grid_stride<I>()) {
+    if (std::is_same_v<E, AnyDType> && a.integer) {
       const int64_t v = load_as<int64_t>(a.x, a.x_dtype, i);
       const int64_t r = a.op == UnaryOp::Neg ? -v : a.op == UnaryOp::Abs ? (v < 0 ? -v : v)
                         : (a.x_dtype == DType::Bool ? !v : ~v);
       store_from<int64_t>(a.out, a.out_dtype, i, r);
     } else {
-      const T r = apply_unary<T>(a.op, load_as<T>(a.x, a.x_dtype, i), T(a.alpha), T(a.beta));
-      store_from<T>(a.out, a.out_dtype, i, r);
+      const T r = apply_unary<T>(a.op, load_elem<E, T>(a.x, a.x_dtype, i), T(a.alpha), T(a.beta));
+      store_elem<E, T>(a.out, a.out_dtype, i, r);
     }
   }
 }
 
+template <class I>
 struct BinaryArgs {
-  Indexer<2> ix;
+  Indexer<2, I> ix;
   const void* a;
   const void* b;  // null: the scalar operand
   DType a_dtype, b_dtype;
   void* out;
   DType out_dtype;
-  int64_t count;
+  I count;
   BinaryOp op;
   double scalar, alpha;
   bool scalar_first, comparison;
 };
 
-template <class T>
-__global__ void binary_float_kernel(BinaryArgs a) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < a.count; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t off[2];
+template <class T, class E, class I>
+__global__ void binary_float_kernel(BinaryArgs<I> a) {
+  for (I i = grid_first<I>(); i < a.count; i += grid_stride<I>()) {
+    I off[2];
     a.ix.offsets(i, off);
-    T lhs = load_as<T>(a.a, a.a_dtype, off[0]);
-    T rhs = a.b ? load_as<T>(a.b, a.b_dtype, off[1]) : T(a.scalar);
+    T lhs = load_elem<E, T>(a.a, a.a_dtype, off[0]);
+    T rhs = a.b ? load_elem<E, T>(a.b, a.b_dtype, off[1]) : T(a.scalar);
     if (!a.b && a.scalar_first) { const T t = lhs; lhs = rhs; rhs = t; }
     if (a.op == BinaryOp::Add || a.op == BinaryOp::Sub) rhs *= T(a.alpha);
-    store_from<T>(a.out, a.out_dtype, i, apply_binary_float<T>(a.op, lhs, rhs));
+    store_elem<E, T>(a.out, a.out_dtype, i, apply_binary_float<T>(a.op, lhs, rhs));
   }
 }
 
-__global__ void binary_int_kernel(BinaryArgs a) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < a.count; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t off[2];
+template <class I>
+__global__ void binary_int_kernel(BinaryArgs<I> a) {
+  for (I i = grid_first<I>(); i < a.count; i += grid_stride<I>()) {
+    I off[2];
     a.ix.offsets(i, off);
     int64_t lhs = load_as<int64_t>(a.a, a.a_dtype, off[0]);
     int64_t rhs = a.b ? load_as<int64_t>(a.b, a.b_dtype, off[1]) : static_cast<int64_t>(a.scalar);
@@ -182,85 +196,155 @@ __global__ void binary_int_kernel(BinaryArgs a) {
   }
 }
 
+template <class I>
 struct WhereArgs {
-  Indexer<3> ix;
+  Indexer<3, I> ix;
   const uint8_t* cond;
   const void* a;
   const void* b;
   DType a_dtype, b_dtype;
   void* out;
   DType out_dtype;
-  int64_t count;
+  I count;
 };
 
-template <class T>
-__global__ void where_kernel(WhereArgs w) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < w.count; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t off[3];
+template <class T, class I>
+__global__ void where_kernel(WhereArgs<I> w) {
+  for (I i = grid_first<I>(); i < w.count; i += grid_stride<I>()) {
+    I off[3];
     w.ix.offsets(i, off);
     const T v = w.cond[off[0]] ? load_as<T>(w.a, w.a_dtype, off[1]) : load_as<T>(w.b, w.b_dtype, off[2]);
     store_from<T>(w.out, w.out_dtype, i, v);
   }
 }
 
-template <class T>
-__global__ void cast_kernel(const void* x, DType x_dtype, void* out, DType out_dtype, int64_t count) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
+template <class T, class I>
+__global__ void cast_kernel(const void* x, DType x_dtype, void* out, DType out_dtype, I count) {
+  for (I i = grid_first<I>(); i < count; i += grid_stride<I>()) {
     store_from<T>(out, out_dtype, i, load_as<T>(x, x_dtype, i));
   }
 }
 
-__global__ void arange_kernel(void* out, DType dtype, int64_t count, double start, double step) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
+template <class I>
+__global__ void arange_kernel(void* out, DType dtype, I count, double start, double step) {
+  for (I i = grid_first<I>(); i < count; i += grid_stride<I>()) {
     store_from<double>(out, dtype, i, start + step * static_cast<double>(i));
   }
+}
+
+Status launch_arange(const Context& c, const TensorRef& out, double start, double step, const char* what) {
+  const int64_t count = out.numel();
+  if (count == 0) return Status::ok();
+  with_index_type(fits_index32(count), [&](auto index) {
+    using I = decltype(index);
+    const auto total = static_cast<I>(count);
+    arange_kernel<I><<<grid_for(count), kThreads, 0, c.stream>>>(out.data, out.dtype, total, start, step);
+  });
+  ETGPU_CUDA_LAUNCH_CHECK(what);
+  return Status::ok();
 }
 
 // An integer that float cannot hold exactly: compute in double instead.
 bool wide_integer(DType d) { return d == DType::I64 || d == DType::I32; }
 
 // Fused ops: each intermediate is rounded to the tensors' dtype, as the unfused ops round.
+// Rope walks its rotated value `rows` ([..., D], contiguous) in items of N consecutive elements of
+// a row's first half, each computed with the N of the second half it pairs with: the index
+// arithmetic is done once per 2N elements, and N is 16 bytes of E where the layout allows.
+template <class E, class I>
 struct RopeArgs {
-  Indexer<2> ix;  // cos, sin broadcast over the rotated value
-  const void *x, *cos, *sin;
-  void* out;  // the rotated value, contiguous; null when it only goes to the cache
-  DType dtype;
-  int64_t count, dim;
-  int64_t heads, seq;  // > 0: x is [B, L, H, D] for out [B, H, L, D]
+  Indexer<2, I> ix;  // cos, sin broadcast over the rotated value
+  const E *x, *cos, *sin;
+  E* out;  // the rotated value; null when it only goes to the cache
+  I items, dim, half;
+  I table_step[2];  // cos's and sin's strides along D (0 where broadcast)
+  DivMod<I> row_items;  // items per row: half / N
+  DivMod<I> heads, seq;  // x_seq_major: x is [B, L, H, D] for rows [B, H, L, D]
+  bool seq_major;
   // With a cache (non-null): the rotated value lands in the cache's rows as index_copy_kernel
   // moves its x (CacheRows).
-  void* cache = nullptr;
-  CacheRows cache_rows{};
+  E* cache;
+  CacheRows<I> cache_rows;
 };
 
-__global__ void rope_kernel(RopeArgs a) {
-  const int64_t half = a.dim / 2;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < a.count; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t off[2];
+template <class E, int N, class I>
+__global__ void rope_kernel(RopeArgs<E, I> a) {
+  for (I w = grid_first<I>(); w < a.items; w += grid_stride<I>()) {
+    I item;
+    const I row = a.row_items.divmod(w, item);
+    const I d = item * N, i = row * a.dim + d;  // element i pairs with element i + half
+    I xi = i;
+    if (a.seq_major) {
+      I l, h;
+      const I b = a.heads.divmod(a.seq.divmod(row, l), h);
+      xi = ((b * a.seq.d + l) * a.heads.d + h) * a.dim + d;
+    }
+    I off[2];
     a.ix.offsets(i, off);
-    const int64_t d = i % a.dim;
-    int64_t xi = i;
-    if (a.heads > 0) {
-      const int64_t row = i / a.dim, l = row % a.seq, h = (row / a.seq) % a.heads, b = row / (a.seq * a.heads);
-      xi = ((b * a.seq + l) * a.heads + h) * a.dim + d;
+    // The cache rows' positions, x and the tables are all loaded before any of them is used
+    // (without a cache the position read is a dummy: see rope()).
+    const auto slot_lo = a.cache_rows.slot(i), slot_hi = a.cache_rows.slot(i + a.half);
+    float x1[N], x2[N], c1[N], c2[N], s1[N], s2[N], lo[N], hi[N];
+    load_n<N>(a.x + xi, x1);
+    load_n<N>(a.x + xi + a.half, x2);
+    load_n<N>(a.cos + off[0], c1);
+    load_n<N>(a.cos + off[0] + a.half * a.table_step[0], c2);
+    load_n<N>(a.sin + off[1], s1);
+    load_n<N>(a.sin + off[1] + a.half * a.table_step[1], s2);
+    I at_lo = 0, at_hi = 0;
+    const bool to_lo = a.cache && a.cache_rows.place(slot_lo, at_lo);
+    const bool to_hi = a.cache && a.cache_rows.place(slot_hi, at_hi);
+    // x * cos + rotate_half(x) * sin, rotate_half(x) = (-x2, x1); products are not fused into
+    // the add (__fmul_rn), as the unfused ops (and the CPU engine) round each of them.
+#pragma unroll
+    for (int t = 0; t < N; ++t) {
+      lo[t] = round_to<E>(__fmul_rn(x1[t], c1[t])) + round_to<E>(__fmul_rn(-x2[t], s1[t]));
+      hi[t] = round_to<E>(__fmul_rn(x2[t], c2[t])) + round_to<E>(__fmul_rn(x1[t], s2[t]));
     }
-    const float xv = load_as<float>(a.x, a.dtype, xi);
-    const float rotated = d < half ? -load_as<float>(a.x, a.dtype, xi + half) : load_as<float>(a.x, a.dtype, xi - half);
-    const float c = load_as<float>(a.cos, a.dtype, off[0]), s = load_as<float>(a.sin, a.dtype, off[1]);
-    const float v = round_to_dtype(xv * c, a.dtype) + round_to_dtype(rotated * s, a.dtype);
-    if (a.out) store_from<float>(a.out, a.dtype, i, v);
-    if (a.cache) {
-      const int64_t at = a.cache_rows.offset(i);
-      if (at >= 0) store_from<float>(a.cache, a.dtype, at, v);
+    if (a.out) {
+      store_n<N>(a.out + i, lo);
+      store_n<N>(a.out + i + a.half, hi);
     }
+    if (to_lo) store_n<N>(a.cache + at_lo, lo);
+    if (to_hi) store_n<N>(a.cache + at_hi, hi);
   }
 }
 
-__global__ void glu_kernel(const void* x, const void* y, void* out, DType dtype, int64_t count, UnaryOp act) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
-    const float g = round_to_dtype(apply_unary<float>(act, load_as<float>(x, dtype, i), 0.f, 0.f), dtype);
-    store_from<float>(out, dtype, i, g * load_as<float>(y, dtype, i));
+// GLU's activations (validated: silu or gelu), each with a constant op so that apply_unary
+// folds to its one expression.
+__device__ __forceinline__ float glu_gate(UnaryOp act, float v) {
+  if (act == UnaryOp::Silu) return apply_unary<float>(UnaryOp::Silu, v, 0.f, 0.f);
+  if (act == UnaryOp::GeluErf) return apply_unary<float>(UnaryOp::GeluErf, v, 0.f, 0.f);
+  return apply_unary<float>(UnaryOp::GeluTanh, v, 0.f, 0.f);
+}
+
+// out = round(act(x)) * y over `groups` groups of N contiguous elements.
+template <class E, int N, class I>
+__global__ void glu_kernel(const E* x, const E* y, E* out, I groups, UnaryOp act) {
+  for (I g = grid_first<I>(); g < groups; g += grid_stride<I>()) {
+    float xv[N], yv[N];
+    load_n<N>(x + g * N, xv);
+    load_n<N>(y + g * N, yv);
+#pragma unroll
+    for (int t = 0; t < N; ++t) xv[t] = round_to<E>(glu_gate(act, xv[t])) * yv[t];
+    store_n<N>(out + g * N, xv);
   }
+}
+
+// Null pointers (absent operands) count as aligned.
+bool all_aligned16(std::initializer_list<const void*> pointers) {
+  for (const void* p : pointers) {
+    if (p && !aligned16(p)) return false;
+  }
+  return true;
+}
+
+// Calls f(E{}) for the storage type of a float dtype (Rope's and GLU's dtypes are validated).
+template <class F>
+void with_float_storage(DType dtype, F&& f) {
+  with_storage_type(dtype, [&](auto e) {
+    if constexpr (!std::is_same_v<decltype(e), AnyDType>) f(e);
+  });
 }
 
 }  // namespace
@@ -271,9 +355,13 @@ Status unary(const Context& c, const Node& n, const UnaryParams& p) {
   if (count == 0) return Status::ok();
   const bool integer = !is_floating(out.dtype) && !is_floating(x.dtype) &&
                        (p.op == UnaryOp::BitwiseNot || p.op == UnaryOp::Neg || p.op == UnaryOp::Abs);
-  UnaryArgs a{x.data, x.dtype, out.data, out.dtype, count, p.op, p.alpha, p.beta, integer};
-  if (wide_integer(x.dtype)) unary_kernel<double><<<grid_for(count), kThreads, 0, c.stream>>>(a);
-  else unary_kernel<float><<<grid_for(count), kThreads, 0, c.stream>>>(a);
+  const UnaryArgs a{x.data, x.dtype, out.data, out.dtype, count, p.op, p.alpha, p.beta, integer};
+  with_types(fits_index32(count), x.dtype == out.dtype, x.dtype, [&](auto e, auto index) {
+    using E = decltype(e);
+    using I = decltype(index);
+    if (wide_integer(x.dtype)) unary_kernel<double, AnyDType, I><<<grid_for(count), kThreads, 0, c.stream>>>(a);
+    else unary_kernel<float, E, I><<<grid_for(count), kThreads, 0, c.stream>>>(a);
+  });
   ETGPU_CUDA_LAUNCH_CHECK("unary kernel");
   return Status::ok();
 }
@@ -285,21 +373,24 @@ Status binary(const Context& c, const Node& n, const BinaryParams& p) {
   const int64_t count = out.numel();
   if (count == 0) return Status::ok();
   const TensorRef* ops[2] = {&a, b ? b : &a};
-  BinaryArgs args{broadcast_indexer<2>(out, ops), a.data, b ? b->data : nullptr, a.dtype,
-                  b ? b->dtype : a.dtype, out.data, out.dtype, count, p.op, p.scalar, p.alpha,
-                  p.scalar_first, p.op >= BinaryOp::Eq && p.op <= BinaryOp::LogicalOr};
+  const OperandWalk<2> walk = broadcast_walk<2>(out, ops);
   // The same rule as the CPU reference for when the math is float.
   const bool float_math = is_floating(a.dtype) || (b && is_floating(b->dtype)) ||
                           (!b && p.scalar != std::trunc(p.scalar)) || is_floating(out.dtype) ||
                           p.op == BinaryOp::Div || p.op == BinaryOp::Atan2;
+  const bool wide = wide_integer(a.dtype) || (b && wide_integer(b->dtype));
+  const bool one_dtype = a.dtype == out.dtype && (!b || b->dtype == out.dtype);
   const unsigned grid = grid_for(count);
-  if (!float_math) {
-    binary_int_kernel<<<grid, kThreads, 0, c.stream>>>(args);
-  } else if (wide_integer(a.dtype) || (b && wide_integer(b->dtype))) {
-    binary_float_kernel<double><<<grid, kThreads, 0, c.stream>>>(args);
-  } else {
-    binary_float_kernel<float><<<grid, kThreads, 0, c.stream>>>(args);
-  }
+  with_types(walk.fits_index32(), one_dtype, out.dtype, [&](auto e, auto index) {
+    using E = decltype(e);
+    using I = decltype(index);
+    const BinaryArgs<I> args{walk.indexer<I>(), a.data, b ? b->data : nullptr, a.dtype,
+                             b ? b->dtype : a.dtype, out.data, out.dtype, static_cast<I>(count), p.op,
+                             p.scalar, p.alpha, p.scalar_first, p.op >= BinaryOp::Eq && p.op <= BinaryOp::LogicalOr};
+    if (!float_math) binary_int_kernel<I><<<grid, kThreads, 0, c.stream>>>(args);
+    else if (wide) binary_float_kernel<double, AnyDType, I><<<grid, kThreads, 0, c.stream>>>(args);
+    else binary_float_kernel<float, E, I><<<grid, kThreads, 0, c.stream>>>(args);
+  });
   ETGPU_CUDA_LAUNCH_CHECK("binary kernel");
   return Status::ok();
 }
@@ -309,10 +400,14 @@ Status where(const Context& c, const Node& n, const WhereParams&) {
   const int64_t count = out.numel();
   if (count == 0) return Status::ok();
   const TensorRef* ops[3] = {&cond, &a, &b};
-  WhereArgs w{broadcast_indexer<3>(out, ops), static_cast<const uint8_t*>(cond.data), a.data, b.data,
-              a.dtype, b.dtype, out.data, out.dtype, count};
-  if (!is_floating(out.dtype)) where_kernel<int64_t><<<grid_for(count), kThreads, 0, c.stream>>>(w);
-  else where_kernel<float><<<grid_for(count), kThreads, 0, c.stream>>>(w);
+  const OperandWalk<3> walk = broadcast_walk<3>(out, ops);
+  with_index_type(walk.fits_index32(), [&](auto index) {
+    using I = decltype(index);
+    const WhereArgs<I> w{walk.indexer<I>(), static_cast<const uint8_t*>(cond.data), a.data, b.data,
+                         a.dtype, b.dtype, out.data, out.dtype, static_cast<I>(count)};
+    if (!is_floating(out.dtype)) where_kernel<int64_t, I><<<grid_for(count), kThreads, 0, c.stream>>>(w);
+    else where_kernel<float, I><<<grid_for(count), kThreads, 0, c.stream>>>(w);
+  });
   ETGPU_CUDA_LAUNCH_CHECK("where kernel");
   return Status::ok();
 }
@@ -325,45 +420,72 @@ Status cast(const Context& c, const Node& n, const CastParams&) {
     ETGPU_CUDA_CHECK(cudaMemcpyAsync(out.data, x.data, out.nbytes(), cudaMemcpyDeviceToDevice, c.stream));
     return Status::ok();
   }
-  if (!is_floating(x.dtype) && !is_floating(out.dtype)) {
-    cast_kernel<int64_t><<<grid_for(count), kThreads, 0, c.stream>>>(x.data, x.dtype, out.data, out.dtype, count);
-  } else {
-    cast_kernel<double><<<grid_for(count), kThreads, 0, c.stream>>>(x.data, x.dtype, out.data, out.dtype, count);
-  }
+  const bool integer = !is_floating(x.dtype) && !is_floating(out.dtype);
+  with_index_type(fits_index32(count), [&](auto index) {
+    using I = decltype(index);
+    const auto total = static_cast<I>(count);
+    const unsigned grid = grid_for(count);
+    if (integer) cast_kernel<int64_t, I><<<grid, kThreads, 0, c.stream>>>(x.data, x.dtype, out.data, out.dtype, total);
+    else cast_kernel<double, I><<<grid, kThreads, 0, c.stream>>>(x.data, x.dtype, out.data, out.dtype, total);
+  });
   ETGPU_CUDA_LAUNCH_CHECK("cast kernel");
   return Status::ok();
 }
 
 Status fill(const Context& c, const Node& n, const FillParams& p) {
-  const int64_t count = n.out.numel();
-  if (count == 0) return Status::ok();
-  arange_kernel<<<grid_for(count), kThreads, 0, c.stream>>>(n.out.data, n.out.dtype, count, p.value, 0.0);
-  ETGPU_CUDA_LAUNCH_CHECK("fill kernel");
-  return Status::ok();
+  return launch_arange(c, n.out, p.value, 0.0, "fill kernel");
 }
 
 Status arange(const Context& c, const Node& n, const ArangeParams& p) {
-  const int64_t count = n.out.numel();
-  if (count == 0) return Status::ok();
-  arange_kernel<<<grid_for(count), kThreads, 0, c.stream>>>(n.out.data, n.out.dtype, count, p.start, p.step);
-  ETGPU_CUDA_LAUNCH_CHECK("arange kernel");
-  return Status::ok();
+  return launch_arange(c, n.out, p.start, p.step, "arange kernel");
 }
 
 // With a cache (p.cache_dim >= 0) n.out is the cache and the rotated value (rope_rows) is walked
 // instead, each element stored into its cache row (and into extra_out[0] when present).
 Status rope(const Context& c, const Node& n, const RopeParams& p) {
+  const TensorRef &x = n.in[0], &cos = n.in[1], &sin = n.in[2];
   const TensorRef rows = rope_rows(n, p);
   const int64_t count = rows.numel();
   if (count == 0) return Status::ok();
-  const TensorRef* tables[2] = {&n.in[1], &n.in[2]};
-  RopeArgs a{broadcast_indexer<2>(rows, tables), n.in[0].data, n.in[1].data, n.in[2].data, rows.data, rows.dtype,
-             count, rows.size(-1), p.x_seq_major ? rows.shape[1] : 0, p.x_seq_major ? rows.shape[2] : 0};
-  if (p.cache_dim >= 0) {
-    a.cache = n.out.data;
-    a.cache_rows = cache_rows(n.out, p.cache_dim, n.in[3], c.error_flag);
-  }
-  rope_kernel<<<grid_for(count), kThreads, 0, c.stream>>>(a);
+  const TensorRef* tables[2] = {&cos, &sin};
+  const OperandWalk<2> walk = broadcast_walk<2>(rows, tables);
+  const bool to_cache = p.cache_dim >= 0;
+  int64_t cache_inner = 1;
+  for (int d = p.cache_dim + 1; to_cache && d < n.out.rank; ++d) cache_inner *= n.out.shape[d];
+  const bool narrow = walk.fits_index32() && fits_index32(x.numel()) && (!to_cache || fits_index32(n.out.numel()));
+  const int64_t dim = rows.size(-1), half = dim / 2, vec = 16 / static_cast<int64_t>(dtype_size(rows.dtype));
+  // 16-byte items where a row's half is whole vectors, the tables are not broadcast along D (so
+  // their N elements are contiguous) and every pointer (and cache row) is 16-byte aligned.
+  const int last = rows.rank - 1;
+  const bool vector = half % vec == 0 && walk.strides[0][last] == 1 && walk.strides[1][last] == 1 &&
+                      all_aligned16({x.data, cos.data, sin.data, rows.data}) &&
+                      (!to_cache || (aligned16(n.out.data) && cache_inner % vec == 0));
+  with_float_storage(rows.dtype, [&](auto e) {
+    using E = decltype(e);
+    constexpr int kVec = 16 / sizeof(E);
+    with_index_type(narrow, [&](auto index) {
+      using I = decltype(index);
+      const int64_t per_row = vector ? half / kVec : half;
+      RopeArgs<E, I> a{walk.indexer<I>(), static_cast<const E*>(x.data), static_cast<const E*>(cos.data),
+                       static_cast<const E*>(sin.data), static_cast<E*>(rows.data),
+                       static_cast<I>(count / dim * per_row), static_cast<I>(dim), static_cast<I>(half),
+                       {static_cast<I>(walk.strides[0][last]), static_cast<I>(walk.strides[1][last])},
+                       DivMod<I>(per_row), DivMod<I>(p.x_seq_major ? rows.shape[1] : 1),
+                       DivMod<I>(p.x_seq_major ? rows.shape[2] : 1), p.x_seq_major, nullptr, {}};
+      if (to_cache) {
+        a.cache = static_cast<E*>(n.out.data);
+        a.cache_rows = cache_rows<I>(n.out, p.cache_dim, n.in[3], c.error_flag);
+      } else {
+        // No positions to read, but the kernel reads one anyway (the error word, a valid int,
+        // never placed): a branch around the position loads would let the compiler schedule
+        // x's loads and their conversions first, and the positions' loads would wait for x's.
+        a.cache_rows = CacheRows<I>{c.error_flag, DType::I32, DivMod<I>(1), DivMod<I>(1), 0, c.error_flag};
+      }
+      const unsigned grid = grid_for(count / dim * per_row);
+      if (vector) rope_kernel<E, kVec, I><<<grid, kThreads, 0, c.stream>>>(a);
+      else rope_kernel<E, 1, I><<<grid, kThreads, 0, c.stream>>>(a);
+    });
+  });
   ETGPU_CUDA_LAUNCH_CHECK("rope kernel");
   return Status::ok();
 }
@@ -371,7 +493,22 @@ Status rope(const Context& c, const Node& n, const RopeParams& p) {
 Status glu(const Context& c, const Node& n, const GluParams& p) {
   const int64_t count = n.out.numel();
   if (count == 0) return Status::ok();
-  glu_kernel<<<grid_for(count), kThreads, 0, c.stream>>>(n.in[0].data, n.in[1].data, n.out.data, n.out.dtype, count, p.act);
+  const int64_t vec = 16 / static_cast<int64_t>(dtype_size(n.out.dtype));
+  const bool vector = count % vec == 0 && all_aligned16({n.in[0].data, n.in[1].data, n.out.data});
+  with_float_storage(n.out.dtype, [&](auto e) {
+    using E = decltype(e);
+    constexpr int kVec = 16 / sizeof(E);
+    with_index_type(fits_index32(count), [&](auto index) {
+      using I = decltype(index);
+      const E* x = static_cast<const E*>(n.in[0].data);
+      const E* y = static_cast<const E*>(n.in[1].data);
+      E* out = static_cast<E*>(n.out.data);
+      const int64_t groups = vector ? count / kVec : count;
+      const unsigned grid = grid_for(groups);
+      if (vector) glu_kernel<E, kVec, I><<<grid, kThreads, 0, c.stream>>>(x, y, out, static_cast<I>(groups), p.act);
+      else glu_kernel<E, 1, I><<<grid, kThreads, 0, c.stream>>>(x, y, out, static_cast<I>(groups), p.act);
+    });
+  });
   ETGPU_CUDA_LAUNCH_CHECK("glu kernel");
   return Status::ok();
 }

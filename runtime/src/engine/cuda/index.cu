@@ -2,6 +2,11 @@
 // (torch.gather: out[..., i_dim, ...] = x[..., index[...], ...]). Negative indices wrap once, as
 // in PyTorch. An index still out of range cannot fail the launch: the element is written as zero
 // and the engine's error flag is set, which the next synchronize reports as an error.
+// Kernels take an index type I (index_math.h): uint32_t when the tensors have fewer than 2^31
+// elements. index_select and index_copy only move whole rows, so they move them in units of up
+// to 16 bytes (move_unit) rather than element by element.
+#include <initializer_list>
+
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
 
@@ -16,49 +21,74 @@ __device__ __forceinline__ bool resolve_index(int64_t* idx, int64_t size, int* e
   return false;
 }
 
-template <class E>
-__global__ void index_select_kernel(const E* x, const void* index, DType index_dtype, E* out, int64_t count,
-                                    int64_t num_index, int64_t size, int64_t post, int* error_flag) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
-    // out viewed as [pre, num_index, post]; x as [pre, size, post].
-    const int64_t q = i % post, rest = i / post;
-    const int64_t j = rest % num_index, pre = rest / num_index;
+// out viewed as [pre, num_index, post], x as [pre, size, post] (post in units E).
+template <class E, class I>
+__global__ void index_select_kernel(const E* x, const void* index, DType index_dtype, E* out, I count,
+                                    DivMod<I> num_index, I size, DivMod<I> post, int* error_flag) {
+  for (I i = grid_first<I>(); i < count; i += grid_stride<I>()) {
+    I q, j;
+    const I pre = num_index.divmod(post.divmod(i, q), j);
     int64_t idx = load_index(index, index_dtype, j);
-    out[i] = resolve_index(&idx, size, error_flag) ? x[(pre * size + idx) * post + q] : E(0);
+    out[i] = resolve_index(&idx, size, error_flag) ? x[(pre * size + static_cast<I>(idx)) * post.d + q] : E{};
   }
 }
 
-template <class E>
-__global__ void gather_kernel(const E* x, const void* index, DType index_dtype, E* out, int64_t count,
-                              Indexer<1> ix, int64_t dim_stride, int64_t size, int* error_flag) {
+template <class E, class I>
+__global__ void gather_kernel(const E* x, const void* index, DType index_dtype, E* out, I count,
+                              Indexer<1, I> ix, I dim_stride, I size, int* error_flag) {
   // ix walks index/out (same shape); its strides are x's with the one at `dim` zeroed, so
   // offsets() gives x's offset of every coordinate but `dim`, which the index supplies.
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t off[1];
+  for (I i = grid_first<I>(); i < count; i += grid_stride<I>()) {
+    I off[1];
     ix.offsets(i, off);
     int64_t idx = load_index(index, index_dtype, i);
-    out[i] = resolve_index(&idx, size, error_flag) ? x[off[0] + idx * dim_stride] : E(0);
+    out[i] = resolve_index(&idx, size, error_flag) ? x[off[0] + static_cast<I>(idx) * dim_stride] : E{};
   }
 }
 
-// index_copy in place (KV-cache writes): CacheRows places each element of x.
+// Marks v as used here: without it the compiler moves v's load into the branch that stores v,
+// after the branch on the position, and the two loads run one after the other.
 template <class E>
-__global__ void index_copy_kernel(const E* x, E* dst, int64_t total, CacheRows rows) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t at = rows.offset(i);
-    if (at >= 0) dst[at] = x[i];
+__device__ __forceinline__ void use_now(const E& v) {
+  if constexpr (sizeof(E) == 16) asm volatile("" ::"r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w));
+  else if constexpr (sizeof(E) == 8) asm volatile("" ::"l"(v));
+  else asm volatile("" ::"r"(static_cast<uint32_t>(v)));
+}
+
+// index_copy in place (KV-cache writes): CacheRows places each unit of x.
+template <class E, class I>
+__global__ void index_copy_kernel(const E* x, E* dst, I total, CacheRows<I> rows) {
+  for (I i = grid_first<I>(); i < total; i += grid_stride<I>()) {
+    const auto slot = rows.slot(i);
+    const E v = x[i];
+    use_now(v);
+    I at;
+    if (rows.place(slot, at)) dst[at] = v;
   }
 }
 
-// Launches `launch(E{})` with E the unsigned integer type of x's element size: these kernels
-// only move elements, so every dtype of one size shares an instantiation.
+// The widest unit, up to 16 bytes, that a row of `row_elements` elements and every pointer are
+// aligned to: one access and one thread per unit instead of per element.
+size_t move_unit(size_t element, int64_t row_elements, std::initializer_list<const void*> pointers) {
+  size_t unit = 16;
+  for (; unit > element; unit /= 2) {
+    bool fits = (static_cast<size_t>(row_elements) * element) % unit == 0;
+    for (const void* p : pointers) fits &= reinterpret_cast<uintptr_t>(p) % unit == 0;
+    if (fits) break;
+  }
+  return unit;
+}
+
+// Launches `launch(E{})` with E an unsigned type of `bytes` bytes (uint4 for 16): these kernels
+// only move data, so every dtype of one size shares an instantiation.
 template <class Launch>
-Status by_element_size(DType dtype, const char* what, Launch&& launch) {
-  switch (dtype_size(dtype)) {
+Status by_size(size_t bytes, const char* what, Launch&& launch) {
+  switch (bytes) {
     case 1: launch(uint8_t{}); break;
     case 2: launch(uint16_t{}); break;
     case 4: launch(uint32_t{}); break;
     case 8: launch(uint64_t{}); break;
+    case 16: launch(uint4{}); break;
     default: return err(what, ": unsupported dtype");
   }
   ETGPU_CUDA_LAUNCH_CHECK(what);
@@ -71,12 +101,20 @@ Status index_copy(const Context& c, const Node& n, const IndexCopyParams& p) {
   const TensorRef &index = n.in[0], &x = n.in[1], &dst = n.out;
   const int64_t total = x.numel();
   if (total == 0) return Status::ok();
-  const CacheRows rows = cache_rows(dst, p.dim < 0 ? p.dim + dst.rank : p.dim, index, c.error_flag);
-  const unsigned grid = grid_for(total);
-  return by_element_size(x.dtype, "index_copy kernel", [&](auto element) {
-    using E = decltype(element);
-    index_copy_kernel<E><<<grid, kThreads, 0, c.stream>>>(static_cast<const E*>(x.data),
-                                                          static_cast<E*>(dst.data), total, rows);
+  const int dim = p.dim < 0 ? p.dim + dst.rank : p.dim;
+  int64_t inner = 1;
+  for (int d = dim + 1; d < dst.rank; ++d) inner *= dst.shape[d];
+  const size_t element = dtype_size(x.dtype), unit = move_unit(element, inner, {x.data, dst.data});
+  const int64_t per_unit = static_cast<int64_t>(unit / element), units = total / per_unit;
+  const bool narrow = fits_index32(total) && fits_index32(dst.numel());
+  return by_size(unit, "index_copy kernel", [&](auto u) {
+    using E = decltype(u);
+    with_index_type(narrow, [&](auto i) {
+      using I = decltype(i);
+      index_copy_kernel<E, I><<<grid_for(units), kThreads, 0, c.stream>>>(
+          static_cast<const E*>(x.data), static_cast<E*>(dst.data), static_cast<I>(units),
+          cache_rows<I>(dst, dim, index, c.error_flag, per_unit));
+    });
   });
 }
 
@@ -88,11 +126,17 @@ Status index_select(const Context& c, const Node& n, const IndexSelectParams& p)
   int64_t post = 1;
   for (int d = dim + 1; d < x.rank; ++d) post *= x.shape[d];
   const int64_t num_index = index.numel(), size = x.shape[dim];
-  const unsigned grid = grid_for(count);
-  return by_element_size(x.dtype, "index_select kernel", [&](auto element) {
-    using E = decltype(element);
-    index_select_kernel<E><<<grid, kThreads, 0, c.stream>>>(static_cast<const E*>(x.data), index.data,
-        index.dtype, static_cast<E*>(out.data), count, num_index, size, post, c.error_flag);
+  const size_t element = dtype_size(x.dtype), unit = move_unit(element, post, {x.data, out.data});
+  const int64_t per_unit = static_cast<int64_t>(unit / element), units = count / per_unit;
+  const bool narrow = fits_index32(count) && fits_index32(x.numel());
+  return by_size(unit, "index_select kernel", [&](auto u) {
+    using E = decltype(u);
+    with_index_type(narrow, [&](auto i) {
+      using I = decltype(i);
+      index_select_kernel<E, I><<<grid_for(units), kThreads, 0, c.stream>>>(
+          static_cast<const E*>(x.data), index.data, index.dtype, static_cast<E*>(out.data), static_cast<I>(units),
+          DivMod<I>(num_index), static_cast<I>(size), DivMod<I>(post / per_unit), c.error_flag);
+    });
   });
 }
 
@@ -103,17 +147,24 @@ Status gather(const Context& c, const Node& n, const GatherParams& p) {
   const int dim = p.dim < 0 ? p.dim + x.rank : p.dim;
   int64_t x_strides[kMaxRank];
   contiguous_strides(x, x_strides);
-  Indexer<1> ix;
-  ix.rank = index.rank;
+  OperandWalk<1> walk;
+  walk.rank = index.rank;
   for (int d = 0; d < index.rank; ++d) {
-    ix.shape[d] = index.shape[d];
-    ix.strides[0][d] = d == dim ? 0 : x_strides[d];
+    walk.shape[d] = index.shape[d];
+    walk.strides[0][d] = d == dim ? 0 : x_strides[d];
   }
-  const unsigned grid = grid_for(count);
-  return by_element_size(x.dtype, "gather kernel", [&](auto element) {
+  const bool narrow = fits_index32(count) && fits_index32(x.numel());
+  return by_size(dtype_size(x.dtype), "gather kernel", [&](auto element) {
     using E = decltype(element);
-    gather_kernel<E><<<grid, kThreads, 0, c.stream>>>(static_cast<const E*>(x.data), index.data,
-        index.dtype, static_cast<E*>(out.data), count, ix, x_strides[dim], x.shape[dim], c.error_flag);
+    if constexpr (sizeof(E) <= 8) {  // element by element: no 16-byte dtype
+      with_index_type(narrow, [&](auto i) {
+        using I = decltype(i);
+        gather_kernel<E, I><<<grid_for(count), kThreads, 0, c.stream>>>(
+            static_cast<const E*>(x.data), index.data, index.dtype, static_cast<E*>(out.data),
+            static_cast<I>(count), walk.indexer<I>(), static_cast<I>(x_strides[dim]),
+            static_cast<I>(x.shape[dim]), c.error_flag);
+      });
+    }
   });
 }
 

@@ -9,14 +9,23 @@ namespace {
 
 int normalize(int dim, int rank) { return dim < 0 ? dim + rank : dim; }
 
-// Operand 0 is the source, operand 1 the destination; offsets are in elements.
-template <class E>
-__global__ void strided_copy_kernel(Indexer<2> ix, const E* src, E* dst, int64_t count) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t off[2];
+// Operand 0 is the source, operand 1 the destination; offsets are in elements. I: index_math.h.
+template <class E, class I>
+__global__ void strided_copy_kernel(Indexer<2, I> ix, const E* src, E* dst, I count) {
+  for (I i = grid_first<I>(); i < count; i += grid_stride<I>()) {
+    I off[2];
     ix.offsets(i, off);
     dst[off[1]] = src[off[0]];
   }
+}
+
+template <class E>
+void launch_strided_copy(const Context& c, const OperandWalk<2>& walk, const void* src, void* dst, int64_t count) {
+  with_index_type(walk.fits_index32(), [&](auto index) {
+    using I = decltype(index);
+    strided_copy_kernel<E, I><<<grid_for(count), kThreads, 0, c.stream>>>(
+        walk.indexer<I>(), static_cast<const E*>(src), static_cast<E*>(dst), static_cast<I>(count));
+  });
 }
 
 void contiguous(const TensorRef& t, int64_t* strides) { contiguous_strides(t, strides); }
@@ -26,14 +35,14 @@ Status strided_copy(const Context& c, const TensorRef& shape, const int64_t* src
                     const void* src, const int64_t* dst_strides, int64_t dst_base, void* dst, DType dtype) {
   const int64_t count = shape.numel();
   if (count == 0) return Status::ok();
-  Indexer<2> ix;
-  ix.rank = shape.rank;
+  OperandWalk<2> walk;
+  walk.rank = shape.rank;
   bool src_contig = true, dst_contig = true;
   int64_t expect = 1;
   for (int d = shape.rank - 1; d >= 0; --d) {
-    ix.shape[d] = shape.shape[d];
-    ix.strides[0][d] = src_strides[d];
-    ix.strides[1][d] = dst_strides[d];
+    walk.shape[d] = shape.shape[d];
+    walk.strides[0][d] = src_strides[d];
+    walk.strides[1][d] = dst_strides[d];
     // A dim of size 1 never moves the offset, so its stride does not matter.
     if (shape.shape[d] != 1) {
       src_contig &= src_strides[d] == expect;
@@ -48,16 +57,13 @@ Status strided_copy(const Context& c, const TensorRef& shape, const int64_t* src
                                      count * element, cudaMemcpyDeviceToDevice, c.stream));
     return Status::ok();
   }
-  ix.base[0] = src_base;
-  ix.base[1] = dst_base;
-  ix.contiguous[0] = src_contig && src_base == 0;
-  ix.contiguous[1] = dst_contig && dst_base == 0;
-  const unsigned grid = grid_for(count);
+  walk.base[0] = src_base;
+  walk.base[1] = dst_base;
   switch (element) {
-    case 1: strided_copy_kernel<uint8_t><<<grid, kThreads, 0, c.stream>>>(ix, static_cast<const uint8_t*>(src), static_cast<uint8_t*>(dst), count); break;
-    case 2: strided_copy_kernel<uint16_t><<<grid, kThreads, 0, c.stream>>>(ix, static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), count); break;
-    case 4: strided_copy_kernel<uint32_t><<<grid, kThreads, 0, c.stream>>>(ix, static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), count); break;
-    case 8: strided_copy_kernel<uint64_t><<<grid, kThreads, 0, c.stream>>>(ix, static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), count); break;
+    case 1: launch_strided_copy<uint8_t>(c, walk, src, dst, count); break;
+    case 2: launch_strided_copy<uint16_t>(c, walk, src, dst, count); break;
+    case 4: launch_strided_copy<uint32_t>(c, walk, src, dst, count); break;
+    case 8: launch_strided_copy<uint64_t>(c, walk, src, dst, count); break;
     default: return err("strided copy: unsupported element size ", element);
   }
   ETGPU_CUDA_LAUNCH_CHECK("strided copy kernel");

@@ -142,8 +142,11 @@ __global__ void rms_norm_vec_kernel(NormArgs a) {
   __shared__ float scratch[32];
   const int64_t offset = int64_t(blockIdx.x) * a.n + threadIdx.x * kVec;
   const bool active = threadIdx.x * kVec < a.n;
-  float v[kVec] = {};
+  float v[kVec] = {}, w[kVec];
   if (active) {
+    // The weight is loaded with x, before the reduction: its memory latency overlaps x's
+    // instead of following the block's barriers.
+    if (a.weight) load_vec(static_cast<const T*>(a.weight) + threadIdx.x * kVec, w);
     load_vec(static_cast<const T*>(a.x) + offset, v);
     if (kAdd) {
       float r[kVec];
@@ -158,8 +161,6 @@ __global__ void rms_norm_vec_kernel(NormArgs a) {
   for (int t = 0; t < kVec; ++t) q += v[t] * v[t];
   const float rstd = rsqrtf(block_reduce(q, SumOp(), scratch) / static_cast<float>(a.n) + a.eps);
   if (!active) return;
-  float w[kVec];
-  if (a.weight) load_vec(static_cast<const T*>(a.weight) + threadIdx.x * kVec, w);
 #pragma unroll
   for (int t = 0; t < kVec; ++t) {
     v[t] *= rstd;
