@@ -10,7 +10,8 @@
 // fragments in place (the m16n8k16 C layout of two adjacent 8-key tiles is exactly the A layout of
 // one 16-key step), and accumulates O += P V with V read by ldmatrix.trans. O is rescaled in
 // registers and written once at the end. Causal blocks stop at their last visible key; only tiles
-// that cross the causal diagonal, the end of the keys, or carry a mask pay the per-element checks.
+// that cross the causal diagonal, the end of the keys, or carry a mask pay the per-element checks,
+// and a warp skips the math of a tile in which a bool mask or the bounds hide all its scores.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -26,7 +27,8 @@ constexpr int kKeys = 64;  // keys per tile
 template <int E>
 struct Cfg {
   // 4 warps (64 rows). 8 warps for E = 64 would halve K/V traffic per row, but capping registers
-  // at 128 for two such blocks per SM spilled; at ~150 registers, 4-warp blocks fit 3 per SM.
+  // at 128 for two such blocks per SM spilled; at ~145 registers, 4-warp blocks fit 3 per SM
+  // (E = 128: ~230 registers, 2 per SM).
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kRows = 16 * kWarps;
@@ -45,6 +47,7 @@ struct PrefillArgs {
   SdpaMask mask;
   float scale_log2;
   bool causal;
+  bool mask_pairs;  // bool mask whose key pairs (2c, 2c+1) are adjacent, 2-byte aligned bytes
 };
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
@@ -118,6 +121,40 @@ __device__ __forceinline__ void load_rows(T* dst, const T* src, int rows, int64_
   }
 }
 
+// Bit nt * 4 + e set when this thread's score element e of key tile nt (its C-fragment layout) is
+// visible: key inside S, not past the causal bound and, for a bool mask, kept. A float mask is
+// added to the scores later. Rows past L read no mask (their output is never written).
+__device__ __forceinline__ uint32_t visible_bits(const PrefillArgs& a, int k0, int row0, int64_t mrow0,
+                                                 int64_t mrow1, int c4) {
+  const bool bool_mask = a.mask.data != nullptr && a.mask.dtype == DType::Bool;
+  const uint8_t* mask = static_cast<const uint8_t*>(a.mask.data);
+  const int diag = a.S - a.L;
+  uint32_t bits = 0;
+#pragma unroll
+  for (int nt = 0; nt < kKeys / 8; ++nt) {
+    const int j = k0 + nt * 8 + 2 * c4;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int i = row0 + 8 * r;
+      bool v0 = j < a.S && !(a.causal && j > i + diag);
+      bool v1 = j + 1 < a.S && !(a.causal && j + 1 > i + diag);
+      if (bool_mask && i < a.L && (v0 || v1)) {
+        const int64_t mo = (r ? mrow1 : mrow0) + int64_t(j) * a.mask.strides[3];
+        if (a.mask_pairs && v1) {
+          const uint16_t pair = *reinterpret_cast<const uint16_t*>(mask + mo);
+          v0 = v0 && (pair & 0xffu);
+          v1 = pair >> 8;
+        } else {
+          v0 = v0 && mask[mo];
+          v1 = v1 && mask[mo + a.mask.strides[3]];
+        }
+      }
+      bits |= (uint32_t(v0) << (nt * 4 + 2 * r)) | (uint32_t(v1) << (nt * 4 + 2 * r + 1));
+    }
+  }
+  return bits;
+}
+
 template <class T, int E>
 __global__ void __launch_bounds__(Cfg<E>::kThreads) sdpa_prefill_kernel(PrefillArgs a) {
   using C = Cfg<E>;
@@ -184,100 +221,101 @@ __global__ void __launch_bounds__(Cfg<E>::kThreads) sdpa_prefill_kernel(PrefillA
     const T* kt = ks + buf * C::kTile;
     const T* vt = vs + buf * C::kTile;
 
-    // S[16 x 64] = Q K^T. One ldmatrix.x4 gives the B fragments of 8 keys x 32 dims (two k-steps):
-    // lane l addresses key (l & 7) at dim offset (l >> 3) * 8.
-    float s[kKeys / 8][4];
+    // Per-element bounds and mask only where the tile needs them (block-uniform test: the block's
+    // first row is the most restricted by the causal bound). A warp none of whose scores is
+    // visible skips the tile: with a bool causal mask (the LLM prefill) that is the half of the
+    // tiles above the diagonal, and the unused tail of a static KV cache.
+    const bool edge = k0 + kKeys > a.S || a.mask.data != nullptr || (a.causal && k0 + kKeys - 1 > q0 + diag);
+    const uint32_t keep = edge ? visible_bits(a, k0, row0, mrow0, mrow1, c4) : 0xffffffffu;
+    if (__any_sync(0xffffffffu, keep != 0)) {
+      // S[16 x 64] = Q K^T. One ldmatrix.x4 gives the B fragments of 8 keys x 32 dims (two k-steps):
+      // lane l addresses key (l & 7) at dim offset (l >> 3) * 8.
+      float s[kKeys / 8][4];
 #pragma unroll
-    for (int nt = 0; nt < kKeys / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+      for (int nt = 0; nt < kKeys / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
 #pragma unroll
-    for (int kk = 0; kk < E / 16; kk += 2) {
+      for (int kk = 0; kk < E / 16; kk += 2) {
+#pragma unroll
+        for (int nt = 0; nt < kKeys / 8; ++nt) {
+          uint32_t kb[4];
+          ldmatrix_x4(kb, smem_addr(kt + (nt * 8 + (lane & 7)) * C::kLd + kk * 16 + (lane >> 3) * 8));
+          mma<T>(s[nt], qf[kk], kb[0], kb[1]);
+          mma<T>(s[nt], qf[kk + 1], kb[2], kb[3]);
+        }
+      }
+
+      // Scale into the exp2 domain; hidden scores -> -inf; a float mask is added (times log2 e).
+      const bool float_mask = a.mask.data != nullptr && a.mask.dtype != DType::Bool;
 #pragma unroll
       for (int nt = 0; nt < kKeys / 8; ++nt) {
-        uint32_t kb[4];
-        ldmatrix_x4(kb, smem_addr(kt + (nt * 8 + (lane & 7)) * C::kLd + kk * 16 + (lane >> 3) * 8));
-        mma<T>(s[nt], qf[kk], kb[0], kb[1]);
-        mma<T>(s[nt], qf[kk + 1], kb[2], kb[3]);
-      }
-    }
-
-    // Scale into the exp2 domain; per-element bounds and mask only where the tile needs them
-    // (block-uniform test: the block's first row is the most restricted by the causal bound).
-    const bool edge = k0 + kKeys > a.S || a.mask.data != nullptr || (a.causal && k0 + kKeys - 1 > q0 + diag);
 #pragma unroll
-    for (int nt = 0; nt < kKeys / 8; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float v = s[nt][e] * a.scale_log2;
-        if (edge) {
-          const int i = e < 2 ? row0 : row1;
-          const int j = k0 + nt * 8 + 2 * c4 + (e & 1);
-          if (j >= a.S || (a.causal && j > i + diag)) {
+        for (int e = 0; e < 4; ++e) {
+          float v = s[nt][e] * a.scale_log2;
+          if (!(keep >> (nt * 4 + e) & 1u)) {
             v = -INFINITY;
-          } else if (a.mask.data && i < a.L) {
+          } else if (float_mask) {
+            const int i = e < 2 ? row0 : row1;
+            const int j = k0 + nt * 8 + 2 * c4 + (e & 1);
             const int64_t mo = (e < 2 ? mrow0 : mrow1) + int64_t(j) * a.mask.strides[3];
-            if (a.mask.dtype == DType::Bool) {
-              if (!static_cast<const uint8_t*>(a.mask.data)[mo]) v = -INFINITY;
-            } else {
-              v += kLog2e * load_as<float>(a.mask.data, a.mask.dtype, mo);
-            }
+            if (i < a.L) v += kLog2e * load_as<float>(a.mask.data, a.mask.dtype, mo);
           }
+          s[nt][e] = v;
         }
-        s[nt][e] = v;
       }
-    }
 
-    // Online softmax on the fragments: rows row0 (elements 0, 1) and row1 (elements 2, 3).
-    float mx[2] = {m[0], m[1]};
+      // Online softmax on the fragments: rows row0 (elements 0, 1) and row1 (elements 2, 3).
+      float mx[2] = {m[0], m[1]};
 #pragma unroll
-    for (int nt = 0; nt < kKeys / 8; ++nt) {
-      mx[0] = fmaxf(mx[0], fmaxf(s[nt][0], s[nt][1]));
-      mx[1] = fmaxf(mx[1], fmaxf(s[nt][2], s[nt][3]));
-    }
-    float corr[2], base[2], rs[2] = {0.f, 0.f};
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      // A row that has seen only -inf keeps max -inf; subtracting 0 instead keeps exp2 at 0, not NaN.
-      base[r] = mx[r] == -INFINITY ? 0.f : mx[r];
-      corr[r] = exp2f(m[r] - base[r]);
-      m[r] = mx[r];
-    }
-#pragma unroll
-    for (int nt = 0; nt < kKeys / 8; ++nt) {
-      s[nt][0] = exp2f(s[nt][0] - base[0]);
-      s[nt][1] = exp2f(s[nt][1] - base[0]);
-      s[nt][2] = exp2f(s[nt][2] - base[1]);
-      s[nt][3] = exp2f(s[nt][3] - base[1]);
-      rs[0] += s[nt][0] + s[nt][1];
-      rs[1] += s[nt][2] + s[nt][3];
-    }
-    l[0] = l[0] * corr[0] + rs[0];
-    l[1] = l[1] * corr[1] + rs[1];
-#pragma unroll
-    for (int d = 0; d < E / 8; ++d) {
-      o[d][0] *= corr[0];
-      o[d][1] *= corr[0];
-      o[d][2] *= corr[1];
-      o[d][3] *= corr[1];
-    }
-
-    // O[16 x E] += P[16 x 64] V[64 x E], 16 keys per step. P's A fragment for keys 16kk.. is the
-    // C fragments of key tiles 2kk and 2kk+1. ldmatrix.x4.trans over V rows (keys) gives the B
-    // fragments of 16 keys x 16 dims: lane l addresses key (l & 15) at dim offset (l >> 4) * 8.
-#pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk) {
-      const uint32_t pa[4] = {pack<T>(s[2 * kk][0], s[2 * kk][1]), pack<T>(s[2 * kk][2], s[2 * kk][3]),
-                              pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-      for (int dt = 0; dt < E / 16; ++dt) {
-        uint32_t vb[4];
-        ldmatrix_x4_trans(vb, smem_addr(vt + (kk * 16 + (lane & 15)) * C::kLd + dt * 16 + (lane >> 4) * 8));
-        mma<T>(o[2 * dt], pa, vb[0], vb[1]);
-        mma<T>(o[2 * dt + 1], pa, vb[2], vb[3]);
+      for (int nt = 0; nt < kKeys / 8; ++nt) {
+        mx[0] = fmaxf(mx[0], fmaxf(s[nt][0], s[nt][1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[nt][2], s[nt][3]));
       }
-    }
+      float corr[2], base[2], rs[2] = {0.f, 0.f};
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        // A row that has seen only -inf keeps max -inf; subtracting 0 instead keeps exp2 at 0, not NaN.
+        base[r] = mx[r] == -INFINITY ? 0.f : mx[r];
+        corr[r] = exp2f(m[r] - base[r]);
+        m[r] = mx[r];
+      }
+#pragma unroll
+      for (int nt = 0; nt < kKeys / 8; ++nt) {
+        s[nt][0] = exp2f(s[nt][0] - base[0]);
+        s[nt][1] = exp2f(s[nt][1] - base[0]);
+        s[nt][2] = exp2f(s[nt][2] - base[1]);
+        s[nt][3] = exp2f(s[nt][3] - base[1]);
+        rs[0] += s[nt][0] + s[nt][1];
+        rs[1] += s[nt][2] + s[nt][3];
+      }
+      l[0] = l[0] * corr[0] + rs[0];
+      l[1] = l[1] * corr[1] + rs[1];
+#pragma unroll
+      for (int d = 0; d < E / 8; ++d) {
+        o[d][0] *= corr[0];
+        o[d][1] *= corr[0];
+        o[d][2] *= corr[1];
+        o[d][3] *= corr[1];
+      }
+
+      // O[16 x E] += P[16 x 64] V[64 x E], 16 keys per step. P's A fragment for keys 16kk.. is the
+      // C fragments of key tiles 2kk and 2kk+1. ldmatrix.x4.trans over V rows (keys) gives the B
+      // fragments of 16 keys x 16 dims: lane l addresses key (l & 15) at dim offset (l >> 4) * 8.
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk) {
+        const uint32_t pa[4] = {pack<T>(s[2 * kk][0], s[2 * kk][1]), pack<T>(s[2 * kk][2], s[2 * kk][3]),
+                                pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+        for (int dt = 0; dt < E / 16; ++dt) {
+          uint32_t vb[4];
+          ldmatrix_x4_trans(vb, smem_addr(vt + (kk * 16 + (lane & 15)) * C::kLd + dt * 16 + (lane >> 4) * 8));
+          mma<T>(o[2 * dt], pa, vb[0], vb[1]);
+          mma<T>(o[2 * dt + 1], pa, vb[2], vb[3]);
+        }
+      }
+    }  // visible tile
     __syncthreads();  // this buffer is refilled by the next iteration's prefetch
   }
   cp_async_wait<0>();  // no copy may still be in flight at exit (n_tiles == 0 leaves the Q group)
@@ -294,8 +332,10 @@ __global__ void __launch_bounds__(Cfg<E>::kThreads) sdpa_prefill_kernel(PrefillA
 #pragma unroll
   for (int d = 0; d < E / 8; ++d) {
     const int col = d * 8 + 2 * c4;
-    if (row0 < a.L) *reinterpret_cast<uint32_t*>(out + int64_t(row0) * E + col) = pack<T>(o[d][0] * inv[0], o[d][1] * inv[0]);
-    if (row1 < a.L) *reinterpret_cast<uint32_t*>(out + int64_t(row1) * E + col) = pack<T>(o[d][2] * inv[1], o[d][3] * inv[1]);
+    if (row0 < a.L)
+      *reinterpret_cast<uint32_t*>(out + int64_t(row0) * E + col) = pack<T>(o[d][0] * inv[0], o[d][1] * inv[0]);
+    if (row1 < a.L)
+      *reinterpret_cast<uint32_t*>(out + int64_t(row1) * E + col) = pack<T>(o[d][2] * inv[1], o[d][3] * inv[1]);
   }
 }
 
@@ -330,8 +370,8 @@ Status sdpa_prefill(const Context& c, const Node& n, const SdpaParams& p, bool* 
   const int64_t E = q.shape[3];
   const bool half_type = q.dtype == DType::F16 || q.dtype == DType::BF16;
   if (!half_type || (E != 64 && E != 128) || v.shape[3] != E || q.shape[2] <= kDecodeMaxQueries ||
-      q.shape[0] * q.shape[1] > 65535 || q.shape[2] > (1 << 30) || k.shape[2] > (1 << 30) || !aligned16(q.data) || !aligned16(k.data) || !aligned16(v.data) ||
-      !aligned16(out.data)) {
+      q.shape[0] * q.shape[1] > 65535 || q.shape[2] > (1 << 30) || k.shape[2] > (1 << 30) || !aligned16(q.data) ||
+      !aligned16(k.data) || !aligned16(v.data) || !aligned16(out.data)) {
     return Status::ok();
   }
   PrefillArgs a{};
@@ -341,6 +381,9 @@ Status sdpa_prefill(const Context& c, const Node& n, const SdpaParams& p, bool* 
   a.causal = p.causal;
   a.scale_log2 = sdpa_scale_log2(p, E);
   a.mask = sdpa_mask(n, p);
+  const int64_t* ms = a.mask.strides;
+  a.mask_pairs = a.mask.data != nullptr && a.mask.dtype == DType::Bool && ms[3] == 1 && ms[0] % 2 == 0 &&
+                 ms[1] % 2 == 0 && ms[2] % 2 == 0 && reinterpret_cast<uintptr_t>(a.mask.data) % 2 == 0;
   const int64_t bh = q.shape[0] * a.H;
   *handled = true;
   if (q.dtype == DType::F16) return E == 64 ? launch<__half, 64>(a, bh, c.stream) : launch<__half, 128>(a, bh, c.stream);
