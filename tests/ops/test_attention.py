@@ -127,7 +127,8 @@ def test_decode_long_cache_float_mask(dtype):
 @pytest.mark.parametrize("dim", [64, 128])
 def test_prefill_tensor_core_shapes(dtype, dim):
     """On cuda: the tensor-core prefill kernel (fp16/bf16, E in {64, 128}, L > 8): causal GQA with
-    ragged 64-row/64-key tiles, a bool mask over a longer cache, and a plain float-mask case."""
+    ragged 64-row/64-key tiles, a bool mask over a longer cache, a plain float-mask case, GQA group
+    4 with ragged tiles, and a bottom-right bool mask with a fully masked row."""
     causal = Fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
     check_module(causal, qkv(batch=2, heads=4, kv_heads=2, queries=100, keys=100, dim=dim, dtype=dtype))
     mask = _position_mask(torch.arange(70) + 60, 200)
@@ -135,3 +136,14 @@ def test_prefill_tensor_core_shapes(dtype, dim):
     check_module(masked, (*qkv(batch=1, heads=2, kv_heads=1, queries=70, keys=200, dim=dim, dtype=dtype), mask))
     additive = randn(1, 1, 9, 130).to(dtype)
     check_module(masked, (*qkv(batch=1, heads=3, kv_heads=3, queries=9, keys=130, dim=dim, dtype=dtype), additive))
+    # GQA group 4 with L a multiple of neither 16 nor 64 (ragged last query and key tiles, causal
+    # diagonal crossing warps).
+    check_module(causal, qkv(batch=1, heads=8, kv_heads=2, queries=137, keys=137, dim=dim, dtype=dtype))
+    # A bottom-right causal bool mask over a longer cache (S > L, tiles wholly visible before the
+    # diagonal) with one fully masked row, which must give zeros; torch's half CUDA kernels do not
+    # (see test_bool_mask), so only eager CPU is compared.
+    queries, keys = 75, 203
+    bottom_right = _position_mask(torch.arange(queries) + keys - queries, keys)
+    bottom_right[40] = False
+    check_module(masked, (*qkv(batch=1, heads=8, kv_heads=2, queries=queries, keys=keys, dim=dim, dtype=dtype),
+                          bottom_right), compare_torch_cuda=False)
