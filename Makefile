@@ -48,7 +48,7 @@ gpu-test:
 	bash scripts/gpu_test.sh
 
 # Prefill/decode speed of issue #6's five recipes against PyTorch eager and torch.compile, with
-# the targets (scripts/gpu_bench.sh: BENCH_ARGS=--quick, BENCH_RECIPES="llama3.2-1b:bf16:none").
+# the targets (scripts/gpu_bench.sh: BENCH_ARGS=--quick, BENCH_RECIPES="llama3.2-1b:bf16:none", BENCH_GPUS=0,1).
 gpu-bench:
 	bash scripts/gpu_bench.sh
 
