@@ -165,5 +165,7 @@ def load(paths: List[str]) -> List[dict]:
         for peer, row in result["peers"].items():
             if merged["peers"].get(peer, {}).get("status") != "ok":
                 merged["peers"][peer] = row
-        add_derived(merged)
+    for result in by_recipe.values():
+        if "merged_from" in result:
+            add_derived(result)  # ratios and rooflines over the merged peers, once
     return list(by_recipe.values())
