@@ -60,14 +60,6 @@ __device__ __forceinline__ float key_bias(const DecodeArgs& a, int b, int hk, in
   return kLog2e * load_as<float>(a.mask.data, a.mask.dtype, at);
 }
 
-// 16 bytes of T as VEC floats.
-template <class T>
-__device__ __forceinline__ void unpack(const uint4& raw, float* f) {
-  const T* h = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-  for (int t = 0; t < 16 / int(sizeof(T)); ++t) f[t] = static_cast<float>(h[t]);
-}
-
 // Per lane group: the online softmax state of each row over the keys the group has seen.
 template <int ROWS, int VEC>
 struct RowState {
@@ -124,7 +116,7 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
   for (int r = 0; r < ROWS; ++r) {
     uint4 raw = make_uint4(0, 0, 0, 0);
     if (r < rows_here && k_lane) raw = *reinterpret_cast<const uint4*>(static_cast<const T*>(a.q) + (head_row + r) * a.E + sub * VEC);
-    unpack<T>(raw, q[r]);
+    unpack_vec<T>(raw, q[r]);
 #pragma unroll
     for (int t = 0; t < VEC; ++t) q[r][t] *= a.scale_log2;
   }
@@ -170,7 +162,7 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         float kv[VEC];
-        unpack<T>(kraw[u], kv);
+        unpack_vec<T>(kraw[u], kv);
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) {
           float dot = 0.f;
@@ -198,7 +190,7 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
         for (int u = 0; u < U; ++u) {
           const float p = exp2f(score[u][r] - base);
           float vv[VEC];
-          unpack<T>(vraw[u], vv);
+          unpack_vec<T>(vraw[u], vv);
           st.l[r] += p;
 #pragma unroll
           for (int t = 0; t < VEC; ++t) st.acc[r][t] = fmaf(p, vv[t], st.acc[r][t]);

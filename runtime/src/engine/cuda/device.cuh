@@ -127,14 +127,18 @@ void with_storage_type(DType dtype, F&& f) {
 
 // ---- 16-byte vectors ---------------------------------------------------------------------------
 
-// 16 bytes of T (float, __half, __nv_bfloat16) as floats; p must be 16-byte aligned.
+// 16 bytes already loaded, holding T (float, __half, __nv_bfloat16), as floats.
 template <class T>
-__device__ __forceinline__ void load_vec(const T* p, float* f) {
-  constexpr int kVec = 16 / sizeof(T);
-  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+__device__ __forceinline__ void unpack_vec(const uint4& raw, float* f) {
   const T* h = reinterpret_cast<const T*>(&raw);
 #pragma unroll
-  for (int t = 0; t < kVec; ++t) f[t] = static_cast<float>(h[t]);
+  for (int t = 0; t < 16 / int(sizeof(T)); ++t) f[t] = static_cast<float>(h[t]);
+}
+
+// 16 bytes of T as floats; p must be 16-byte aligned.
+template <class T>
+__device__ __forceinline__ void load_vec(const T* p, float* f) {
+  unpack_vec<T>(*reinterpret_cast<const uint4*>(p), f);
 }
 
 template <class T>
