@@ -71,3 +71,9 @@ def test_decode_sized_linear(dtype, tokens, in_features, out_features, bias):
     with torch.no_grad():
         module.weight.copy_(randn(out_features, in_features) / in_features ** 0.5)
     check_module(module.to(dtype), (randn(1, tokens, in_features, dtype=dtype),))
+
+
+def test_empty_contraction_gives_bias_or_zeros():
+    """K == 0: torch returns zeros (plus the bias); found by fuzz_payload as an empty-buffer read."""
+    check_module(Fn(lambda a, b, bias: (a @ b, torch.addmm(bias, a, b))),
+                 (randn(3, 0), randn(0, 4), randn(4)))

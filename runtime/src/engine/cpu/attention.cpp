@@ -53,7 +53,7 @@ void attend_row(const Problem& pr, int64_t b, int64_t h, int64_t l, const float*
     const float bias = mask_bias(pr, b, h, l, j);
     float score = kNegInf;
     if (bias != kNegInf) {
-      const float* k_row = &keys[j * pr.head_dim];
+      const float* k_row = keys.data() + j * pr.head_dim;
       float dot = 0.f;
       for (int64_t e = 0; e < pr.head_dim; ++e) dot += q_row[e] * k_row[e];
       score = dot * pr.scale + bias;
@@ -68,7 +68,7 @@ void attend_row(const Problem& pr, int64_t b, int64_t h, int64_t l, const float*
     const float weight = std::exp((*scores)[j] - max_score);
     if (weight == 0.f) continue;
     total += weight;
-    const float* v_row = &values[j * pr.value_dim];
+    const float* v_row = values.data() + j * pr.value_dim;  // data(): a zero-width head has no rows
     for (int64_t e = 0; e < pr.value_dim; ++e) out_row[e] += weight * v_row[e];
   }
   for (int64_t e = 0; e < pr.value_dim; ++e) out_row[e] /= total;

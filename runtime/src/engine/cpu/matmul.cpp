@@ -40,7 +40,7 @@ Status matmul(const Node& n, const MatMulParams& p) {
       to_float(a, (a_index * m + i) * k, k, arow.data());
       const int64_t out_row = (batch * m + i) * cols;
       for (int64_t j = 0; j < cols; ++j) {
-        const float* brow = &bt[j * k];
+        const float* brow = bt.data() + j * k;  // data(), not [], so K == 0 (empty bt) stays defined
         float acc = 0.f;
         for (int64_t c = 0; c < k; ++c) acc += arow[c] * brow[c];
         double value = acc;

@@ -117,7 +117,7 @@ Status quant_linear(const Node& n, const QuantLinearParams& p) {
     dequant_row(w, j, wrow.data());  // once per output feature, shared by every row of x
     const double b = bias ? load(bias->data, bias->dtype, j) : 0.0;
     for (int64_t m = 0; m < rows; ++m) {
-      const float* xr = &xs[m * k];
+      const float* xr = xs.data() + m * k;
       float acc = 0.f;
       for (int64_t c = 0; c < k; ++c) acc += xr[c] * wrow[c];
       store(out.data, out.dtype, m * cols + j, acc + b);
