@@ -72,6 +72,17 @@ def test_tiny_recipe_end_to_end(tmp_path):
     assert set(merged["peers"]) == {"etgpu", "eager"} and merged["merged_from"] == parts
     assert merged["ratios"]["eager"]["decode"]["8"] == pytest.approx(
         merged["peers"]["etgpu"]["decode"]["8"]["tok_s"] / merged["peers"]["eager"]["decode"]["8"]["tok_s"])
+    # A peer measured in two runs, each with one of its prefill lengths, keeps both.
+    halves = []
+    for length in ("8", "16"):
+        part = json.loads(out.read_text())
+        part["peers"] = {"etgpu": part["peers"]["etgpu"]}
+        part["peers"]["etgpu"]["prefill"] = {length: part["peers"]["etgpu"]["prefill"][length]}
+        part["settings"]["out"] = str(tmp_path / f"prefill{length}.json")
+        (tmp_path / f"prefill{length}.json").write_text(json.dumps(part))
+        halves.append(str(tmp_path / f"prefill{length}.json"))
+    (merged,) = report.load(halves)
+    assert set(merged["peers"]["etgpu"]["prefill"]) == {"8", "16"}
 
 
 def test_unknown_quant_scheme_is_recorded_not_fatal(tmp_path):

@@ -148,10 +148,20 @@ def render(results: List[dict]) -> str:
                         "targets (issue #6; etgpu's wall-clock rates)", targets_table(results)])
 
 
+def _merge_peer(merged: dict, row: dict) -> None:
+    """Fills an ok peer row's missing prefill lengths and decode contexts from another run's row."""
+    if row.get("status") != "ok":
+        return
+    for section in ("prefill", "decode"):
+        for key, entry in row.get(section, {}).items():
+            merged.setdefault(section, {}).setdefault(key, entry)
+
+
 def load(paths: List[str]) -> List[dict]:
     """The results of `paths`, one per recipe: runs of the same recipe (a device call too short for
-    every peer of a large model in one process) are merged, each peer taken from the first file
-    that measured it, and the merged result lists its files under "merged_from"."""
+    every peer of a large model in one process) are merged, each measurement (a peer's prefill
+    length or decode context) taken from the first file that has it, and the merged result lists
+    its files under "merged_from"."""
     by_recipe = {}
     for path in paths:
         with open(path) as f:
@@ -162,9 +172,13 @@ def load(paths: List[str]) -> List[dict]:
             continue
         merged = by_recipe[name]
         merged.setdefault("merged_from", [merged["settings"].get("out")]).append(result["settings"].get("out"))
+        for context, need in result.get("decode_bytes", {}).items():
+            merged.setdefault("decode_bytes", {}).setdefault(context, need)
         for peer, row in result["peers"].items():
             if merged["peers"].get(peer, {}).get("status") != "ok":
                 merged["peers"][peer] = row
+            else:
+                _merge_peer(merged["peers"][peer], row)
     for result in by_recipe.values():
         if "merged_from" in result:
             add_derived(result)  # ratios and rooflines over the merged peers, once
