@@ -9,7 +9,7 @@ import torch
 import etgpu
 from etgpu.llm import CausalLMForExport, RECIPES, build_hf_model, export_llm
 from etgpu.llm.reference import reference_logits, stepwise_logits
-from parity import TEST_DEVICE, rel_err
+from parity import TEST_DEVICE, assert_close, rel_err
 
 PREFILL, DECODE, MAX_SEQ = 16, 32, 64
 
@@ -90,3 +90,42 @@ def test_key_cache_write_is_fused_into_rope(tmp_path):
     [payload] = describe.read_payloads(path)
     text = describe.describe(payload)
     assert re.search(rf"\bIndexCopy +{layers}\b", text) and re.search(rf"\bRope +{2 * layers}\b", text), text
+
+
+# The instructions the pattern passes produce, and the ones they remove (transposes, cache writes).
+_FUSED_KINDS = ("RmsNorm", "AddRmsNorm", "Rope", "Glu", "SplitLinear", "Permute", "IndexCopy", "Sdpa")
+
+
+def _fused_counts(payload) -> dict:
+    from etgpu import describe
+
+    text = describe.describe(payload)
+    rows = text[text.index("instructions:"):text.index("tensors:")].splitlines()[1:]
+    counts = {kind: int(n) for kind, n in (row.split() for row in rows)}
+    return {kind: counts.get(kind, 0) for kind in _FUSED_KINDS}
+
+
+@pytest.mark.parametrize("arch", ["llama3.2-1b", "qwen3-0.6b", "gemma3-1b"])
+def test_pte_flow_fuses_like_the_etgpu_flow(arch, tmp_path):
+    """The ExecuTorch flow hands the delegate an edge-dialect graph (view ops spelled as copies, an
+    RMSNorm's eps lifted into a 0-d buffer): the pattern passes must find the same fusions there
+    as in the .etgpu flow. (Gemma's embedding scale still lowers to one Binary and one Cast more
+    in the edge graph, outside every pattern.)"""
+    from etgpu import describe
+    from parity import PteProgram, pte_path_enabled
+
+    if not pte_path_enabled():
+        pytest.skip("executorch not importable or ETGPU_TEST_PTE=0")
+    model = build_hf_model(arch, "tiny", seed=0)
+    etgpu.compile(export_llm(model, MAX_SEQ), tmp_path / "m.etgpu")
+    program = PteProgram(export_llm(model, MAX_SEQ), full_delegation=False)
+    (tmp_path / "m.pte").write_bytes(program.pte)
+    # The fused .pte still computes the model: a prefill's logits against the exported module's.
+    tokens = _tokens(model.config.vocab_size)[:, :PREFILL]
+    positions = torch.arange(PREFILL)
+    expected = export_llm(model, MAX_SEQ).module()(tokens, positions)
+    assert_close(program.method.execute([tokens, positions])[0], expected, what=arch)
+    [etgpu_payload] = describe.read_payloads(tmp_path / "m.etgpu")
+    [pte_payload] = describe.read_payloads(tmp_path / "m.pte")
+    assert _fused_counts(pte_payload) == _fused_counts(etgpu_payload)
+    assert _fused_counts(pte_payload)["RmsNorm"] + _fused_counts(pte_payload)["AddRmsNorm"] > 0

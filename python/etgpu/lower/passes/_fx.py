@@ -10,8 +10,19 @@ from etgpu.lower.registry import target_name
 _ASSERT = "aten._assert_tensor_metadata.default"
 
 
+# ExecuTorch's edge dialect spells the view ops as copies (a functional graph cannot tell them
+# apart); the patterns are written against the ATen names, so both flows match the same graphs.
+_EDGE_VIEWS = {f"aten.{op}_copy.{overload}": f"aten.{op}.{overload}" for op, overload in (
+    ("slice", "Tensor"), ("view", "default"), ("permute", "default"), ("transpose", "int"), ("unsqueeze", "default"),
+    ("squeeze", "dims"), ("expand", "default"), ("select", "int"))}
+
+
 def op_name(node) -> str:
-    return target_name(node.target) if isinstance(node, torch.fx.Node) and node.op == "call_function" else ""
+    """The ATen name of a call node's op ("" for other nodes); edge view copies as their views."""
+    if not isinstance(node, torch.fx.Node) or node.op != "call_function":
+        return ""
+    name = target_name(node.target)
+    return _EDGE_VIEWS.get(name, name)
 
 
 def dtype_of(node) -> Optional[torch.dtype]:

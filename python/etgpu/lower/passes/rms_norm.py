@@ -19,7 +19,7 @@ a value of the graph for its other users (the residual stream the next add reads
 """
 
 import operator
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.fx
@@ -98,11 +98,12 @@ def _mean_of_square(mean: torch.fx.Node):
     return x if _dtype(x) == torch.float32 else None
 
 
-def _eps_of(add: torch.fx.Node):
-    """(mean node, eps) for mean + eps with a Python number eps, else (None, None)."""
+def _eps_of(add: torch.fx.Node, scalars: Dict[str, float]):
+    """(mean node, eps) for mean + eps with a Python number eps, or a 0-d constant tensor's value
+    (ExecuTorch's edge dialect lifts the number into one), else (None, None)."""
     if _name(add) not in ("aten.add.Tensor", "aten.add.Scalar") or add.kwargs.get("alpha", 1) != 1:
         return None, None
-    a, b = add.args[:2]
+    a, b = (scalars.get(arg.name, arg) if _is_placeholder(arg) else arg for arg in add.args[:2])
     if isinstance(a, torch.fx.Node) and isinstance(b, (int, float)) and not isinstance(b, bool):
         return a, float(b)
     if isinstance(b, torch.fx.Node) and isinstance(a, (int, float)) and not isinstance(a, bool):
@@ -110,9 +111,13 @@ def _eps_of(add: torch.fx.Node):
     return None, None
 
 
-def _match(rsqrt: torch.fx.Node):
+def _is_placeholder(arg) -> bool:
+    return isinstance(arg, torch.fx.Node) and arg.op == "placeholder"
+
+
+def _match(rsqrt: torch.fx.Node, scalars: Dict[str, float]):
     """(x, weight, eps, tail node to replace, round_normalized) for a match at `rsqrt`, else None."""
-    mean, eps = _eps_of(rsqrt.args[0]) if isinstance(rsqrt.args[0], torch.fx.Node) else (None, None)
+    mean, eps = _eps_of(rsqrt.args[0], scalars) if isinstance(rsqrt.args[0], torch.fx.Node) else (None, None)
     xf = _mean_of_square(mean) if mean is not None else None
     users = _users(rsqrt)
     if xf is None or len(users) != 1 or _other_operand(users[0], rsqrt) is not xf:
@@ -135,13 +140,15 @@ def _match(rsqrt: torch.fx.Node):
 
 
 
-def fuse_rms_norm(gm: torch.fx.GraphModule) -> int:
-    """Rewrites every match in place; returns how many were fused."""
+def fuse_rms_norm(gm: torch.fx.GraphModule, scalars: Optional[Dict[str, float]] = None) -> int:
+    """Rewrites every match in place; returns how many were fused. `scalars`: the values of 0-d
+    constant placeholders (by name), which an eps may be."""
+    scalars = scalars or {}
     fused = 0
     for node in list(gm.graph.nodes):
         if getattr(node, "_erased", False) or _name(node) != "aten.rsqrt.default":
             continue  # (erased: part of an earlier match)
-        match = _match(node)
+        match = _match(node, scalars)
         if match is None:
             continue
         x, weight, eps, tail, round_normalized = match
