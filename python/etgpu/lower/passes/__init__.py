@@ -4,16 +4,13 @@ these passes, which is safe: every node a pass removes is supported on its own."
 
 from typing import Dict
 
-import torch
 from torch.export import ExportedProgram
-from torch.export.graph_signature import InputKind
 
+from etgpu.lower.passes._fx import constant_inputs
 from etgpu.lower.passes.cse import eliminate_common_subexpressions
 from etgpu.lower.passes.fuse_llm import fuse_llm_patterns, fuse_rope_cache_writes
 from etgpu.lower.passes.rms_norm import fuse_add_rms_norm, fuse_rms_norm
 from etgpu.lower.passes.split_linear import fuse_split_linear_glu, merge_sibling_linears
-
-_CONSTANT_KINDS = (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR)
 
 
 def run_passes(ep: ExportedProgram) -> ExportedProgram:
@@ -29,14 +26,6 @@ def run_passes(ep: ExportedProgram) -> ExportedProgram:
 
 
 def _scalar_constants(ep: ExportedProgram) -> Dict[str, float]:
-    """Placeholder name -> value of every unmutated 0-d real constant tensor: ExecuTorch's edge
-    dialect lifts a Python number operand (an RMSNorm's eps) into one (a buffer once partitioned)."""
-    mutated = set(ep.graph_signature.buffers_to_mutate.values())
-    found = {}
-    for spec in ep.graph_signature.input_specs:
-        if spec.kind not in _CONSTANT_KINDS or spec.target in mutated:
-            continue
-        value = ep.state_dict.get(spec.target, ep.constants.get(spec.target))
-        if isinstance(value, torch.Tensor) and value.dim() == 0 and value.dtype.is_floating_point:
-            found[spec.arg.name] = value.item()
-    return found
+    """Placeholder name -> value of every unmutated 0-d float constant: ExecuTorch's edge dialect
+    lifts a Python number operand (an RMSNorm's eps) into one (a buffer once partitioned)."""
+    return {name: t.item() for name, t in constant_inputs(ep).items() if t.dim() == 0 and t.dtype.is_floating_point}

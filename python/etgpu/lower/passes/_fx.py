@@ -1,9 +1,11 @@
 """Small helpers the pattern passes share for reading and rewriting torch.fx graphs."""
 
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch
 import torch.fx
+from torch.export import ExportedProgram
+from torch.export.graph_signature import InputKind
 
 from etgpu.lower.registry import target_name
 
@@ -58,3 +60,19 @@ def replace_with_call(graph: torch.fx.Graph, tail: torch.fx.Node, target, args: 
     fused.meta["val"] = tail.meta["val"]
     tail.replace_all_uses_with(fused)
     erase_chain(graph, tail)
+
+
+_CONSTANT_KINDS = (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR)
+
+
+def constant_inputs(ep: ExportedProgram) -> Dict[str, torch.Tensor]:
+    """Placeholder name -> value of every parameter, buffer or constant the program never mutates."""
+    mutated = set(ep.graph_signature.buffers_to_mutate.values())
+    found = {}
+    for spec in ep.graph_signature.input_specs:
+        if spec.kind not in _CONSTANT_KINDS or spec.target in mutated:
+            continue
+        value = ep.state_dict.get(spec.target, ep.constants.get(spec.target))
+        if isinstance(value, torch.Tensor):
+            found[spec.arg.name] = value
+    return found

@@ -44,14 +44,12 @@ from typing import Dict, List, Optional
 import torch
 import torch.fx
 from torch.export import ExportedProgram
-from torch.export.graph_signature import InputKind
 
-from etgpu.lower.passes._fx import dtype_of, op_name, replace_with_call, users
+from etgpu.lower.passes._fx import constant_inputs, dtype_of, op_name, replace_with_call, users
 from etgpu.lower.passes.fuse_llm import glu
 
 MAX_OUTPUTS = 8  # runtime/src/engine/ops.h kMaxSplitOutputs
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16)
-_CONSTANT_KINDS = (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR)
 
 
 @torch.library.custom_op("etgpu::split_linear", mutates_args=())
@@ -86,15 +84,7 @@ def _enabled(variable: str) -> bool:
 def _plain_constants(ep: ExportedProgram) -> Dict[str, torch.Tensor]:
     """Placeholder name -> tensor of every weight that can be concatenated: a plain, unmutated
     parameter, buffer or constant."""
-    mutated = set(ep.graph_signature.buffers_to_mutate.values())
-    found = {}
-    for spec in ep.graph_signature.input_specs:
-        if spec.kind not in _CONSTANT_KINDS or spec.target in mutated:
-            continue
-        tensor = ep.state_dict.get(spec.target, ep.constants.get(spec.target))
-        if type(tensor) in (torch.Tensor, torch.nn.Parameter):
-            found[spec.arg.name] = tensor
-    return found
+    return {name: t for name, t in constant_inputs(ep).items() if type(t) in (torch.Tensor, torch.nn.Parameter)}
 
 
 def _own_constant(node, linear, constants, rank: int, dtype) -> bool:
