@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 #include <utility>
 
@@ -125,6 +126,14 @@ void with_storage_type(DType dtype, F&& f) {
   }
 }
 
+// Calls f(E{}) for the storage type of a float dtype (for ops whose dtypes are validated float).
+template <class F>
+void with_float_storage(DType dtype, F&& f) {
+  with_storage_type(dtype, [&](auto e) {
+    if constexpr (!std::is_same_v<decltype(e), AnyDType>) f(e);
+  });
+}
+
 // ---- 16-byte vectors ---------------------------------------------------------------------------
 
 // 16 bytes already loaded, holding T (float, __half, __nv_bfloat16), as floats.
@@ -152,6 +161,14 @@ __device__ __forceinline__ void store_vec(T* p, const float* f) {
 }
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Null pointers (absent operands) count as aligned.
+inline bool all_aligned16(std::initializer_list<const void*> pointers) {
+  for (const void* p : pointers) {
+    if (p && !aligned16(p)) return false;
+  }
+  return true;
+}
 
 // N consecutive elements of E (float, __half, __nv_bfloat16) as floats: one 16-byte access when
 // N * sizeof(E) == 16 (p then 16-byte aligned), else N scalar ones.
