@@ -77,6 +77,16 @@ __device__ __forceinline__ float round_to_dtype(float v, DType dtype) {
   return v;
 }
 
+// RMSNorm's element math once its row's rstd is known, shared by RmsNorm, AddRmsNorm and a
+// Rope's norm so that they round alike: v * rstd, rounded to x's dtype with round_normalized
+// (Llama's order), then times the weight w (1 + w with unit_offset, Gemma) when has_weight.
+__device__ __forceinline__ float rms_normalize(float v, float rstd, DType x_dtype, bool round_normalized,
+                                               bool has_weight, float w, bool unit_offset) {
+  v *= rstd;
+  if (round_normalized) v = round_to_dtype(v, x_dtype);
+  return has_weight ? v * (unit_offset ? 1.f + w : w) : v;
+}
+
 template <class I>
 __device__ __forceinline__ int64_t load_index(const void* p, DType dtype, I i) {
   return dtype == DType::I32 ? static_cast<const int32_t*>(p)[i] : static_cast<const int64_t*>(p)[i];
@@ -198,6 +208,17 @@ template <class T, class Op>
 __device__ __forceinline__ T warp_reduce(T v, Op op) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+
+// Reduces over a group of `group` lanes (a power of two up to 32) starting at a lane that is a
+// multiple of `group`; every lane of the group gets the result. Only the group's lanes need to
+// take part, so neighbouring groups of one warp may be elsewhere in the kernel.
+template <class T, class Op>
+__device__ __forceinline__ T lane_group_reduce(T v, Op op, unsigned group) {
+  const unsigned first = (threadIdx.x & 31u) & ~(group - 1);
+  const unsigned mask = group == 32 ? 0xffffffffu : ((1u << group) - 1) << first;
+  for (unsigned offset = group / 2; offset > 0; offset >>= 1) v = op(v, __shfl_xor_sync(mask, v, offset));
   return v;
 }
 
