@@ -80,6 +80,23 @@ class RopeGlu(torch.nn.Module):
         return q * cos + rotated * sin, torch.nn.functional.silu(gate) * up
 
 
+class NormedRopeCache(torch.nn.Module):
+    """Qwen3's key path: per-head RMSNorm, RoPE of the [B, L, H, D] view and the KV-cache write,
+    one Rope with a norm and a cache: seeds the Rope's norm decoding and checks."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("w", torch.randn(8))
+        self.register_buffer("cache", torch.zeros(1, 2, 16, 8))
+
+    def forward(self, k, cos, sin, pos):
+        k = k * torch.rsqrt(k.pow(2).mean(-1, keepdim=True) + 1e-6) * self.w
+        k = k.transpose(1, 2)
+        half = k.shape[-1] // 2
+        self.cache.index_copy_(2, pos, k * cos + torch.cat((-k[..., half:], k[..., :half]), dim=-1) * sin)
+        return self.cache * 1.0
+
+
 def models():
     """(name, module, example inputs, dynamic_shapes)."""
     seq = Dim("seq", min=1, max=64)
@@ -94,6 +111,8 @@ def models():
         ("quantized_linear", QuantizedLinear(), (torch.randn(3, 64),), None),
         ("rope_glu", RopeGlu(), (torch.randn(1, 2, 3, 8), torch.randn(1, 1, 3, 8), torch.randn(1, 1, 3, 8),
                                  torch.randn(3, 16), torch.randn(3, 16)), None),
+        ("normed_rope_cache", NormedRopeCache(), (torch.randn(1, 3, 2, 8), torch.randn(1, 1, 3, 8),
+                                                  torch.randn(1, 1, 3, 8), torch.tensor([4, 5, 6])), None),
     ]
 
 

@@ -2,6 +2,7 @@
 prefill and 32 decode steps (Gemma 3's window is 8, so decode runs far past it)."""
 
 import re
+from collections import Counter
 
 import pytest
 import torch
@@ -129,3 +130,34 @@ def test_pte_flow_fuses_like_the_etgpu_flow(arch, tmp_path):
     [pte_payload] = describe.read_payloads(tmp_path / "m.pte")
     assert _fused_counts(pte_payload) == _fused_counts(etgpu_payload)
     assert _fused_counts(pte_payload)["RmsNorm"] + _fused_counts(pte_payload)["AddRmsNorm"] > 0
+
+
+def _instruction_counts(exported) -> Counter:
+    from etgpu.compile import lower
+    from etgpu.ir.Op import Op
+    from etgpu.ir.Program import Program
+
+    names = {v: k for k, v in vars(Op).items() if not k.startswith("_")}
+    graph = Program.GetRootAs(lower(exported).payload, 0).Graph()
+    return Counter(names[graph.Instructions(i).OpType()] for i in range(graph.InstructionsLength()))
+
+
+@pytest.mark.parametrize("arch, fewer_per_layer", [("qwen3-0.6b", 2), ("gemma3-1b", 4)])
+def test_qk_norms_run_inside_rope(arch, fewer_per_layer, monkeypatch):
+    """Each layer's q and k norms are folded into its two Ropes: two instructions (kernel launches)
+    fewer per layer than with the fold off, four for Gemma 3, whose q and k head transposes come
+    before the norms (a Permute each) and are absorbed with them. Qwen3 keeps only the first
+    layer's input norm and the final norm as RmsNorm instructions (the others take in their
+    residual add)."""
+    import etgpu.lower.passes as passes
+
+    model = build_hf_model(arch, "tiny", seed=0)
+    layers = model.config.num_hidden_layers
+    exported = export_llm(model, MAX_SEQ)
+    fused = _instruction_counts(exported)
+    monkeypatch.setattr(passes, "fuse_rope_norms", lambda gm: 0)
+    unfused = _instruction_counts(exported)
+    assert sum(unfused.values()) - sum(fused.values()) == fewer_per_layer * layers, (fused, unfused)
+    assert fused["Rope"] == 2 * layers and unfused["RmsNorm"] - fused["RmsNorm"] == 2 * layers, (fused, unfused)
+    if arch.startswith("qwen3"):
+        assert fused["RmsNorm"] == 2, fused

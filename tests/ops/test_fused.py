@@ -10,7 +10,7 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 import etgpu
 import etgpu.lower.passes as passes
 from parity import TEST_DEVICE, Fn, check_module, export, randn
-from test_norm import _llama_rms_norm, instruction_ops
+from test_norm import _gemma_rms_norm, _llama_rms_norm, instruction_ops
 
 FLOATS = [torch.float32, torch.float16, torch.bfloat16]
 F = torch.nn.functional
@@ -210,14 +210,17 @@ def test_add_rms_norm_not_fused_when_broadcast_or_mixed_dtype():
 class _RopeCache(torch.nn.Module):
     """A decode layer's key path: k [B, L, H, D] (seq_major, transformers' view before the head
     transpose) or [B, H, L, D] is roped and written into a static cache at `pos` (index_copy_ on
-    a buffer); the cache is read afterwards. `keep` also returns the roped k (another reader)."""
+    a buffer); the cache is read afterwards. `keep` also returns the roped k (another reader);
+    `norm` normalizes k's heads first (Qwen3's k_norm)."""
 
-    def __init__(self, dtype, seq_major=True, keep=False, kv_heads=2, slots=12, dim=16):
+    def __init__(self, dtype, seq_major=True, keep=False, kv_heads=2, slots=12, dim=16, norm=None):
         super().__init__()
-        self.seq_major, self.keep = seq_major, keep
+        self.seq_major, self.keep, self.norm = seq_major, keep, norm
         self.register_buffer("k_cache", randn(1, kv_heads, slots, dim, dtype=dtype))
 
     def forward(self, k, cos, sin, pos):
+        if self.norm is not None:
+            k = self.norm(k)
         if self.seq_major:
             k = k.transpose(1, 2)
         half = k.shape[-1] // 2
@@ -239,9 +242,9 @@ def _rope_cache_steps(dtype, seq_major, kv_heads=2, dim=16):
     return steps
 
 
-def _run_steps(module, steps, fuse: bool, monkeypatch):
+def _run_steps(module, steps, fuse: bool, monkeypatch, fusion="fuse_rope_cache_writes"):
     if not fuse:
-        monkeypatch.setattr(passes, "fuse_rope_cache_writes", lambda gm: 0)
+        monkeypatch.setattr(passes, fusion, lambda gm: 0)
     model = etgpu.Model(etgpu.compile(export(module.eval(), steps[0])), device=TEST_DEVICE)
     monkeypatch.undo()
     return [model.run(list(step)) for step in steps]
@@ -288,3 +291,127 @@ def test_rope_cache_write_past_the_cache_is_index_copys_error():
     with pytest.raises(etgpu.runtime.EtGpuError, match="outside|out of range"):
         model.run([k, cos, sin, torch.tensor([3, 12])])
     assert model.run(list(steps[1]))[0].shape == (1, 2, 12, 16)
+
+
+# ---- q/k RMSNorm folded into RoPE ------------------------------------------------------------------
+
+class _UnitRmsNorm(torch.nn.Module):
+    def forward(self, h):
+        return _unit_rms_norm(h)
+
+
+_QK_NORMS = {"qwen": _llama_rms_norm, "gemma": _gemma_rms_norm, "unweighted": lambda size, dtype: _UnitRmsNorm()}
+
+
+class _QkNormRope(torch.nn.Module):
+    """An attention layer's q and k before attention: the projections' per-head views, normalized
+    per head and roped. `order`: "norm_first" (Qwen3: q_norm(q).transpose(1, 2)),
+    "transpose_first" (Gemma 3: q_norm(q.transpose(1, 2))), both from [B, L, H, D]; "head_major":
+    q and k come as [B, H, L, D]."""
+
+    def __init__(self, norm, order, dim, dtype):
+        super().__init__()
+        self.order = order
+        self.q_norm, self.k_norm = _QK_NORMS[norm](dim, dtype), _QK_NORMS[norm](dim, dtype)
+
+    def forward(self, q, k, cos, sin):
+        if self.order == "norm_first":
+            q, k = self.q_norm(q).transpose(1, 2), self.k_norm(k).transpose(1, 2)
+        elif self.order == "transpose_first":
+            q, k = self.q_norm(q.transpose(1, 2)), self.k_norm(k.transpose(1, 2))
+        else:
+            q, k = self.q_norm(q), self.k_norm(k)
+        return apply_rotary_pos_emb(q, k, cos, sin)
+
+
+def _qk_inputs(dtype, order, dim):
+    q, k, cos, sin = _rope_inputs(dtype, dim=dim)
+    if order != "head_major":
+        q, k = q.transpose(1, 2).contiguous(), k.transpose(1, 2).contiguous()
+    return q, k, cos, sin
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("norm, order", [("qwen", "norm_first"), ("gemma", "transpose_first"),
+                                         ("unweighted", "head_major"), ("gemma", "norm_first"),
+                                         ("qwen", "transpose_first"), ("qwen", "head_major")])
+def test_qk_norm_is_folded_into_rope(dtype, norm, order):
+    """Each head's RMSNorm runs inside its Rope (Qwen3's rounding, Gemma 3's 1 + w, or none), and a
+    head transpose before or after the norm is absorbed too: one Rope per tensor, nothing else."""
+    module = _QkNormRope(norm, order, 16, dtype)
+    inputs = _qk_inputs(dtype, order, 16)
+    assert instruction_ops(module, inputs) == ["Rope", "Rope"]
+    check_module(module, inputs)
+
+
+# On cuda: 12 takes the scalar kernel (8 lanes per row, 6 with an item), 100 the scalar kernel with
+# lanes that take two items (50 per row), 256 (Gemma's head) the vector kernel with 16 (bf16, fp16)
+# or 32 (fp32) lanes per row.
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("dim", [12, 100, 256])
+def test_qk_norm_rope_at_other_head_sizes(dtype, dim):
+    module = _QkNormRope("qwen", "norm_first", dim, dtype)
+    inputs = _qk_inputs(dtype, "norm_first", dim)
+    assert instruction_ops(module, inputs) == ["Rope", "Rope"]
+    check_module(module, inputs)
+
+
+def _outputs(module, inputs, fuse: bool, monkeypatch):
+    if not fuse:
+        monkeypatch.setattr(passes, "fuse_rope_norms", lambda gm: 0)
+    model = etgpu.Model(etgpu.compile(export(module.eval(), inputs)), device=TEST_DEVICE)
+    monkeypatch.undo()
+    return model.run(list(inputs))
+
+
+def _assert_same_rounding(fused, unfused):
+    """The CPU engine computes both alike, so bit for bit; on cuda the row's sum of squares is
+    reduced in another order by each kernel, which may flip a rounding now and then."""
+    for a, b in zip(fused, unfused):
+        if TEST_DEVICE == "cpu":
+            assert torch.equal(a, b)
+        else:
+            assert (a != b).float().mean().item() < 0.002
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("norm", ["qwen", "gemma"])
+def test_rope_norm_rounds_as_the_separate_norm(dtype, norm, monkeypatch):
+    """The normalized x is rounded to its dtype as the separate RmsNorm stores it, before the
+    rotation reads it."""
+    module = _QkNormRope(norm, "norm_first", 128, dtype)
+    inputs = _qk_inputs(dtype, "norm_first", 128)
+    _assert_same_rounding(_outputs(module, inputs, True, monkeypatch), _outputs(module, inputs, False, monkeypatch))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("seq_major", [True, False])
+def test_normed_rope_of_k_writes_the_cache_in_one_instruction(dtype, seq_major, monkeypatch):
+    """Qwen3's key path: k_norm, RoPE and the cache write are one Rope; every step's cache matches
+    the separate RmsNorm's (and eager's)."""
+    steps = _rope_cache_steps(dtype, seq_major)
+    module = _RopeCache(dtype, seq_major, norm=_llama_rms_norm(16, dtype))
+    assert instruction_ops(module, steps[0]) == ["Rope", "Binary"]
+    fused = _run_steps(module, steps, True, monkeypatch, "fuse_rope_norms")
+    unfused = _run_steps(module, steps, False, monkeypatch, "fuse_rope_norms")
+    _assert_same_rounding([step[0] for step in fused], [step[0] for step in unfused])
+    check_module(module, steps[0], run_inputs_list=steps[1:], compare_torch_cuda=False)
+
+
+def test_rope_norm_not_folded_when_read_elsewhere_or_promoting():
+    """A norm whose output is also read elsewhere stays a RmsNorm; so does one whose output is
+    wider than x (Llama's bf16 x times an fp32 weight is fp32), which a Rope could not read as x."""
+    def shared(norm, q, cos, sin):
+        normed = norm(q)
+        return apply_rotary_pos_emb(normed, normed, cos, sin)[0], normed * 2
+
+    q, _, cos, sin = _rope_inputs(torch.float32)
+    module = _WithNorm(shared, _llama_rms_norm(16, torch.float32))
+    assert instruction_ops(module, (q, cos, sin)) == ["RmsNorm", "Rope", "Binary"]
+    check_module(module, (q, cos, sin))
+
+    promoting = _WithNorm(lambda norm, q, cos, sin: apply_rotary_pos_emb(norm(q), norm(q), cos, sin)[0],
+                          _llama_rms_norm(16, torch.float32))
+    inputs = (q.to(torch.bfloat16), cos, sin)
+    assert instruction_ops(promoting, inputs) == ["RmsNorm", "Rope"]
+    check_module(promoting, inputs)

@@ -146,6 +146,41 @@ def test_llama_rms_norm_mixed_precision_weight():
     check_module(module, (x,))
 
 
+def _gemma_rms_norm(size, dtype, weight_dtype=None):
+    """Gemma 3's RMSNorm (fp32 math times 1 + w, one rounding at the end), random weights."""
+    from transformers.models.gemma3.modeling_gemma3 import Gemma3RMSNorm
+
+    module = Gemma3RMSNorm(size, eps=1e-6)
+    with torch.no_grad():
+        module.weight.copy_(randn(size) * 0.5)
+    return module.to(weight_dtype or dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("weight_dtype", [None, torch.float32])
+def test_gemma_rms_norm_is_one_instruction(dtype, weight_dtype):
+    """x.float(), its norm times 1.0 + w.float(), then back to x's dtype: one RmsNorm with
+    unit_offset (no separate casts, nor 1 + w computed at every call), also with an fp32 weight
+    on half-precision x."""
+    module = _gemma_rms_norm(64, dtype, weight_dtype)
+    inputs = (randn(2, 5, 64, dtype=dtype),)
+    assert instruction_ops(module, inputs) == ["RmsNorm"]
+    check_module(module, inputs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_gemma_rms_norm_is_exact(dtype):
+    """One rounding, after the weight product in fp32, as eager rounds."""
+    module = _gemma_rms_norm(256, dtype)
+    x = randn(16, 256, dtype=dtype)
+    model = etgpu.Model(etgpu.compile(export(module.eval(), (x,))), device=TEST_DEVICE)
+    [actual] = model.run([x])
+    with torch.no_grad():
+        expected = module(x)
+    assert actual.dtype == expected.dtype
+    assert (actual != expected).float().mean().item() < 0.002
+
+
 def test_rms_norm_pattern_variants():
     """x * x instead of pow, eps on the left, no weight, a weight used on the left."""
     def no_weight(x):

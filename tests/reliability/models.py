@@ -114,6 +114,27 @@ def split_linear_program() -> bytes:
     return etgpu.compile(torch.export.export(SiblingLinears(), (torch.randn(5, 4),), dynamic_shapes=({0: seq},)))
 
 
+class NormedRope(torch.nn.Module):
+    """q [seq, heads, 8] RMS-normalized per head (weight w) and roped: one Rope with a norm."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("w", torch.tensor([0.5, -2.0, 3.0, 1.5, 1.0, 0.25, -1.0, 2.0]))
+
+    def forward(self, q, cos, sin):
+        n = q * torch.rsqrt(q.pow(2).mean(-1, keepdim=True) + 1e-6) * self.w
+        return n * cos + torch.cat((-n[..., 4:], n[..., :4]), dim=-1) * sin
+
+
+@functools.lru_cache(maxsize=None)
+def normed_rope_program() -> bytes:
+    """q: [seq, 2, 8], cos, sin: [seq, 1, 8] float32, seq dynamic in [2, SEQ_MAX]."""
+    seq = torch.export.Dim("seq", min=2, max=SEQ_MAX)
+    inputs = (torch.randn(5, 2, 8), torch.randn(5, 1, 8), torch.randn(5, 1, 8))
+    exported = torch.export.export(NormedRope(), inputs, dynamic_shapes=({0: seq},) * 3)
+    return etgpu.compile(exported)
+
+
 def edited(data: bytes, edit) -> bytes:
     """`data` with edit(graph) applied to its payload (constants kept)."""
     payload, constants = container.unpack(data)

@@ -3,6 +3,8 @@ be refused with a message saying what is wrong (at load, or at run for shape-dep
 never run out of bounds. Each case is a check that a fuzzer-style payload found missing or that
 review of the loader found (see docs/reliability.md)."""
 
+import copy
+
 import pytest
 import torch
 
@@ -11,7 +13,8 @@ from etgpu.ir.Storage import Storage
 from etgpu.ir.Tensor import TensorT
 from etgpu.ir.UnaryOp import UnaryOp
 from etgpu.runtime import EtGpuError
-from models import edited, elementwise_program, residual_norm_program, split_linear_program, views_program
+from models import (edited, elementwise_program, normed_rope_program, residual_norm_program, split_linear_program,
+                    views_program)
 
 
 def refused_at_load(data: bytes, pattern: str):
@@ -125,6 +128,34 @@ def test_split_linear_outputs_are_checked():
     refused_at_run(edited(split_linear_program(), glu_of_unequal_outputs), [x], r"glu: a, b and out must have one shape")
     refused_at_run(edited(split_linear_program(), lambda g: setattr(op(g), "gluOut", int(op(g).outs[2]))), [x],
                    r"a glu output needs exactly two linear outputs")
+
+
+def test_rope_norm_weight_is_checked():
+    """A Rope's norm weight is read as x's dtype, one element per position of a row: a weight of
+    another dtype or shape, or a missing one, is refused; so is a norm eps that is not a number."""
+    def rope(g):
+        [ins] = [i.op for i in g.instructions]
+        return ins
+
+    inputs = [torch.randn(5, 2, 8), torch.randn(5, 1, 8), torch.randn(5, 1, 8)]
+    assert etgpu.Model(edited(normed_rope_program(), lambda g: None), device="cpu").run(inputs)[0].shape == (5, 2, 8)
+
+    def weight(g):
+        return g.tensors[rope(g).norm.weight]
+
+    def reshape(g):  # [8] -> [4, 2]: the same bytes, so only the Rope's own check can tell
+        w = weight(g)
+        second = copy.copy(w.shape[0])
+        w.shape[0].add, second.add = 4, 2
+        w.shape = [w.shape[0], second]
+    refused_at_run(edited(normed_rope_program(), reshape), inputs,
+                   r"rope: the norm weight must be 1-d with x's last dim \(8\) elements")
+    refused_at_run(edited(normed_rope_program(), lambda g: setattr(weight(g), "dtype", 4)), inputs,  # int32
+                   r"rope: the norm weight is int32 but x is float32")
+    refused_at_load(edited(normed_rope_program(), lambda g: setattr(rope(g).norm, "weight", 99)),
+                    r"norm weight refers to tensor 99")
+    refused_at_load(edited(normed_rope_program(), lambda g: setattr(rope(g).norm, "eps", float("nan"))),
+                    r"rope norm eps nan is not a finite non-negative number")
 
 
 def test_shape_larger_inside_bounds_than_at_them():

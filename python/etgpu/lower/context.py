@@ -205,12 +205,12 @@ TENSOR_READS = {
     "Expand": ("x",), "Slice": ("x",), "Select": ("x",), "Cat": ("inputs",),
     "IndexSelect": ("x", "index"), "Gather": ("x", "index"), "Sdpa": ("q", "k", "v", "mask"),
     "CopyInto": ("x", "dst"), "IndexCopy": ("index", "x", "dst"),
-    "Rope": ("x", "cos", "sin", "index", "cache"),
+    "Rope": ("x", "cos", "sin", "index", "cache", "norm"),
     "Glu": ("a", "b"), "QuantizedLinear": ("x", "w", "bias"), "QuantizedEmbedding": ("index", "w"),
     "AddRmsNorm": ("x", "residual", "weight"), "SplitLinear": ("x", "w", "bias"),
 }
 # Nested tables whose fields are tensor operands (by generated class name).
-NESTED_READS = {"QuantWeightT": ("codes", "scales", "zeros")}
+NESTED_READS = {"QuantWeightT": ("codes", "scales", "zeros"), "RopeNormT": ("weight",)}
 TENSOR_WRITES = {"CopyInto": ("dst",), "IndexCopy": ("dst",), "AddRmsNorm": ("out", "sum"),
                  "Rope": ("out", "cache"), "SplitLinear": ("outs", "glu_out")}
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <variant>
 #include <vector>
 
@@ -74,7 +75,9 @@ struct QuantEmbeddingParams { QuantWeightParams w; };
 // in: x, cos, sin; out: the rotated x. With cache_dim >= 0 (RoPE fused with the KV-cache write):
 // in: x, cos, sin, index; out: the cache, whose rows index[i] along cache_dim receive the rotated
 // rows in place (IndexCopy's semantics); extra_out[0], if present: the rotated value too.
-struct RopeParams { bool x_seq_major; int cache_dim = -1; };
+// With a norm, x's rows are RMS-normalized first (RmsNorm's math, rounded to x's dtype); its
+// weight, if any, is the last input (rope_norm_weight).
+struct RopeParams { bool x_seq_major; int cache_dim = -1; std::optional<RmsNormParams> norm = std::nullopt; };
 struct GluParams { UnaryOp act; };                                            // in: a, b
 // out = rms_norm(sum) with `norm`'s fields, sum = x + residual.  in: x, residual [, w]; out: the
 // normed value; extra_out[0]: sum (see Node::extra_out).
@@ -115,6 +118,11 @@ inline TensorRef rope_rows(const Node& n, const RopeParams& p) {
   rows.data = n.extra_out.empty() ? nullptr : n.extra_out[0].data;
   if (p.cache_dim < rows.rank && n.in.size() > 3 && n.in[3].rank >= 1) rows.shape[p.cache_dim] = n.in[3].shape[0];
   return rows;
+}
+
+// The weight of a Rope node's norm, or null when it has no norm or an unweighted one.
+inline const TensorRef* rope_norm_weight(const Node& n, const RopeParams& p) {
+  return p.norm && p.norm->has_weight ? &n.in.back() : nullptr;
 }
 
 // Output i of a SplitLinear node, and how many linear outputs it has (its Glu output not counted).

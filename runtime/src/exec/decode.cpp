@@ -75,6 +75,15 @@ Result<QuantWeightParams> quant_weight(const ir::QuantWeight* w, int i, Operands
                            w->zero_is_float(), w->tensor_scale()};
 }
 
+// A Rope's norm: its weight, if any, is appended after the Rope's other operands.
+Result<RmsNormParams> rope_norm(const ir::RopeNorm* norm, int i, Operands& ops) {
+  auto has_weight = ops.optional(norm->weight(), "norm weight");
+  ETGPU_RETURN_IF_ERROR(has_weight.status());
+  ETGPU_CHECK(std::isfinite(norm->eps()) && norm->eps() >= 0, "instruction ", i, ": rope norm eps ", norm->eps(),
+              " is not a finite non-negative number");
+  return RmsNormParams{has_weight.value(), norm->eps(), norm->unit_offset(), norm->round_normalized()};
+}
+
 #define ETGPU_ASSIGN_OPTIONAL(var, expr)        \
   bool var = false;                             \
   do {                                          \
@@ -175,17 +184,22 @@ Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstructi
       ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
       ETGPU_RETURN_IF_ERROR(ops.required(p->cos(), "cos"));
       ETGPU_RETURN_IF_ERROR(ops.required(p->sin(), "sin"));
-      if (p->cache() < 0) {
-        d->params = RopeParams{p->x_seq_major()};
-        return ops.output(p->out());
+      RopeParams params{p->x_seq_major()};
+      if (p->cache() >= 0) {
+        // Fused with the KV-cache write: the cache is the output (written in place, as
+        // IndexCopy's dst), the rotated value an optional extra output.
+        ETGPU_CHECK(p->cache_dim() >= 0, "instruction ", i, ": rope cache_dim ", p->cache_dim(), " is negative");
+        ETGPU_RETURN_IF_ERROR(ops.required(p->index(), "index"));
+        if (p->out() >= 0) ETGPU_RETURN_IF_ERROR(ops.extra_output(p->out(), "rotated"));
+        params.cache_dim = p->cache_dim();
       }
-      // Fused with the KV-cache write: the cache is the output (written in place, as IndexCopy's
-      // dst), the rotated value an optional extra output.
-      ETGPU_CHECK(p->cache_dim() >= 0, "instruction ", i, ": rope cache_dim ", p->cache_dim(), " is negative");
-      ETGPU_RETURN_IF_ERROR(ops.required(p->index(), "index"));
-      if (p->out() >= 0) ETGPU_RETURN_IF_ERROR(ops.extra_output(p->out(), "rotated"));
-      d->params = RopeParams{p->x_seq_major(), p->cache_dim()};
-      return ops.output(p->cache());
+      if (p->norm()) {
+        auto norm = rope_norm(p->norm(), i, ops);
+        ETGPU_RETURN_IF_ERROR(norm.status());
+        params.norm = norm.value();
+      }
+      d->params = params;
+      return ops.output(p->cache() >= 0 ? p->cache() : p->out());
     }
     case ir::Op::Glu: {
       auto* p = ins.op_as_Glu();

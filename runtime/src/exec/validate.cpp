@@ -388,7 +388,7 @@ Status check(const Node& n, const QuantEmbeddingParams& p) {
 // cache's shape but along cache_dim; the rotated output, if any, has the rows' shape and dtype.
 Status check_rope_cache(const Node& n, const RopeParams& p) {
   const TensorRef& cache = n.out;
-  ETGPU_CHECK(n.in.size() == 4 && n.extra_out.size() <= 1, "rope: a cache write needs x, cos, sin, index");
+  ETGPU_CHECK(n.extra_out.size() <= 1, "rope: a cache write has at most one rotated output");
   ETGPU_CHECK(p.cache_dim >= 0 && p.cache_dim < cache.rank, "rope: bad cache_dim");
   const TensorRef& index = n.in[3];
   ETGPU_RETURN_IF_ERROR(check_index_dtype(index, "rope"));
@@ -401,7 +401,23 @@ Status check_rope_cache(const Node& n, const RopeParams& p) {
   return Status::ok();
 }
 
+// The norm's weight scales each row of x elementwise: [D] (x's last dim), and of x's dtype, the
+// storage type the kernels load it as.
+Status check_rope_norm(const Node& n, const RopeParams& p) {
+  const TensorRef& x = n.in[0];
+  const TensorRef* w = rope_norm_weight(n, p);
+  if (!w) return Status::ok();
+  ETGPU_CHECK(w->rank == 1 && w->shape[0] == x.size(-1), "rope: the norm weight must be 1-d with x's last dim (",
+              x.size(-1), ") elements");
+  ETGPU_CHECK(w->dtype == x.dtype, "rope: the norm weight is ", dtype_name(w->dtype), " but x is ",
+              dtype_name(x.dtype));
+  return Status::ok();
+}
+
 Status check(const Node& n, const RopeParams& p) {
+  // x, cos, sin [, index] [, norm weight]: the decoder lists them so; checked before any is read.
+  const size_t operands = 3 + (p.cache_dim >= 0 ? 1 : 0) + (p.norm && p.norm->has_weight ? 1 : 0);
+  ETGPU_CHECK(n.in.size() == operands, "rope: expected ", operands, " operands, got ", n.in.size());
   if (p.cache_dim >= 0) ETGPU_RETURN_IF_ERROR(check_rope_cache(n, p));
   const TensorRef &x = n.in[0], &cos = n.in[1], &sin = n.in[2];
   const TensorRef o = rope_rows(n, p);
@@ -415,7 +431,7 @@ Status check(const Node& n, const RopeParams& p) {
     ETGPU_CHECK(same_shape(x, o), "rope: out must be x's shape");
   }
   ETGPU_CHECK(broadcasts_to(cos, o) && broadcasts_to(sin, o), "rope: cos and sin must broadcast to out");
-  return Status::ok();
+  return check_rope_norm(n, p);
 }
 
 

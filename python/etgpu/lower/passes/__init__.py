@@ -8,7 +8,7 @@ from torch.export import ExportedProgram
 
 from etgpu.lower.passes._fx import constant_inputs
 from etgpu.lower.passes.cse import eliminate_common_subexpressions
-from etgpu.lower.passes.fuse_llm import fuse_llm_patterns, fuse_rope_cache_writes
+from etgpu.lower.passes.fuse_llm import fuse_llm_patterns, fuse_rope_cache_writes, fuse_rope_norms
 from etgpu.lower.passes.rms_norm import fuse_add_rms_norm, fuse_rms_norm
 from etgpu.lower.passes.split_linear import fuse_split_linear_glu, merge_sibling_linears
 
@@ -18,6 +18,7 @@ def run_passes(ep: ExportedProgram) -> ExportedProgram:
     eliminate_common_subexpressions(ep.graph_module)
     fuse_rms_norm(ep.graph_module, _scalar_constants(ep))
     fuse_llm_patterns(ep.graph_module)
+    fuse_rope_norms(ep.graph_module)  # after fuse_rms_norm and fuse_llm_patterns: it folds the former into the latter
     fuse_rope_cache_writes(ep.graph_module)  # after fuse_llm_patterns: it folds writes into those ropes
     fuse_add_rms_norm(ep.graph_module)  # after fuse_rms_norm: it folds adds into those norms
     merge_sibling_linears(ep)  # after the patterns above: they match the linears' outputs, not their kind

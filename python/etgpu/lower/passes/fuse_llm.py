@@ -7,6 +7,12 @@
          is absorbed too: one copy fewer per tensor)
   GLU    act(gate) * up, act = silu or gelu                  -> etgpu::glu    (one Glu)
 
+then (fuse_rope_norms) the per-head RMSNorm of a rope's x (Qwen3's and Gemma 3's q/k norms):
+  rope(rms_norm(x))  -> etgpu::rope with a norm (one Rope instead of a RmsNorm and a Rope), when
+         the rope is the norm's only reader and the norm keeps x's dtype; a [B, L, H, D] ->
+         [B, H, L, D] transpose before the norm (Gemma 3 normalizes after it) is absorbed as the
+         rope's x_seq_major, as a transpose right before the rope is;
+
 and (fuse_rope_cache_writes, run after) the KV-cache write of a roped key:
   index_copy(cache, dim, index, rope(k))  -> etgpu::rope_index_copy (one Rope with a cache: the
          rotated rows go straight into the cache rows, one launch and no rotated-k buffer per
@@ -24,14 +30,25 @@ import torch
 import torch.fx
 
 from etgpu.lower.passes._fx import dtype_of, erase_chain, op_name, replace_with_call, users
+from etgpu.lower.passes.rms_norm import rms_norm
 
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 _GLU_ACTS = ("silu", "gelu", "gelu_tanh")
 
 
+# A rope's last five arguments, its norm (see fuse_rope_norms): norm, weight, eps, unit_offset,
+# round_normalized. A rope the pattern match writes has none.
+NO_NORM = (False, None, 0.0, False, False)
+
+
 @torch.library.custom_op("etgpu::rope", mutates_args=())
-def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, x_seq_major: bool) -> torch.Tensor:
-    """Reference semantics of the Rope instruction (see schema/etgpu.fbs)."""
+def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, x_seq_major: bool, norm: bool,
+         norm_weight: Optional[torch.Tensor], norm_eps: float, norm_unit_offset: bool,
+         norm_round_normalized: bool) -> torch.Tensor:
+    """Reference semantics of the Rope instruction (see schema/etgpu.fbs): with `norm`, x is first
+    etgpu::rms_norm(x, norm_weight, norm_eps, norm_unit_offset, norm_round_normalized)."""
+    if norm:
+        x = rms_norm(x, norm_weight, norm_eps, norm_unit_offset, norm_round_normalized)
     if x_seq_major:
         x = x.transpose(1, 2)
     half = x.shape[-1] // 2
@@ -39,19 +56,21 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, x_seq_major: boo
 
 
 @rope.register_fake
-def _(x, cos, sin, x_seq_major):
+def _(x, cos, sin, x_seq_major, *norm):
     return torch.empty_like(x.transpose(1, 2) if x_seq_major else x, memory_format=torch.contiguous_format)
 
 
 @torch.library.custom_op("etgpu::rope_index_copy", mutates_args=())
 def rope_index_copy(cache: torch.Tensor, dim: int, index: torch.Tensor, x: torch.Tensor, cos: torch.Tensor,
-                    sin: torch.Tensor, x_seq_major: bool) -> torch.Tensor:
+                    sin: torch.Tensor, x_seq_major: bool, norm: bool, norm_weight: Optional[torch.Tensor],
+                    norm_eps: float, norm_unit_offset: bool, norm_round_normalized: bool) -> torch.Tensor:
     """Reference semantics of a Rope instruction with a cache: cache.index_copy(dim, index, rope(x))."""
-    return cache.index_copy(dim, index, rope(x, cos, sin, x_seq_major))
+    rotated = rope(x, cos, sin, x_seq_major, norm, norm_weight, norm_eps, norm_unit_offset, norm_round_normalized)
+    return cache.index_copy(dim, index, rotated)
 
 
 @rope_index_copy.register_fake
-def _(cache, dim, index, x, cos, sin, x_seq_major):
+def _(cache, *args):
     return torch.empty_like(cache, memory_format=torch.contiguous_format)
 
 
@@ -185,12 +204,49 @@ def fuse_llm_patterns(gm: torch.fx.GraphModule) -> int:
         glu_match = None if rope_match else _match_glu(node)
         if rope_match is None and glu_match is None:
             continue
-        target, args = ((torch.ops.etgpu.rope.default, rope_match) if rope_match
+        target, args = ((torch.ops.etgpu.rope.default, rope_match + NO_NORM) if rope_match
                         else (torch.ops.etgpu.glu.default, glu_match))
         replace_with_call(gm.graph, node, target, tuple(args))
         fused += 1
     if fused:
         gm.graph.lint()
+        gm.recompile()
+    return fused
+
+
+def _foldable_norm(rope_node) -> Optional[torch.fx.Node]:
+    """The etgpu::rms_norm that is the x of `rope_node` (a rope without a norm) and has no other
+    reader, when it keeps x's dtype and its weight (if any) has that dtype too, else None: the
+    Rope instruction reads x and the weight as its own dtype."""
+    x, norm = rope_node.args[0], rope_node.args[4]
+    if norm or op_name(x) != "etgpu.rms_norm.default" or users(x) != [rope_node]:
+        return None
+    source, weight = x.args[:2]
+    if dtype_of(source) != dtype_of(x) or (weight is not None and dtype_of(weight) != dtype_of(x)):
+        return None
+    return x
+
+
+def fuse_rope_norms(gm: torch.fx.GraphModule) -> int:
+    """Folds each foldable RMSNorm (_foldable_norm) into the etgpu::rope that reads it; returns
+    how many. Runs after fuse_rms_norm and fuse_llm_patterns (it joins their results) and before
+    fuse_rope_cache_writes (which carries a rope's arguments, its norm's included, over)."""
+    graph = gm.graph
+    fused = 0
+    for node in list(graph.nodes):
+        norm_node = _foldable_norm(node) if op_name(node) == "etgpu.rope.default" else None
+        if norm_node is None:
+            continue
+        source, weight, eps, unit_offset, round_normalized = norm_node.args
+        _, cos, sin, seq_major = node.args[:4]
+        transposed = None if seq_major else _seq_major_source(source, (norm_node,))
+        if transposed is not None:  # the norm is per row of D, so it commutes with the transpose
+            source, seq_major = transposed, True
+        node.args = (source, cos, sin, seq_major, True, weight, eps, unit_offset, round_normalized)
+        erase_chain(graph, norm_node)
+        fused += 1
+    if fused:
+        graph.lint()
         gm.recompile()
     return fused
 

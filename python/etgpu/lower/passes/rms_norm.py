@@ -10,6 +10,13 @@ Fusion happens only where the fused kernel reproduces the eager rounding: the st
 fp32 (so the pattern's xf must be fp32), and the normalized value is rounded to x's dtype before
 the weight multiply (`round_normalized`), whose result has the promoted dtype, as in eager.
 
+Gemma's RMSNorm multiplies by 1 + w in fp32 and rounds once, at the end:
+
+    out  = (n * (1.0 + weight.float())).type_as(x)      # n as above, from xf = x.float()
+
+which becomes one rms_norm of x (of xf when no cast back follows) with weight w, unit_offset
+and not round_normalized: the kernel forms 1 + w in fp32 as eager does.
+
 A second pass (`fuse_add_rms_norm`) folds the residual add that feeds such a norm into it:
 
     h = x + residual;  n = rms_norm(h)    ->   h, n = etgpu::add_rms_norm(x, residual, ...)
@@ -115,19 +122,42 @@ def _is_placeholder(arg) -> bool:
     return isinstance(arg, torch.fx.Node) and arg.op == "placeholder"
 
 
+def _cast_back(xf: torch.fx.Node, tail: torch.fx.Node) -> Optional[torch.fx.Node]:
+    """The cast that is `tail`'s only reader when xf is an upcast of fp16/bf16 x and that cast
+    takes tail back to x's dtype, else None."""
+    tail_users = _users(tail)
+    if (_name(xf) in _CASTS and _dtype(xf.args[0]) in _HALF and len(tail_users) == 1
+            and _name(tail_users[0]) in _CASTS and _dtype(tail_users[0]) == _dtype(xf.args[0])):
+        return tail_users[0]
+    return None
+
+
+def _unit_offset_weight(weight: torch.fx.Node, scalars: Dict[str, float]) -> Optional[torch.fx.Node]:
+    """w for Gemma's fp32 weight 1 + w (1.0 + w.float(), either operand order), else None."""
+    if _dtype(weight) != torch.float32:
+        return None
+    w, one = _eps_of(weight, scalars)  # (a tensor plus a number)
+    if w is None or one != 1.0:
+        return None
+    if _name(w) in _CASTS and _dtype(w.args[0]) in _HALF:
+        w = w.args[0]  # the kernel widens the weight as exactly
+    return w if _dtype(w) in (torch.float32,) + _HALF else None
+
+
 def _match(rsqrt: torch.fx.Node, scalars: Dict[str, float]):
-    """(x, weight, eps, tail node to replace, round_normalized) for a match at `rsqrt`, else None."""
+    """(x, weight, eps, tail node to replace, unit_offset, round_normalized) for a match at
+    `rsqrt`, else None."""
     mean, eps = _eps_of(rsqrt.args[0], scalars) if isinstance(rsqrt.args[0], torch.fx.Node) else (None, None)
     xf = _mean_of_square(mean) if mean is not None else None
     users = _users(rsqrt)
     if xf is None or len(users) != 1 or _other_operand(users[0], rsqrt) is not xf:
         return None
     x, tail = xf, users[0]
-    # Undo an upcast of fp16/bf16 x when the normalized value is cast straight back to x's dtype.
-    tail_users = _users(tail)
-    if (_name(xf) in _CASTS and _dtype(xf.args[0]) in _HALF and len(tail_users) == 1
-            and _name(tail_users[0]) in _CASTS and _dtype(tail_users[0]) == _dtype(xf.args[0])):
-        x, tail = xf.args[0], tail_users[0]
+    # Llama: undo an upcast of fp16/bf16 x when the normalized value is cast straight back to x's
+    # dtype (before the weight multiply).
+    cast = _cast_back(xf, tail)
+    if cast is not None:
+        x, tail = xf.args[0], cast
     weight = None
     tail_users = _users(tail)
     if len(tail_users) == 1:
@@ -136,8 +166,15 @@ def _match(rsqrt: torch.fx.Node, scalars: Dict[str, float]):
         if (isinstance(candidate, torch.fx.Node) and _dtype(candidate) in (torch.float32,) + _HALF
                 and tuple(candidate.meta["val"].shape) == (size,) and isinstance(size, int)):
             weight, tail = candidate, tail_users[0]
-    return x, weight, eps, tail, True
-
+    offset_weight = _unit_offset_weight(weight, scalars) if weight is not None and x is xf else None
+    if offset_weight is None:
+        return x, weight, eps, tail, False, True
+    # Gemma: fp32 math times 1 + w, one rounding at the end, where a cast back to x's dtype
+    # after the weight multiply ends the pattern.
+    cast = _cast_back(xf, tail)
+    if cast is not None:
+        x, tail = xf.args[0], cast
+    return x, offset_weight, eps, tail, True, False
 
 
 def fuse_rms_norm(gm: torch.fx.GraphModule, scalars: Optional[Dict[str, float]] = None) -> int:
@@ -151,8 +188,9 @@ def fuse_rms_norm(gm: torch.fx.GraphModule, scalars: Optional[Dict[str, float]] 
         match = _match(node, scalars)
         if match is None:
             continue
-        x, weight, eps, tail, round_normalized = match
-        replace_with_call(gm.graph, tail, torch.ops.etgpu.rms_norm.default, (x, weight, eps, False, round_normalized))
+        x, weight, eps, tail, unit_offset, round_normalized = match
+        replace_with_call(gm.graph, tail, torch.ops.etgpu.rms_norm.default,
+                          (x, weight, eps, unit_offset, round_normalized))
         fused += 1
     if fused:
         gm.graph.lint()

@@ -145,6 +145,13 @@ class StridedWalk {
 void strided_copy(const TensorRef& x, const std::vector<int64_t>& strides, int64_t offset,
                   const TensorRef& out);
 
+// RMSNorm's two steps, shared by RmsNorm, AddRmsNorm and a Rope's norm so that they round alike:
+// rms_rstd is 1 / sqrt(mean(x^2) + eps) over the `inner` elements of x from `base` (accumulated in
+// double); rms_normalize is element k of such a row, v * rstd, times weight (1 + weight with
+// unit_offset) when there is one, in fp32 and not yet rounded to the output dtype.
+float rms_rstd(const TensorRef& x, int64_t base, int64_t inner, double eps);
+float rms_normalize(float v, float rstd, const TensorRef* weight, int64_t k, DType x_dtype, const RmsNormParams& p);
+
 // Kernels, one entry per op family (each file in this folder implements its family).
 Status unary(const Node& n, const UnaryParams& p);
 Status binary(const Node& n, const BinaryParams& p);

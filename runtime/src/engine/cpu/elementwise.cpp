@@ -220,10 +220,19 @@ Status arange(const Node& n, const ArangeParams& p) {
 // Rope walks its rotated value `rows` (rope_rows): the plain op stores element i to out; with a
 // cache, element i of row j (along cache_dim) goes to row index[j] of the cache, as index_copy
 // moves it, after every position was checked (index_copy's error, nothing written), and to the
-// rotated output as well when there is one.
+// rotated output as well when there is one. With a norm, each row's rstd is taken when the walk
+// enters the row, and x's elements are read through the norm, rounded to x's dtype as the
+// separate RmsNorm's output is stored.
 Status rope(const Node& n, const RopeParams& p) {
   const TensorRef &x = n.in[0];
   const TensorRef rows = rope_rows(n, p);
+  const TensorRef* norm_weight = rope_norm_weight(n, p);
+  float rstd = 1.0f;
+  // x[xi], the element at position d of its row, as the rotation reads it.
+  auto input = [&](int64_t xi, int64_t d) {
+    const float v = static_cast<float>(load(x.data, x.dtype, xi));
+    return p.norm ? round_to(x.dtype, rms_normalize(v, rstd, norm_weight, d, x.dtype, *p.norm)) : v;
+  };
   const bool to_cache = p.cache_dim >= 0;
   int64_t inner = 1, count = 1, extent = 1;
   if (to_cache) {
@@ -243,9 +252,9 @@ Status rope(const Node& n, const RopeParams& p) {
       const int64_t l = row % seq, h = (row / seq) % heads, b = row / (seq * heads);
       xi = ((b * seq + l) * heads + h) * dim + d;
     }
-    const float xv = static_cast<float>(load(x.data, x.dtype, xi));
-    const float rotated = d < half ? -static_cast<float>(load(x.data, x.dtype, xi + half))
-                                   : static_cast<float>(load(x.data, x.dtype, xi - half));
+    if (p.norm && d == 0) rstd = rms_rstd(x, xi, dim, p.norm->eps);
+    const float xv = input(xi, d);
+    const float rotated = d < half ? -input(xi + half, d + half) : input(xi - half, d - half);
     const float c = static_cast<float>(load(n.in[1].data, x.dtype, walk.offset(0)));
     const float s = static_cast<float>(load(n.in[2].data, x.dtype, walk.offset(1)));
     const float v = round_to(x.dtype, xv * c) + round_to(x.dtype, rotated * s);

@@ -75,29 +75,37 @@ Status layer_norm(const Node& n, const LayerNormParams& p) {
   return Status::ok();
 }
 
-namespace {
-
-// y = x * rsqrt(mean(x^2) + eps), then times weight, (1 + weight) when unit_offset (Gemma).
-// Element math is fp32, as in torch and transformers. Rounding follows the model being mirrored:
-// torch's rms_norm and Gemma round once at the end; transformers' Llama/Qwen RMSNorm first
-// rounds the normalized x to x's dtype, then multiplies by the weight (round_normalized).
-// One row: `base` is its first element in x and out.
-void rms_norm_row(const TensorRef& x, const TensorRef* weight, const TensorRef& out, const RmsNormParams& p,
-                  int64_t base, int64_t inner) {
+float rms_rstd(const TensorRef& x, int64_t base, int64_t inner, double eps) {
   double sum_sq = 0;
   for (int64_t k = 0; k < inner; ++k) {
     const double v = load(x.data, x.dtype, base + k);
     sum_sq += v * v;
   }
-  const float rstd = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(inner) + p.eps));
+  return static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(inner) + eps));
+}
+
+// Element math is fp32, as in torch and transformers. Rounding follows the model being mirrored:
+// torch's rms_norm and Gemma round once at the end; transformers' Llama/Qwen RMSNorm first
+// rounds the normalized x to x's dtype, then multiplies by the weight (round_normalized).
+float rms_normalize(float v, float rstd, const TensorRef* weight, int64_t k, DType x_dtype, const RmsNormParams& p) {
+  v *= rstd;
+  if (p.round_normalized) v = round_to(x_dtype, v);
+  if (weight) {
+    const float w = static_cast<float>(load(weight->data, weight->dtype, k));
+    v *= p.unit_offset ? 1.0f + w : w;
+  }
+  return v;
+}
+
+namespace {
+
+// One row: `base` is its first element in x and out.
+void rms_norm_row(const TensorRef& x, const TensorRef* weight, const TensorRef& out, const RmsNormParams& p,
+                  int64_t base, int64_t inner) {
+  const float rstd = rms_rstd(x, base, inner, p.eps);
   for (int64_t k = 0; k < inner; ++k) {
-    float v = static_cast<float>(load(x.data, x.dtype, base + k)) * rstd;
-    if (p.round_normalized) v = round_to(x.dtype, v);
-    if (weight) {
-      const float w = static_cast<float>(load(weight->data, weight->dtype, k));
-      v *= p.unit_offset ? 1.0f + w : w;
-    }
-    store(out.data, out.dtype, base + k, v);
+    const float v = static_cast<float>(load(x.data, x.dtype, base + k));
+    store(out.data, out.dtype, base + k, rms_normalize(v, rstd, weight, k, x.dtype, p));
   }
 }
 

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 #include <utility>
 
@@ -76,6 +77,16 @@ __device__ __forceinline__ float round_to_dtype(float v, DType dtype) {
   return v;
 }
 
+// RMSNorm's element math once its row's rstd is known, shared by RmsNorm, AddRmsNorm and a
+// Rope's norm so that they round alike: v * rstd, rounded to x's dtype with round_normalized
+// (Llama's order), then times the weight w (1 + w with unit_offset, Gemma) when has_weight.
+__device__ __forceinline__ float rms_normalize(float v, float rstd, DType x_dtype, bool round_normalized,
+                                               bool has_weight, float w, bool unit_offset) {
+  v *= rstd;
+  if (round_normalized) v = round_to_dtype(v, x_dtype);
+  return has_weight ? v * (unit_offset ? 1.f + w : w) : v;
+}
+
 template <class I>
 __device__ __forceinline__ int64_t load_index(const void* p, DType dtype, I i) {
   return dtype == DType::I32 ? static_cast<const int32_t*>(p)[i] : static_cast<const int64_t*>(p)[i];
@@ -125,6 +136,14 @@ void with_storage_type(DType dtype, F&& f) {
   }
 }
 
+// Calls f(E{}) for the storage type of a float dtype (for ops whose dtypes are validated float).
+template <class F>
+void with_float_storage(DType dtype, F&& f) {
+  with_storage_type(dtype, [&](auto e) {
+    if constexpr (!std::is_same_v<decltype(e), AnyDType>) f(e);
+  });
+}
+
 // ---- 16-byte vectors ---------------------------------------------------------------------------
 
 // 16 bytes already loaded, holding T (float, __half, __nv_bfloat16), as floats.
@@ -152,6 +171,14 @@ __device__ __forceinline__ void store_vec(T* p, const float* f) {
 }
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Null pointers (absent operands) count as aligned.
+inline bool all_aligned16(std::initializer_list<const void*> pointers) {
+  for (const void* p : pointers) {
+    if (p && !aligned16(p)) return false;
+  }
+  return true;
+}
 
 // N consecutive elements of E (float, __half, __nv_bfloat16) as floats: one 16-byte access when
 // N * sizeof(E) == 16 (p then 16-byte aligned), else N scalar ones.
@@ -181,6 +208,17 @@ template <class T, class Op>
 __device__ __forceinline__ T warp_reduce(T v, Op op) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+
+// Reduces over a group of `group` lanes (a power of two up to 32) starting at a lane that is a
+// multiple of `group`; every lane of the group gets the result. Only the group's lanes need to
+// take part, so neighbouring groups of one warp may be elsewhere in the kernel.
+template <class T, class Op>
+__device__ __forceinline__ T lane_group_reduce(T v, Op op, unsigned group) {
+  const unsigned first = (threadIdx.x & 31u) & ~(group - 1);
+  const unsigned mask = group == 32 ? 0xffffffffu : ((1u << group) - 1) << first;
+  for (unsigned offset = group / 2; offset > 0; offset >>= 1) v = op(v, __shfl_xor_sync(mask, v, offset));
   return v;
 }
 

@@ -3,7 +3,6 @@
 // float results compute in float, or in double when an integer operand could lose bits in float;
 // integer results compute in int64.
 #include <cmath>
-#include <initializer_list>
 
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
@@ -248,68 +247,6 @@ Status launch_arange(const Context& c, const TensorRef& out, double start, doubl
 bool wide_integer(DType d) { return d == DType::I64 || d == DType::I32; }
 
 // Fused ops: each intermediate is rounded to the tensors' dtype, as the unfused ops round.
-// Rope walks its rotated value `rows` ([..., D], contiguous) in items of N consecutive elements of
-// a row's first half, each computed with the N of the second half it pairs with: the index
-// arithmetic is done once per 2N elements, and N is 16 bytes of E where the layout allows.
-template <class E, class I>
-struct RopeArgs {
-  Indexer<2, I> ix;  // cos, sin broadcast over the rotated value
-  const E *x, *cos, *sin;
-  E* out;  // the rotated value; null when it only goes to the cache
-  I items, dim, half;
-  I table_step[2];  // cos's and sin's strides along D (0 where broadcast)
-  DivMod<I> row_items;  // items per row: half / N
-  DivMod<I> heads, seq;  // x_seq_major: x is [B, L, H, D] for rows [B, H, L, D]
-  bool seq_major;
-  // With a cache (non-null): the rotated value lands in the cache's rows as index_copy_kernel
-  // moves its x (CacheRows).
-  E* cache;
-  CacheRows<I> cache_rows;
-};
-
-template <class E, int N, class I>
-__global__ void rope_kernel(RopeArgs<E, I> a) {
-  for (I w = grid_first<I>(); w < a.items; w += grid_stride<I>()) {
-    I item;
-    const I row = a.row_items.divmod(w, item);
-    const I d = item * N, i = row * a.dim + d;  // element i pairs with element i + half
-    I xi = i;
-    if (a.seq_major) {
-      I l, h;
-      const I b = a.heads.divmod(a.seq.divmod(row, l), h);
-      xi = ((b * a.seq.d + l) * a.heads.d + h) * a.dim + d;
-    }
-    I off[2];
-    a.ix.offsets(i, off);
-    // The cache rows' positions, x and the tables are all loaded before any of them is used
-    // (without a cache the position read is a dummy: see rope()).
-    const auto slot_lo = a.cache_rows.slot(i), slot_hi = a.cache_rows.slot(i + a.half);
-    float x1[N], x2[N], c1[N], c2[N], s1[N], s2[N], lo[N], hi[N];
-    load_n<N>(a.x + xi, x1);
-    load_n<N>(a.x + xi + a.half, x2);
-    load_n<N>(a.cos + off[0], c1);
-    load_n<N>(a.cos + off[0] + a.half * a.table_step[0], c2);
-    load_n<N>(a.sin + off[1], s1);
-    load_n<N>(a.sin + off[1] + a.half * a.table_step[1], s2);
-    I at_lo = 0, at_hi = 0;
-    const bool to_lo = a.cache && a.cache_rows.place(slot_lo, at_lo);
-    const bool to_hi = a.cache && a.cache_rows.place(slot_hi, at_hi);
-    // x * cos + rotate_half(x) * sin, rotate_half(x) = (-x2, x1); products are not fused into
-    // the add (__fmul_rn), as the unfused ops (and the CPU engine) round each of them.
-#pragma unroll
-    for (int t = 0; t < N; ++t) {
-      lo[t] = round_to<E>(__fmul_rn(x1[t], c1[t])) + round_to<E>(__fmul_rn(-x2[t], s1[t]));
-      hi[t] = round_to<E>(__fmul_rn(x2[t], c2[t])) + round_to<E>(__fmul_rn(x1[t], s2[t]));
-    }
-    if (a.out) {
-      store_n<N>(a.out + i, lo);
-      store_n<N>(a.out + i + a.half, hi);
-    }
-    if (to_lo) store_n<N>(a.cache + at_lo, lo);
-    if (to_hi) store_n<N>(a.cache + at_hi, hi);
-  }
-}
-
 // GLU's activations (validated: silu or gelu), each with a constant op so that apply_unary
 // folds to its one expression.
 __device__ __forceinline__ float glu_gate(UnaryOp act, float v) {
@@ -331,21 +268,6 @@ __global__ void glu_kernel(const E* x, const E* y, E* out, I groups, UnaryOp act
   }
 }
 
-// Null pointers (absent operands) count as aligned.
-bool all_aligned16(std::initializer_list<const void*> pointers) {
-  for (const void* p : pointers) {
-    if (p && !aligned16(p)) return false;
-  }
-  return true;
-}
-
-// Calls f(E{}) for the storage type of a float dtype (Rope's and GLU's dtypes are validated).
-template <class F>
-void with_float_storage(DType dtype, F&& f) {
-  with_storage_type(dtype, [&](auto e) {
-    if constexpr (!std::is_same_v<decltype(e), AnyDType>) f(e);
-  });
-}
 
 }  // namespace
 
@@ -438,56 +360,6 @@ Status fill(const Context& c, const Node& n, const FillParams& p) {
 
 Status arange(const Context& c, const Node& n, const ArangeParams& p) {
   return launch_arange(c, n.out, p.start, p.step, "arange kernel");
-}
-
-// With a cache (p.cache_dim >= 0) n.out is the cache and the rotated value (rope_rows) is walked
-// instead, each element stored into its cache row (and into extra_out[0] when present).
-Status rope(const Context& c, const Node& n, const RopeParams& p) {
-  const TensorRef &x = n.in[0], &cos = n.in[1], &sin = n.in[2];
-  const TensorRef rows = rope_rows(n, p);
-  const int64_t count = rows.numel();
-  if (count == 0) return Status::ok();
-  const TensorRef* tables[2] = {&cos, &sin};
-  const OperandWalk<2> walk = broadcast_walk<2>(rows, tables);
-  const bool to_cache = p.cache_dim >= 0;
-  int64_t cache_inner = 1;
-  for (int d = p.cache_dim + 1; to_cache && d < n.out.rank; ++d) cache_inner *= n.out.shape[d];
-  const bool narrow = walk.fits_index32() && fits_index32(x.numel()) && (!to_cache || fits_index32(n.out.numel()));
-  const int64_t dim = rows.size(-1), half = dim / 2, vec = 16 / static_cast<int64_t>(dtype_size(rows.dtype));
-  // 16-byte items where a row's half is whole vectors, the tables are not broadcast along D (so
-  // their N elements are contiguous) and every pointer (and cache row) is 16-byte aligned.
-  const int last = rows.rank - 1;
-  const bool vector = half % vec == 0 && walk.strides[0][last] == 1 && walk.strides[1][last] == 1 &&
-                      all_aligned16({x.data, cos.data, sin.data, rows.data}) &&
-                      (!to_cache || (aligned16(n.out.data) && cache_inner % vec == 0));
-  with_float_storage(rows.dtype, [&](auto e) {
-    using E = decltype(e);
-    constexpr int kVec = 16 / sizeof(E);
-    with_index_type(narrow, [&](auto index) {
-      using I = decltype(index);
-      const int64_t per_row = vector ? half / kVec : half;
-      RopeArgs<E, I> a{walk.indexer<I>(), static_cast<const E*>(x.data), static_cast<const E*>(cos.data),
-                       static_cast<const E*>(sin.data), static_cast<E*>(rows.data),
-                       static_cast<I>(count / dim * per_row), static_cast<I>(dim), static_cast<I>(half),
-                       {static_cast<I>(walk.strides[0][last]), static_cast<I>(walk.strides[1][last])},
-                       DivMod<I>(per_row), DivMod<I>(p.x_seq_major ? rows.shape[1] : 1),
-                       DivMod<I>(p.x_seq_major ? rows.shape[2] : 1), p.x_seq_major, nullptr, {}};
-      if (to_cache) {
-        a.cache = static_cast<E*>(n.out.data);
-        a.cache_rows = cache_rows<I>(n.out, p.cache_dim, n.in[3], c.error_flag);
-      } else {
-        // No positions to read, but the kernel reads one anyway (the error word, a valid int,
-        // never placed): a branch around the position loads would let the compiler schedule
-        // x's loads and their conversions first, and the positions' loads would wait for x's.
-        a.cache_rows = CacheRows<I>{c.error_flag, DType::I32, DivMod<I>(1), DivMod<I>(1), 0, c.error_flag};
-      }
-      const unsigned grid = grid_for(count / dim * per_row);
-      if (vector) rope_kernel<E, kVec, I><<<grid, kThreads, 0, c.stream>>>(a);
-      else rope_kernel<E, 1, I><<<grid, kThreads, 0, c.stream>>>(a);
-    });
-  });
-  ETGPU_CUDA_LAUNCH_CHECK("rope kernel");
-  return Status::ok();
 }
 
 Status glu(const Context& c, const Node& n, const GluParams& p) {

@@ -119,12 +119,9 @@ __global__ void rms_norm_kernel(NormArgs a) {
     }
     const float rstd = rsqrtf(block_reduce(q, SumOp(), scratch) / static_cast<float>(a.n) + a.eps);
     for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) {
-      float v = load_as<float>(input, a.x_dtype, base + j) * rstd;
-      if (a.round_normalized) v = round_to_dtype(v, a.x_dtype);
-      if (a.weight) {
-        const float w = load_as<float>(a.weight, a.w_dtype, j);
-        v *= a.unit_offset ? 1.f + w : w;
-      }
+      const float w = a.weight ? load_as<float>(a.weight, a.w_dtype, j) : 0.f;
+      const float v = rms_normalize(load_as<float>(input, a.x_dtype, base + j), rstd, a.x_dtype, a.round_normalized,
+                                    a.weight != nullptr, w, a.unit_offset);
       store_from<float>(a.out, a.out_dtype, base + j, v);
     }
   }
@@ -142,7 +139,7 @@ __global__ void rms_norm_vec_kernel(NormArgs a) {
   __shared__ float scratch[32];
   const int64_t offset = int64_t(blockIdx.x) * a.n + threadIdx.x * kVec;
   const bool active = threadIdx.x * kVec < a.n;
-  float v[kVec] = {}, w[kVec];
+  float v[kVec] = {}, w[kVec] = {};
   if (active) {
     // The weight is loaded with x, before the reduction: its memory latency overlaps x's
     // instead of following the block's barriers.
@@ -163,9 +160,7 @@ __global__ void rms_norm_vec_kernel(NormArgs a) {
   if (!active) return;
 #pragma unroll
   for (int t = 0; t < kVec; ++t) {
-    v[t] *= rstd;
-    if (a.round_normalized) v[t] = round_to_dtype(v[t], a.x_dtype);
-    if (a.weight) v[t] *= a.unit_offset ? 1.f + w[t] : w[t];
+    v[t] = rms_normalize(v[t], rstd, a.x_dtype, a.round_normalized, a.weight != nullptr, w[t], a.unit_offset);
   }
   store_vec(static_cast<T*>(a.out) + offset, v);
 }
