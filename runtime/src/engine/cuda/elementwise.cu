@@ -259,8 +259,7 @@ struct RopeArgs {
   I items, dim, half;
   I table_step[2];  // cos's and sin's strides along D (0 where broadcast)
   DivMod<I> row_items;  // items per row: half / N
-  DivMod<I> heads, seq;  // x_seq_major: x is [B, L, H, D] for rows [B, H, L, D]
-  bool seq_major;
+  SeqMajorRows<I> x_rows;  // x_seq_major: x is [B, L, H, D] for rows [B, H, L, D]
   // With a cache (non-null): the rotated value lands in the cache's rows as index_copy_kernel
   // moves its x (CacheRows).
   E* cache;
@@ -273,12 +272,7 @@ __global__ void rope_kernel(RopeArgs<E, I> a) {
     I item;
     const I row = a.row_items.divmod(w, item);
     const I d = item * N, i = row * a.dim + d;  // element i pairs with element i + half
-    I xi = i;
-    if (a.seq_major) {
-      I l, h;
-      const I b = a.heads.divmod(a.seq.divmod(row, l), h);
-      xi = ((b * a.seq.d + l) * a.heads.d + h) * a.dim + d;
-    }
+    const I xi = a.x_rows.row(row) * a.dim + d;
     I off[2];
     a.ix.offsets(i, off);
     // The cache rows' positions, x and the tables are all loaded before any of them is used
@@ -470,8 +464,8 @@ Status rope(const Context& c, const Node& n, const RopeParams& p) {
                        static_cast<const E*>(sin.data), static_cast<E*>(rows.data),
                        static_cast<I>(count / dim * per_row), static_cast<I>(dim), static_cast<I>(half),
                        {static_cast<I>(walk.strides[0][last]), static_cast<I>(walk.strides[1][last])},
-                       DivMod<I>(per_row), DivMod<I>(p.x_seq_major ? rows.shape[1] : 1),
-                       DivMod<I>(p.x_seq_major ? rows.shape[2] : 1), p.x_seq_major, nullptr, {}};
+                       DivMod<I>(per_row), SeqMajorRows<I>(p.x_seq_major, rows.shape[1], rows.shape[2]),
+                       nullptr, {}};
       if (to_cache) {
         a.cache = static_cast<E*>(n.out.data);
         a.cache_rows = cache_rows<I>(n.out, p.cache_dim, n.in[3], c.error_flag);
