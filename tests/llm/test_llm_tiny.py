@@ -90,3 +90,31 @@ def test_key_cache_write_is_fused_into_rope(tmp_path):
     [payload] = describe.read_payloads(path)
     text = describe.describe(payload)
     assert re.search(rf"\bIndexCopy +{layers}\b", text) and re.search(rf"\bRope +{2 * layers}\b", text), text
+
+
+
+def test_attention_runs_no_head_transposes(tmp_path, monkeypatch):
+    """The value write reads v as its projection made it (IndexCopy x_seq_major) and SDPA stores
+    its rows where the output projection reads them (Sdpa out_seq_major): no layer runs a
+    Permute, two instructions fewer per layer than without the seq_major pass."""
+    import etgpu.lower.passes as passes
+    from etgpu import describe
+
+    model = build_hf_model("llama3.2-1b", "tiny", seed=0)
+    layers = model.config.num_hidden_layers
+    exported = export_llm(model, MAX_SEQ)
+
+    def instructions():
+        """The compiled program's instruction count and its count of each op (inspect's table)."""
+        path = tmp_path / "llama.etgpu"
+        etgpu.compile(exported, path)
+        [payload] = describe.read_payloads(path)
+        text = describe.describe(payload)
+        ops = {name: int(count) for name, count in re.findall(r"^  (\w+) +(\d+)$", text, re.M)}
+        return int(re.search(r"instructions: (\d+)", text).group(1)), ops
+
+    fused, fused_ops = instructions()
+    monkeypatch.setattr(passes, "fuse_seq_major_attention", lambda gm: 0)
+    unfused, unfused_ops = instructions()
+    assert "Permute" not in fused_ops and unfused_ops["Permute"] == 2 * layers, (fused_ops, unfused_ops)
+    assert unfused - fused == 2 * layers, (unfused, fused)
