@@ -20,6 +20,7 @@ std::vector<uint8_t> build_payload(const GraphDesc& graph) {
     auto op = ir::CreateBinary(fbb, b.op, b.a, b.b, b.out);
     instructions.push_back(ir::CreateInstruction(fbb, ir::Op::Binary, op.Union()));
   }
+  for (const InstructionBuilder& build : graph.other_instructions) instructions.push_back(build(fbb));
   auto g = ir::CreateGraphDirect(fbb, &syms, &tensors, &instructions, &graph.inputs, &graph.outputs,
                                  graph.arena_bytes);
   ir::FinishProgramBuffer(fbb, ir::CreateProgram(fbb, graph.version, g));

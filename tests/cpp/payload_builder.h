@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,10 +41,14 @@ struct BinaryDesc {
   int out = 0;
 };
 
+// An instruction of any other op, written by the test with the payload's builder.
+using InstructionBuilder = std::function<flatbuffers::Offset<ir::Instruction>(flatbuffers::FlatBufferBuilder&)>;
+
 struct GraphDesc {
   std::vector<SymDesc> syms;
   std::vector<TensorDesc> tensors;
   std::vector<BinaryDesc> instructions;
+  std::vector<InstructionBuilder> other_instructions;  // run after `instructions`
   std::vector<int32_t> inputs;
   std::vector<int32_t> outputs;
   uint64_t arena_bytes = 0;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "engine/cuda/index_math.h"
@@ -117,6 +118,32 @@ TEST(Indexer, WidePathBeyond32Bits) {
   EXPECT_FALSE(w.fits_index32());
   const auto ix = w.indexer<int64_t>();
   for (int64_t i : {int64_t(0), n - 1, n, n + 1, 2 * n + 7, 3 * n - 1}) expect_offsets(w, ix, i);
+}
+
+// Row (b, h, l) of [B, H, L] order moves to (b, l, h) of [B, L, H] order, in both index types;
+// element() keeps the place within a row; off, both are the identity.
+template <class I>
+void expect_seq_major_rows(int64_t heads, int64_t seq) {
+  const SeqMajorRows<I> rows(true, heads, seq), off(false, heads, seq);
+  const DivMod<I> width(5);
+  for (int64_t b = 0; b < 3; ++b) {
+    for (int64_t h = 0; h < heads; ++h) {
+      for (int64_t l = 0; l < seq; ++l) {
+        const I row = static_cast<I>((b * heads + h) * seq + l), moved = static_cast<I>((b * seq + l) * heads + h);
+        ASSERT_EQ(rows.row(row), moved) << heads << " heads, " << seq << " rows: " << row;
+        ASSERT_EQ(rows.element(row * 5 + 3, width), moved * 5 + 3);
+        ASSERT_EQ(off.row(row), row);
+        ASSERT_EQ(off.element(row * 5 + 3, width), row * 5 + 3);
+      }
+    }
+  }
+}
+
+TEST(SeqMajorRows, MovesEachRowToItsTransposedPlace) {
+  for (auto [heads, seq] : {std::pair<int64_t, int64_t>{1, 1}, {3, 5}, {8, 1}, {1, 7}, {32, 13}}) {
+    expect_seq_major_rows<uint32_t>(heads, seq);
+    expect_seq_major_rows<int64_t>(heads, seq);
+  }
 }
 
 TEST(OperandWalk, Fits32ByLargestOffset) {

@@ -1,7 +1,11 @@
 // Program::load: the FlatBuffer verifier plus the semantic checks the executor relies on. Each
-// test breaks one fact of the reference graph and expects a message that names it.
+// test breaks one fact of the reference graph and expects a message that names it. The last
+// section does the same for instructions' shape rules, which the executor checks once the
+// shapes are bound (at the first run).
 #include <gtest/gtest.h>
 
+#include "engine/engine.h"
+#include "exec/executor.h"
 #include "payload_builder.h"
 #include "program/program.h"
 
@@ -161,6 +165,106 @@ TEST(Verify, RejectsRankAboveEight) {
   GraphDesc g = add_graph();
   g.tensors[1].shape = std::vector<ir::Dim>(9, fixed(1));
   expect_error(g, "tensor 1 has rank 9; at most 8");
+}
+
+// ---- instructions' shape rules ------------------------------------------------------------------
+
+using testing::TensorDesc;
+
+// Runs `g` on the CPU engine with zeroed inputs of the tensors' shapes: the status of the first
+// run, where every instruction's shape rules are checked.
+Status run_once(const GraphDesc& g) {
+  const auto bytes = build_payload(g);
+  auto program = Program::load(bytes.data(), bytes.size());
+  ETGPU_RETURN_IF_ERROR(program.status());
+  auto exec = Executor::create(program.take(), nullptr, make_cpu_engine(1));
+  ETGPU_RETURN_IF_ERROR(exec.status());
+  std::vector<std::vector<uint8_t>> data;
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<HostTensor> inputs;
+  for (int id : g.inputs) {
+    const TensorDesc& t = g.tensors[id];
+    shapes.emplace_back();
+    for (const ir::Dim& d : t.shape) shapes.back().push_back(d.add());
+    data.emplace_back(t.nbytes, 0);
+  }
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    const TensorDesc& t = g.tensors[g.inputs[i]];
+    const int rank = static_cast<int>(shapes[i].size());
+    inputs.push_back({data[i].data(), static_cast<DType>(t.dtype), rank, shapes[i].data()});
+  }
+  return exec.value()->execute(inputs);
+}
+
+void expect_run_error(const GraphDesc& g, const std::string& needle) {
+  const Status status = run_once(g);
+  ASSERT_FALSE(status.is_ok()) << "expected an error mentioning: " << needle;
+  EXPECT_NE(status.message().find(needle), std::string::npos) << status.message();
+}
+
+// Static-shaped f32 (or `dtype`) tensors placed one after another in the arena (16-byte aligned).
+void place(GraphDesc* g, const std::string& name, std::vector<int64_t> shape, ir::DType dtype = ir::DType::F32) {
+  uint64_t bytes = dtype == ir::DType::I64 ? 8 : dtype == ir::DType::Bool ? 1 : 4;
+  std::vector<ir::Dim> dims;
+  for (int64_t s : shape) {
+    dims.push_back(fixed(s));
+    bytes *= static_cast<uint64_t>(s);
+  }
+  g->tensors.push_back({name, dtype, dims, ir::Storage::Arena, g->arena_bytes, bytes});
+  g->arena_bytes += (bytes + 15) / 16 * 16;
+}
+
+// dst[:, :, index[l], :] = x[:, l, :, :] with a seq-major x [1, L, H, D] = [1, 2, 3, 4] into dst
+// [1, 3, 5, 4]; `x_shape`, `dim` and the flag are what the tests break.
+GraphDesc seq_major_index_copy(std::vector<int64_t> x_shape = {1, 2, 3, 4}, int dim = 2, bool seq_major = true) {
+  GraphDesc g;
+  place(&g, "x", x_shape);
+  place(&g, "index", {2}, ir::DType::I64);
+  place(&g, "dst", {1, 3, 5, 4});
+  g.other_instructions = {[=](flatbuffers::FlatBufferBuilder& fbb) {
+    return ir::CreateInstruction(fbb, ir::Op::IndexCopy, ir::CreateIndexCopy(fbb, 2, 1, 0, dim, seq_major).Union());
+  }};
+  g.inputs = {0, 1};
+  g.outputs = {2};
+  return g;
+}
+
+TEST(VerifyInstructions, SeqMajorIndexCopyNeedsTheTransposedShape) {
+  EXPECT_TRUE(run_once(seq_major_index_copy()).is_ok()) << run_once(seq_major_index_copy()).message();
+  // Not transposed: the rows the flag reads are [1, 3, 2, 4], which do not match dst's heads.
+  expect_run_error(seq_major_index_copy({1, 3, 2, 4}), "index_copy: index must be 1-d with one entry per slice");
+  expect_run_error(seq_major_index_copy({1, 2, 4, 4}), "index_copy: size mismatch at dim 1");
+  expect_run_error(seq_major_index_copy({1, 2, 3, 4}, 1),
+                   "index_copy: a seq-major x [B, L, H, D] needs a 4-d dst [B, H, S, D] written along dim 2");
+  expect_run_error(seq_major_index_copy({2, 3, 4}), "needs a 4-d dst");
+  // The same x without the flag is the plain op's shape error.
+  expect_run_error(seq_major_index_copy({1, 2, 3, 4}, 2, false), "index_copy: index must be 1-d");
+}
+
+// q [1, 2, 3, 4] (B, H, L, E), k [1, 1, 5, 4], v [1, 1, 5, 6], a bool mask [3, 5] and out
+// `out_shape` ([B, L, H, Ev] = [1, 3, 2, 6] when seq-major).
+GraphDesc seq_major_sdpa(std::vector<int64_t> out_shape = {1, 3, 2, 6}, bool seq_major = true) {
+  GraphDesc g;
+  place(&g, "q", {1, 2, 3, 4});
+  place(&g, "k", {1, 1, 5, 4});
+  place(&g, "v", {1, 1, 5, 6});
+  place(&g, "mask", {3, 5}, ir::DType::Bool);
+  place(&g, "out", out_shape);
+  g.other_instructions = {[=](flatbuffers::FlatBufferBuilder& fbb) {
+    auto op = ir::CreateSdpa(fbb, 0, 1, 2, 3, 4, 0.0, false, seq_major);
+    return ir::CreateInstruction(fbb, ir::Op::Sdpa, op.Union());
+  }};
+  g.inputs = {0, 1, 2, 3};
+  g.outputs = {4};
+  return g;
+}
+
+TEST(VerifyInstructions, SeqMajorSdpaNeedsTheTransposedOutput) {
+  // The mask broadcasts to the scores [B, H, L, S], not to the seq-major out's layout.
+  EXPECT_TRUE(run_once(seq_major_sdpa()).is_ok()) << run_once(seq_major_sdpa()).message();
+  expect_run_error(seq_major_sdpa({1, 2, 3, 6}), "sdpa: a seq-major output must be [B, L, H, Ev]");
+  expect_run_error(seq_major_sdpa({1, 3, 2, 4}), "sdpa: a seq-major output must be [B, L, H, Ev]");
+  expect_run_error(seq_major_sdpa({1, 3, 2, 6}, false), "sdpa: output shape mismatch");
 }
 
 }  // namespace

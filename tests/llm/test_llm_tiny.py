@@ -161,3 +161,19 @@ def test_qk_norms_run_inside_rope(arch, fewer_per_layer, monkeypatch):
     assert fused["Rope"] == 2 * layers and unfused["RmsNorm"] - fused["RmsNorm"] == 2 * layers, (fused, unfused)
     if arch.startswith("qwen3"):
         assert fused["RmsNorm"] == 2, fused
+
+
+def test_attention_runs_no_head_transposes(monkeypatch):
+    """The value write reads v as its projection made it (IndexCopy x_seq_major) and SDPA stores
+    its rows where the output projection reads them (Sdpa out_seq_major): no layer runs a
+    Permute, two instructions fewer per layer than without the seq_major pass."""
+    import etgpu.lower.passes as passes
+
+    model = build_hf_model("llama3.2-1b", "tiny", seed=0)
+    layers = model.config.num_hidden_layers
+    exported = export_llm(model, MAX_SEQ)
+    fused = _instruction_counts(exported)
+    monkeypatch.setattr(passes, "fuse_seq_major_attention", lambda gm: 0)
+    unfused = _instruction_counts(exported)
+    assert fused["Permute"] == 0 and unfused["Permute"] == 2 * layers, (fused, unfused)
+    assert sum(unfused.values()) - sum(fused.values()) == 2 * layers, (fused, unfused)

@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from parity import Fn, check_module, randn
+from test_norm import instruction_ops
 
 FLOATS = [torch.float32, torch.float16, torch.bfloat16]
 
@@ -147,3 +148,71 @@ def test_prefill_tensor_core_shapes(dtype, dim):
     bottom_right[40] = False
     check_module(masked, (*qkv(batch=1, heads=8, kv_heads=2, queries=queries, keys=keys, dim=dim, dtype=dtype),
                           bottom_right), compare_torch_cuda=False)
+
+
+# ---- the output's head transpose stored by the kernels (Sdpa out_seq_major) --------------------
+
+def _attention_tail(extra_reader=False, **kwargs):
+    """transformers' attention output: sdpa(...).transpose(1, 2).reshape(B, L, H * Ev), which the
+    seq_major pass turns into one Sdpa storing seq-major rows (no Permute). `extra_reader` also
+    returns the attention's own result, which then keeps the transpose a copy of its own."""
+    def fn(q, k, v, *mask):
+        out = F.scaled_dot_product_attention(q, k, v, *mask, enable_gqa=True, **kwargs)
+        tail = out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
+        return (tail, out * 2) if extra_reader else tail
+
+    return Fn(fn)
+
+
+# Each case reaches one CUDA path: the decode kernel (L <= 8; splits and its last-block merge over
+# long caches, several row blocks for GQA x L > 8 rows), the tensor-core prefill (fp16/bf16, E 64
+# or 128, L > 8), and the generic kernel (other head dims; split with its merge kernel over a
+# long cache).
+SEQ_MAJOR_CASES = {
+    "decode_one_query": dict(heads=8, kv_heads=2, queries=1, keys=300, dim=64),
+    "decode_row_blocks": dict(heads=8, kv_heads=2, queries=3, keys=300, dim=32),
+    "prefill": dict(heads=4, kv_heads=2, queries=100, keys=100, dim=64),
+    "generic_split": dict(heads=4, kv_heads=2, queries=9, keys=300, dim=16, value_dim=8),
+    "small_batched": dict(batch=2, heads=4, kv_heads=4, queries=5, keys=7, dim=16, value_dim=12),
+}
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("case", sorted(SEQ_MAJOR_CASES))
+def test_seq_major_output_with_position_mask(dtype, case):
+    shape = SEQ_MAJOR_CASES[case]
+    q, k, v = qkv(dtype=dtype, **shape)
+    queries, keys = shape["queries"], shape["keys"]
+    # A cache's unwritten tail of up to 10 slots; every row sees at least one key.
+    mask = _position_mask(torch.arange(queries) + max(keys - queries - 10, 0), keys)
+    module = _attention_tail()
+    assert "Permute" not in instruction_ops(module, (q, k, v, mask))
+    check_module(module, (q, k, v, mask))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_seq_major_output_causal(dtype):
+    module = _attention_tail(is_causal=True)
+    for shape in (dict(queries=5, keys=5), dict(queries=100, keys=100, dim=64)):
+        inputs = qkv(batch=1, heads=4, kv_heads=2, dtype=dtype, **shape)
+        assert "Permute" not in instruction_ops(module, inputs)
+        check_module(module, inputs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_seq_major_output_dynamic_queries(dtype):
+    """One program from a single decode row to a prefill: the decode, prefill and generic paths."""
+    seq = torch.export.Dim("seq", max=80)
+
+    def case(n):
+        return (*qkv(batch=1, heads=4, kv_heads=2, queries=n, keys=96, dim=64, dtype=dtype),
+                _position_mask(torch.arange(n) + 96 - n, 96))
+
+    check_module(_attention_tail(), case(4), dynamic_shapes=({2: seq}, None, None, {0: seq}),
+                 run_inputs_list=[case(1), case(9), case(80)])
+
+
+def test_seq_major_output_needs_the_transpose_as_only_reader():
+    inputs = qkv(heads=4, kv_heads=2, queries=5, keys=7)
+    assert instruction_ops(_attention_tail(extra_reader=True), inputs).count("Permute") == 1
+    check_module(_attention_tail(extra_reader=True), inputs)

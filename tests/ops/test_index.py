@@ -2,7 +2,8 @@ import pytest
 import torch
 
 import etgpu
-from parity import Fn, check_module, export, randn
+from parity import TEST_DEVICE, Fn, check_module, export, randn
+from test_norm import instruction_ops
 
 FLOATS = [torch.float32, torch.float16, torch.bfloat16]
 
@@ -96,3 +97,56 @@ def test_out_of_range_index_is_an_error(fn, bad):
     model = etgpu.Model(etgpu.compile(export(Fn(fn), (x, torch.tensor([0, 1])))), device="cpu")
     with pytest.raises(Exception, match=r"index -?\d+ at position \d+ is out of range"):
         model.run([x, bad])
+
+
+# ---- the value write of a KV cache, its head transpose absorbed (IndexCopy x_seq_major) -----------
+
+class _ValueCache(torch.nn.Module):
+    """A decode layer's value path: v [B, L, H, D] (the projection's view) transposed to
+    [B, H, L, D] and written into a static cache at `pos`; the cache is read afterwards. `keep`
+    also returns the transposed v, another reader, which keeps the transpose a copy of its own."""
+
+    def __init__(self, dtype, batch=1, heads=2, slots=12, dim=16, keep=False):
+        super().__init__()
+        self.keep = keep
+        self.register_buffer("cache", randn(batch, heads, slots, dim, dtype=dtype))
+
+    def forward(self, v, pos):
+        rows = v.transpose(1, 2)
+        self.cache.index_copy_(2, pos, rows)
+        read = self.cache * 2
+        return (read, rows * 3) if self.keep else read
+
+
+def _value_steps(dtype, batch, heads, dim):
+    """A prefill of 3 positions, then steps of 1 and 2 (not always adjacent)."""
+    return [(randn(batch, len(pos), heads, dim, dtype=dtype), torch.tensor(pos)) for pos in ([0, 1, 2], [3], [9, 5])]
+
+
+# Rows of 32, 12 and 10 bytes: the CUDA kernel moves them in 16-, 4- and 2-byte units.
+@pytest.mark.parametrize("dtype,batch,heads,dim", [
+    (torch.bfloat16, 1, 2, 16), (torch.float32, 2, 3, 3), (torch.float16, 2, 4, 5),
+])
+def test_seq_major_value_write(dtype, batch, heads, dim):
+    """One IndexCopy reading v in its [B, L, H, D] layout, no Permute; a dynamic step length."""
+    steps = _value_steps(dtype, batch, heads, dim)
+    module = _ValueCache(dtype, batch, heads, dim=dim)
+    ops = instruction_ops(module, steps[0])
+    assert "IndexCopy" in ops and "Permute" not in ops, ops
+    seq = torch.export.Dim("seq", max=12)
+    check_module(module, steps[0], dynamic_shapes=({1: seq}, {0: seq}), run_inputs_list=steps[1:])
+
+
+def test_seq_major_value_write_needs_the_transpose_as_only_reader():
+    steps = _value_steps(torch.float32, 1, 2, 16)
+    assert instruction_ops(_ValueCache(torch.float32, keep=True), steps[0]).count("Permute") == 1
+    check_module(_ValueCache(torch.float32, keep=True), steps[0],
+                 run_inputs_list=[(randn(1, 3, 2, 16), torch.tensor([7, 4, 11]))])
+
+
+def test_seq_major_value_write_past_the_cache_is_an_error():
+    steps = _value_steps(torch.float32, 1, 2, 16)
+    model = etgpu.Model(etgpu.compile(export(_ValueCache(torch.float32).eval(), steps[0])), device=TEST_DEVICE)
+    with pytest.raises(etgpu.runtime.EtGpuError, match="outside|out of range"):
+        model.run([steps[0][0], torch.tensor([3, 12, 4])])
+    assert model.run(list(steps[0]))[0].shape == (1, 2, 12, 16)

@@ -45,9 +45,11 @@ struct SelectParams { int dim; int64_t index; };                              //
 struct CatParams { int dim; };                                                // in: inputs...
 struct IndexSelectParams { int dim; };                                        // in: x, index
 struct GatherParams { int dim; };                                             // in: x, index
-struct SdpaParams { bool has_mask; double scale; bool causal; };              // in: q, k, v [, mask]
+// out_seq_major: out is [B, L, H, Ev], each output row stored at its seq-major place.
+struct SdpaParams { bool has_mask; double scale; bool causal; bool out_seq_major = false; };  // in: q, k, v [, mask]
 struct CopyIntoParams { int dim; int64_t start; };                            // in: x; out: dst (written in place)
-struct IndexCopyParams { int dim; };                                          // in: index, x; out: dst (in place)
+// x_seq_major: x is [B, L, H, D], read as [B, H, L, D] (dim 2 of a rank-4 dst).
+struct IndexCopyParams { int dim; bool x_seq_major = false; };                // in: index, x; out: dst (in place)
 
 // Packed quantized weights (docs/quantization.md is the full contract). A weight is a [N, K]
 // matrix (N output features or embedding rows, K the reduced / embedding dim).
@@ -123,6 +125,15 @@ inline TensorRef rope_rows(const Node& n, const RopeParams& p) {
 // The weight of a Rope node's norm, or null when it has no norm or an unweighted one.
 inline const TensorRef* rope_norm_weight(const Node& n, const RopeParams& p) {
   return p.norm && p.norm->has_weight ? &n.in.back() : nullptr;
+}
+
+// An Sdpa node's scores, [B, H, L, S] (q's shape with S keys; no data): what its mask broadcasts
+// to, whatever the layout of out.
+inline TensorRef sdpa_scores(const Node& n) {
+  TensorRef scores = n.in[0];
+  scores.data = nullptr;
+  if (scores.rank == 4 && n.in[1].rank == 4) scores.shape[3] = n.in[1].shape[2];
+  return scores;
 }
 
 // Output i of a SplitLinear node, and how many linear outputs it has (its Glu output not counted).

@@ -297,7 +297,7 @@ Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstructi
       ETGPU_RETURN_IF_ERROR(ops.required(p->k(), "k"));
       ETGPU_RETURN_IF_ERROR(ops.required(p->v(), "v"));
       ETGPU_ASSIGN_OPTIONAL(has_mask, ops.optional(p->mask(), "mask"));
-      d->params = SdpaParams{has_mask, p->scale(), p->causal()};
+      d->params = SdpaParams{has_mask, p->scale(), p->causal(), p->out_seq_major()};
       return ops.output(p->out());
     }
     case ir::Op::CopyInto: {
@@ -312,7 +312,7 @@ Status decode(const ir::Instruction& ins, int i, Operands& ops, DecodedInstructi
       auto* p = ins.op_as_IndexCopy();
       ETGPU_RETURN_IF_ERROR(ops.required(p->index(), "index"));
       ETGPU_RETURN_IF_ERROR(ops.required(p->x(), "x"));
-      d->params = IndexCopyParams{p->dim()};
+      d->params = IndexCopyParams{p->dim(), p->x_seq_major()};
       return ops.output(p->dst());
     }
     case ir::Op::QuantizedLinear: {

@@ -1,6 +1,7 @@
 // Shape and dtype rules per op, for concrete shapes. A payload may be hostile: these checks are
 // what lets every engine index its operands without bounds checks of its own.
 #include <algorithm>
+#include <utility>
 
 #include "exec/decode.h"
 
@@ -289,15 +290,15 @@ Status check(const Node& n, const SdpaParams& p) {
   ETGPU_CHECK(k.shape[1] == v.shape[1] && k.shape[1] > 0 && q.shape[1] % k.shape[1] == 0,
               "sdpa: query heads ", q.shape[1], " are not a multiple of key heads ", k.shape[1]);
   ETGPU_CHECK(k.shape[2] == v.shape[2] && k.shape[3] == q.shape[3], "sdpa: k/v shape mismatch");
-  ETGPU_CHECK(o.shape[0] == q.shape[0] && o.shape[1] == q.shape[1] && o.shape[2] == q.shape[2] &&
-                  o.shape[3] == v.shape[3], "sdpa: output shape mismatch");
+  const int heads_at = p.out_seq_major ? 2 : 1, queries_at = p.out_seq_major ? 1 : 2;
+  ETGPU_CHECK(o.shape[0] == q.shape[0] && o.shape[heads_at] == q.shape[1] && o.shape[queries_at] == q.shape[2] &&
+                  o.shape[3] == v.shape[3],
+              p.out_seq_major ? "sdpa: a seq-major output must be [B, L, H, Ev]" : "sdpa: output shape mismatch");
   ETGPU_CHECK(q.dtype == k.dtype && q.dtype == v.dtype && q.dtype == o.dtype && is_floating(q.dtype),
               "sdpa: q, k, v must share one float dtype");
   if (p.has_mask) {
     ETGPU_CHECK(n.in[3].dtype == DType::Bool || is_floating(n.in[3].dtype), "sdpa: mask must be bool or float");
-    TensorRef full = o;
-    full.shape[3] = k.shape[2];
-    ETGPU_CHECK(broadcasts_to(n.in[3], full), "sdpa: mask does not broadcast to [B, H, L, S]");
+    ETGPU_CHECK(broadcasts_to(n.in[3], sdpa_scores(n)), "sdpa: mask does not broadcast to [B, H, L, S]");
   }
   return Status::ok();
 }
@@ -314,10 +315,15 @@ Status check(const Node& n, const CopyIntoParams& p) {
 }
 
 // Index values are data, checked by the kernels (which never write out of bounds).
+// A seq-major x [B, L, H, D] is checked as the rows it writes, [B, H, L, D].
 Status check(const Node& n, const IndexCopyParams& p) {
-  const TensorRef &index = n.in[0], &x = n.in[1], &dst = n.out;
+  const TensorRef &index = n.in[0], &dst = n.out;
+  TensorRef x = n.in[1];
+  if (p.x_seq_major) std::swap(x.shape[1], x.shape[2]);
   const int dim = normalize_dim(p.dim, dst.rank);
   ETGPU_CHECK(dim >= 0 && dim < dst.rank, "index_copy: bad dim");
+  ETGPU_CHECK(!p.x_seq_major || (x.rank == 4 && dst.rank == 4 && dim == 2),
+              "index_copy: a seq-major x [B, L, H, D] needs a 4-d dst [B, H, S, D] written along dim 2");
   ETGPU_RETURN_IF_ERROR(check_index_dtype(index, "index_copy"));
   ETGPU_CHECK(index.rank == 1 && index.shape[0] == x.shape[dim], "index_copy: index must be 1-d with one "
               "entry per slice of x (", x.shape[dim], ")");

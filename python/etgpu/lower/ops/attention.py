@@ -8,7 +8,10 @@ builds torch's top-left mask from two aranges and a comparison and passes it as 
 SDPA arrives whole: it is in etgpu.decompositions.PRESERVED_OPS, so run_decompositions keeps it
 (checked with torch 2.13), and grouped-query attention with enable_gqa=True runs natively (query
 head h reads kv head h // (H / Hkv)). HF-style GQA that repeats k/v before SDPA lowers too, as
-ordinary data movement."""
+ordinary data movement.
+
+etgpu.seq_major_sdpa (passes/seq_major.py: SDPA whose result is read only through its head
+transpose) lowers the same way, with the Sdpa's out_seq_major set."""
 
 import torch
 
@@ -48,6 +51,17 @@ def _top_left_causal_mask(ctx, queries, keys, name: str) -> int:
 
 @lowering("aten.scaled_dot_product_attention.default")
 def sdpa(ctx, node):
+    _emit_sdpa(ctx, node, out_seq_major=False)
+
+
+@lowering("etgpu.seq_major_sdpa.default")
+def seq_major_sdpa(ctx, node):
+    """SDPA whose output transpose the seq_major pass absorbed (same arguments): out is
+    [B, L, H, Ev]. The pass only matches 4-d operands."""
+    _emit_sdpa(ctx, node, out_seq_major=True)
+
+
+def _emit_sdpa(ctx, node, out_seq_major: bool):
     q, k, v = node.args[:3]
     attn_mask = _arg(node, 3, "attn_mask", None)
     dropout_p = _arg(node, 4, "dropout_p", 0.0)
@@ -84,4 +98,4 @@ def sdpa(ctx, node):
     out = ctx.output(node)
     if qv.dim() == 3:
         out = view_as_shape(ctx, out, [1, *node.meta["val"].shape], f"{node.name}_out")
-    ctx.emit("Sdpa", out=out, **fields)
+    ctx.emit("Sdpa", out=out, out_seq_major=out_seq_major, **fields)

@@ -1,4 +1,4 @@
-"""Writes into state: index_copy (KV-cache updates). When the destination is a delegate-held
+"""Writes into state: index_copy (KV-cache updates, the seq_major pass's value writes too). When the destination is a delegate-held
 mutable buffer that nothing else reads, the write happens in place: the cache is never copied."""
 
 import torch
@@ -33,7 +33,17 @@ def write_destination(ctx, dst_node, node):
 
 @lowering("aten.index_copy.default")
 def index_copy(ctx, node):
+    _emit_index_copy(ctx, node, x_seq_major=False)
+
+
+@lowering("etgpu.seq_major_index_copy.default")
+def seq_major_index_copy(ctx, node):
+    """The value write whose head transpose the seq_major pass absorbed: x is [B, L, H, D]."""
+    _emit_index_copy(ctx, node, x_seq_major=True)
+
+
+def _emit_index_copy(ctx, node, x_seq_major: bool):
     dst_node, dim, index, source = node.args[:4]
     rank = ctx.meta(dst_node).dim()
-    fields = dict(index=ctx.input(index), x=ctx.input(source), dim=normalize_dim(dim, rank))
+    fields = dict(index=ctx.input(index), x=ctx.input(source), dim=normalize_dim(dim, rank), x_seq_major=x_seq_major)
     ctx.emit("IndexCopy", dst=write_destination(ctx, dst_node, node), **fields)

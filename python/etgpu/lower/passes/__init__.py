@@ -10,6 +10,7 @@ from etgpu.lower.passes._fx import constant_inputs
 from etgpu.lower.passes.cse import eliminate_common_subexpressions
 from etgpu.lower.passes.fuse_llm import fuse_llm_patterns, fuse_rope_cache_writes, fuse_rope_norms
 from etgpu.lower.passes.rms_norm import fuse_add_rms_norm, fuse_rms_norm
+from etgpu.lower.passes.seq_major import fuse_seq_major_attention
 from etgpu.lower.passes.split_linear import fuse_split_linear_glu, merge_sibling_linears
 
 
@@ -20,6 +21,7 @@ def run_passes(ep: ExportedProgram) -> ExportedProgram:
     fuse_llm_patterns(ep.graph_module)
     fuse_rope_norms(ep.graph_module)  # after fuse_rms_norm and fuse_llm_patterns: it folds the former into the latter
     fuse_rope_cache_writes(ep.graph_module)  # after fuse_llm_patterns: it folds writes into those ropes
+    fuse_seq_major_attention(ep.graph_module)
     fuse_add_rms_norm(ep.graph_module)  # after fuse_rms_norm: it folds adds into those norms
     merge_sibling_linears(ep)  # after the patterns above: they match the linears' outputs, not their kind
     fuse_split_linear_glu(ep.graph_module)  # after merge_sibling_linears and fuse_llm_patterns' Glu

@@ -37,6 +37,20 @@ def users(node) -> List[torch.fx.Node]:
     return [u for u in node.users if op_name(u) != _ASSERT]
 
 
+def is_head_transpose(node) -> bool:
+    """node = x.transpose(1, 2) (or that permute) of a 4-d x: attention's [B, L, H, D] <->
+    [B, H, L, D] head transpose, which the seq-major options of Rope, IndexCopy and Sdpa absorb."""
+    name = op_name(node)
+    value = node.meta.get("val") if name else None
+    if not isinstance(value, torch.Tensor) or value.dim() != 4:
+        return False
+    if name == "aten.transpose.int":
+        return sorted(d % 4 for d in node.args[1:3]) == [1, 2]
+    if name == "aten.permute.default":
+        return [d % 4 for d in node.args[1]] == [0, 2, 1, 3]
+    return False
+
+
 def erase_chain(graph: torch.fx.Graph, start: torch.fx.Node) -> None:
     """Erases `start` and, recursively, its inputs that nothing uses any more (assertions on
     them included); placeholders stay."""

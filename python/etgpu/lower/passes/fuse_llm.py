@@ -29,7 +29,7 @@ from typing import Optional
 import torch
 import torch.fx
 
-from etgpu.lower.passes._fx import dtype_of, erase_chain, op_name, replace_with_call, users
+from etgpu.lower.passes._fx import dtype_of, erase_chain, is_head_transpose, op_name, replace_with_call, users
 from etgpu.lower.passes.rms_norm import rms_norm
 
 _FLOATS = (torch.float32, torch.float16, torch.bfloat16)
@@ -131,17 +131,9 @@ def _rotate_half_of(cat) -> Optional[torch.fx.Node]:
 
 def _seq_major_source(x, pattern):
     """x0 when x = x0.transpose(1, 2) of a rank-4 x0 read by nothing outside `pattern`, else None."""
-    name = op_name(x)
-    if name == "aten.transpose.int":
-        dims = sorted(d % 4 for d in x.args[1:3])
-    elif name == "aten.permute.default":
-        dims = [1, 2] if [d % 4 for d in x.args[1]] == [0, 2, 1, 3] else None
-    else:
+    if not is_head_transpose(x) or not set(users(x)) <= set(pattern):
         return None
-    source = x.args[0]
-    if dims != [1, 2] or x.meta["val"].dim() != 4 or not set(users(x)) <= set(pattern):
-        return None
-    return source
+    return x.args[0]
 
 
 def _match_rope(add):

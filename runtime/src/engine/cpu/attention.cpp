@@ -6,7 +6,8 @@
 // Causal masking is aligned at the bottom right: query i may see key j when j <= i + S - L, so a
 // step that appends L new tokens to a cache of S - L sees the whole cache. (torch's is_causal is
 // aligned at the top left; the two agree when L == S, and the lowering only emits causal then.)
-// A row with every key masked produces zeros, as torch does.
+// A row with every key masked produces zeros, as torch does. Rows are computed in [B, H, L]
+// order; with out_seq_major each is stored at its row of out [B, L, H, Ev] (seq_major_row).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -81,11 +82,7 @@ Status sdpa(const Node& n, const SdpaParams& p) {
   Problem pr{q.shape[0], q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3], v.shape[3],
              0.f, p.causal, p.has_mask ? &n.in[3] : nullptr, {}};
   pr.scale = p.scale != 0 ? static_cast<float>(p.scale) : 1.f / std::sqrt(static_cast<float>(pr.head_dim));
-  if (pr.mask) {
-    TensorRef full = out;
-    full.shape[3] = pr.keys;
-    pr.mask_strides = broadcast_strides(*pr.mask, full);
-  }
+  if (pr.mask) pr.mask_strides = broadcast_strides(*pr.mask, sdpa_scores(n));
   const int64_t group = pr.heads / pr.kv_heads;
   std::vector<float> keys, values, scores(static_cast<size_t>(pr.keys)), q_row(static_cast<size_t>(pr.head_dim)),
       out_row(static_cast<size_t>(pr.value_dim));
@@ -98,7 +95,9 @@ Status sdpa(const Node& n, const SdpaParams& p) {
           const int64_t row = (b * pr.heads + h) * pr.queries + l;
           for (int64_t e = 0; e < pr.head_dim; ++e) q_row[e] = static_cast<float>(load(q.data, q.dtype, row * pr.head_dim + e));
           attend_row(pr, b, h, l, q_row.data(), keys, values, &scores, out_row.data());
-          for (int64_t e = 0; e < pr.value_dim; ++e) store(out.data, out.dtype, row * pr.value_dim + e, out_row[e]);
+          const int64_t out_row_at = p.out_seq_major ? seq_major_row(row, pr.heads, pr.queries) : row;
+          const int64_t out_at = out_row_at * pr.value_dim;
+          for (int64_t e = 0; e < pr.value_dim; ++e) store(out.data, out.dtype, out_at + e, out_row[e]);
         }
       }
     }

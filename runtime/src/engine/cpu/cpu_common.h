@@ -95,6 +95,14 @@ inline Status check_positions(const TensorRef& index, int64_t extent) {
   return Status::ok();
 }
 
+// Where row (b, h, l) of a [B, H, L, D] value is stored when it is seq-major, as [B, L, H, D] (a
+// projection's heads before attention's transpose(1, 2)): row (b * H + h) * L + l of the [B, H, L]
+// order is at (b * L + l) * H + h. Rope's and IndexCopy's x_seq_major and Sdpa's out_seq_major.
+inline int64_t seq_major_row(int64_t row, int64_t heads, int64_t seq) {
+  const int64_t l = row % seq, h = (row / seq) % heads, b = row / (seq * heads);
+  return (b * seq + l) * heads + h;
+}
+
 // Float to integer as torch casts: truncation toward zero.
 inline void store(void* p, DType dtype, int64_t i, double v) {
   switch (dtype) {

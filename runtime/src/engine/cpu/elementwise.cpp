@@ -246,12 +246,8 @@ Status rope(const Node& n, const RopeParams& p) {
   const int64_t total = rows.numel(), dim = x.size(-1), half = dim / 2;
   for (int64_t i = 0; i < total; ++i, walk.next()) {
     const int64_t d = i % dim;
-    int64_t xi = i;
-    if (p.x_seq_major) {  // rows [B, H, L, D] from x [B, L, H, D]
-      const int64_t heads = rows.shape[1], seq = rows.shape[2], row = i / dim;
-      const int64_t l = row % seq, h = (row / seq) % heads, b = row / (seq * heads);
-      xi = ((b * seq + l) * heads + h) * dim + d;
-    }
+    // rows [B, H, L, D] from x [B, L, H, D] when seq-major
+    const int64_t xi = p.x_seq_major ? seq_major_row(i / dim, rows.shape[1], rows.shape[2]) * dim + d : i;
     if (p.norm && d == 0) rstd = rms_rstd(x, xi, dim, p.norm->eps);
     const float xv = input(xi, d);
     const float rotated = d < half ? -input(xi + half, d + half) : input(xi - half, d - half);

@@ -1,5 +1,6 @@
 // index_copy in place: the KV-cache write. Views dst as [outer, size(dim), inner] and x as
-// [outer, n, inner]; slab i of x lands at slab index[i] of dst.
+// [outer, n, inner]; slab i of x lands at slab index[i] of dst. A seq-major x ([B, L, H, D] into
+// dst [B, H, S, D] along dim 2) holds slab (o, i) at its row seq_major_row(o * n + i).
 #include "engine/cpu/cpu_common.h"
 
 namespace etgpu::cpu {
@@ -18,7 +19,8 @@ Status index_copy(const Node& n, const IndexCopyParams& p) {
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < count; ++i) {
       const int64_t target = load_int(index.data, index.dtype, i);
-      std::memcpy(out + (o * extent + target) * slab, src + (o * count + i) * slab, slab);
+      const int64_t row = p.x_seq_major ? seq_major_row(o * count + i, dst.shape[1], count) : o * count + i;
+      std::memcpy(out + (o * extent + target) * slab, src + row * slab, slab);
     }
   }
   return Status::ok();

@@ -1,6 +1,7 @@
 // Scaled dot-product attention: q [B, H, L, E], k [B, Hkv, S, E], v [B, Hkv, S, Ev], grouped
 // query heads (H % Hkv == 0), optional mask broadcast to [B, H, L, S] (bool keeps where true,
-// floats add), causal aligned to the end (query i sees keys j <= i + S - L), scale 0 = 1/sqrt(E).
+// floats add), causal aligned to the end (query i sees keys j <= i + S - L), scale 0 = 1/sqrt(E);
+// out [B, H, L, Ev], or [B, L, H, Ev] with out_seq_major (sdpa_out_rows places every row).
 //
 // One warp owns one query row and streams the keys in tiles of 32 with an online softmax (running
 // max and sum, flash-attention style), so scores never reach device memory. The 4 warps of a
@@ -33,6 +34,7 @@ struct SdpaArgs {
   DType dtype;
   int64_t B, H, Hkv, L, S, E, Ev;
   SdpaMask mask;
+  SeqMajorRows<int64_t> out_rows;  // where output row (b * H + h) * L + i is stored
   float scale;
   bool causal;
   int splits;               // > 1: write partials for the merge kernel
@@ -140,7 +142,7 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_kernel(SdpaArgs a) {
     return;
   }
   const float inv = l > 0.f ? 1.f / l : 0.f;
-  const int64_t o_base = (bh * a.L + i) * a.Ev;
+  const int64_t o_base = a.out_rows.row(bh * a.L + i) * a.Ev;
 #pragma unroll
   for (int t = 0; t < kDimsPerLane; ++t) {
     const int64_t d = lane + 32 * t;
@@ -149,8 +151,9 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_kernel(SdpaArgs a) {
 }
 
 // One block per query row: rescale each split's sum and output to the row's max (merge_rows).
-__global__ void sdpa_merge_kernel(const float* partial, void* out, DType dtype, int splits, int64_t ev) {
-  merge_rows(partial, out, dtype, blockIdx.x, 1, splits, ev);
+__global__ void sdpa_merge_kernel(const float* partial, void* out, DType dtype, SeqMajorRows<int64_t> out_rows,
+                                  int splits, int64_t ev) {
+  merge_rows(partial, out, dtype, out_rows, blockIdx.x, 1, splits, ev);
 }
 
 }  // namespace
@@ -161,8 +164,10 @@ Status attention_init() {
   return sdpa_prefill_init();
 }
 
-Status sdpa_merge(const Context& c, const float* partial, const TensorRef& out, int64_t rows, int splits, int64_t ev) {
-  sdpa_merge_kernel<<<static_cast<unsigned>(rows), 128, 0, c.stream>>>(partial, out.data, out.dtype, splits, ev);
+Status sdpa_merge(const Context& c, const float* partial, const TensorRef& out, const SeqMajorRows<int64_t>& out_rows,
+                  int64_t rows, int splits, int64_t ev) {
+  const unsigned blocks = static_cast<unsigned>(rows);  // one per output row
+  sdpa_merge_kernel<<<blocks, 128, 0, c.stream>>>(partial, out.data, out.dtype, out_rows, splits, ev);
   ETGPU_CUDA_LAUNCH_CHECK("sdpa merge kernel");
   return Status::ok();
 }
@@ -172,9 +177,7 @@ SdpaMask sdpa_mask(const Node& n, const SdpaParams& p) {
   if (!p.has_mask) return mask;
   mask.data = n.in[3].data;
   mask.dtype = n.in[3].dtype;
-  TensorRef scores = n.out;  // [B, H, L, Ev] -> the [B, H, L, S] the mask broadcasts to
-  scores.shape[3] = n.in[1].shape[2];
-  broadcast_strides(n.in[3], scores, mask.strides);
+  broadcast_strides(n.in[3], sdpa_scores(n), mask.strides);
   return mask;
 }
 
@@ -203,6 +206,7 @@ Status sdpa(const Context& c, const Node& n, const SdpaParams& p) {
   a.scale = static_cast<float>(sdpa_scale(p, a.E));
   a.causal = p.causal;
   a.mask = sdpa_mask(n, p);
+  a.out_rows = sdpa_out_rows<int64_t>(n, p);
   const int64_t bh = a.B * a.H, bk = a.B * a.Hkv;
   const int64_t row_blocks = ((a.H / a.Hkv) * a.L + kWarps - 1) / kWarps;
   ETGPU_CHECK(bk <= 65535 && row_blocks <= INT32_MAX, "sdpa: B * Hkv = ", bk, " exceeds the grid limit");
@@ -226,7 +230,7 @@ Status sdpa(const Context& c, const Node& n, const SdpaParams& p) {
   const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(bk), static_cast<unsigned>(a.splits));
   sdpa_kernel<<<grid, kWarps * 32, shared_bytes(a.E, a.Ev), c.stream>>>(a);
   ETGPU_CUDA_LAUNCH_CHECK("sdpa kernel");
-  if (a.splits > 1) ETGPU_RETURN_IF_ERROR(sdpa_merge(c, a.partial, out, bh * a.L, a.splits, a.Ev));
+  if (a.splits > 1) ETGPU_RETURN_IF_ERROR(sdpa_merge(c, a.partial, out, a.out_rows, bh * a.L, a.splits, a.Ev));
   return Status::ok();
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "engine/cuda/cuda_common.h"
+#include "engine/cuda/index_math.h"
 
 namespace etgpu::cuda {
 
@@ -19,6 +20,14 @@ struct SdpaMask {
 };
 SdpaMask sdpa_mask(const Node& n, const SdpaParams& p);
 
+// Where each output row of an Sdpa node is stored. Every kernel computes rows in [B, H, L] order
+// (row (b * H + h) * L + l) and stores row r at out_rows.row(r) * Ev: the row itself, or with
+// out_seq_major its place in out [B, L, H, Ev]. I: uint32_t where B * H * L < 2^31 is checked.
+template <class I>
+SeqMajorRows<I> sdpa_out_rows(const Node& n, const SdpaParams& p) {
+  return SeqMajorRows<I>(p.out_seq_major, n.in[0].shape[1], n.in[0].shape[2]);
+}
+
 // The softmax scale: the node's, or 1/sqrt(E) when it gives none (0); and that scale times
 // log2(e), for the kernels that score in the exp2 domain.
 double sdpa_scale(const SdpaParams& p, int64_t head_dim);
@@ -33,7 +42,9 @@ Status sdpa_decode(const Context& c, const Node& n, const SdpaParams& p, bool* h
 Status sdpa_prefill(const Context& c, const Node& n, const SdpaParams& p, bool* handled);
 Status sdpa_prefill_init();
 
-// partial: [rows][splits][ev + 2] (unnormalised output, max, sum) -> out rows of ev.
-Status sdpa_merge(const Context& c, const float* partial, const TensorRef& out, int64_t rows, int splits, int64_t ev);
+// partial: [rows][splits][ev + 2] (unnormalised output, max, sum) -> out rows of ev, row r stored
+// at out_rows.row(r).
+Status sdpa_merge(const Context& c, const float* partial, const TensorRef& out, const SeqMajorRows<int64_t>& out_rows,
+                  int64_t rows, int splits, int64_t ev);
 
 }  // namespace etgpu::cuda

@@ -39,6 +39,7 @@ struct DecodeArgs {
   DType dtype;
   int H, Hkv, L, S, E, Ev;
   SdpaMask mask;
+  SeqMajorRows<uint32_t> out_rows;  // where output row (b * H + h) * L + i is stored
   float scale_log2;  // scale * log2(e): scores live in the exp2 domain
   bool causal;
   int rows;          // group * L: the query rows sharing one kv head
@@ -231,7 +232,8 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
       part[d] = o;
       if (d == 0) { part[a.Ev] = m / kLog2e; part[a.Ev + 1] = l; }
     } else {
-      store_from<float>(a.out, a.dtype, row * a.Ev + d, l > 0.f ? o / l : 0.f);
+      store_from<float>(a.out, a.dtype, int64_t(a.out_rows.row(static_cast<uint32_t>(row))) * a.Ev + d,
+                        l > 0.f ? o / l : 0.f);
     }
   }
   if (a.splits == 1) return;
@@ -243,7 +245,7 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
   __syncthreads();
   if (!last_block) return;
   __threadfence();
-  merge_rows(a.partial, a.out, a.dtype, head_row, rows_here, a.splits, a.Ev);
+  merge_rows(a.partial, a.out, a.dtype, a.out_rows, head_row, rows_here, a.splits, a.Ev);
   if (threadIdx.x == 0) *counter = 0;  // ready for the next launch (the stream orders them)
 }
 
@@ -290,6 +292,7 @@ Status sdpa_decode(const Context& c, const Node& n, const SdpaParams& p, bool* h
   a.causal = p.causal;
   a.scale_log2 = sdpa_scale_log2(p, E);
   a.mask = sdpa_mask(n, p);
+  a.out_rows = sdpa_out_rows<uint32_t>(n, p);
   int lanes = 1;
   while (lanes * vec < widest) lanes *= 2;
   a.rows = static_cast<int>(H / Hkv * L);

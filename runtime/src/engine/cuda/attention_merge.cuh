@@ -14,11 +14,13 @@ constexpr int kMaxMergeWeights = 512;
 // A partial row is [Ev + 2] floats: the unnormalised output, then the split's running max
 // (natural-log domain; -inf when the split saw no key) and its sum of exponentials.
 // Block-wide: merges the `splits` partials of output rows first_row .. first_row + rows - 1 into
-// `out` ([row][ev], `dtype`). A row no split saw gives zeros, as PyTorch's safe softmax does.
+// `out` (rows of ev, `dtype`; row r stored at out_rows.row(r), see sdpa_out_rows). A row no split
+// saw gives zeros, as PyTorch's safe softmax does.
 // rows * splits <= kMaxMergeWeights. Partials are read through L2 (ld.cg): other blocks wrote them
 // during this kernel, and a stale L1 line must not be used.
-__device__ __forceinline__ void merge_rows(const float* partial, void* out, DType dtype, int64_t first_row, int rows,
-                                           int splits, int64_t ev) {
+template <class I>
+__device__ __forceinline__ void merge_rows(const float* partial, void* out, DType dtype, const SeqMajorRows<I>& out_rows,
+                                           int64_t first_row, int rows, int splits, int64_t ev) {
   __shared__ float weights[kMaxMergeWeights];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   // 1. Per row: a split's weight is exp(max_s - max) / sum, so the output is a weighted sum.
@@ -50,7 +52,7 @@ __device__ __forceinline__ void merge_rows(const float* partial, void* out, DTyp
       const float w = weights[r * splits + s];
       if (w != 0.f) o += w * __ldcg(part + s * (ev + 2));
     }
-    store_from<float>(out, dtype, (first_row + r) * ev + d, o);
+    store_from<float>(out, dtype, int64_t(out_rows.row(static_cast<I>(first_row + r))) * ev + d, o);
   }
 }
 

@@ -45,6 +45,7 @@ struct PrefillArgs {
   int64_t H, Hkv;
   int L, S;  // row and key indices fit in int (checked at launch); int keeps register pressure down
   SdpaMask mask;
+  SeqMajorRows<int64_t> out_rows;  // where output row bh * L + i is stored
   float scale_log2;
   bool causal;
   bool mask_pairs;  // bool mask whose key pairs (2c, 2c+1) are adjacent, 2-byte aligned bytes
@@ -328,14 +329,14 @@ __global__ void __launch_bounds__(Cfg<E>::kThreads) sdpa_prefill_kernel(PrefillA
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
   }
-  T* out = static_cast<T*>(a.out) + bh * a.L * E;
+  T* out = static_cast<T*>(a.out);
+  T* out0 = out + a.out_rows.row(bh * a.L + row0) * E;
+  T* out1 = out + a.out_rows.row(bh * a.L + row1) * E;
 #pragma unroll
   for (int d = 0; d < E / 8; ++d) {
     const int col = d * 8 + 2 * c4;
-    if (row0 < a.L)
-      *reinterpret_cast<uint32_t*>(out + int64_t(row0) * E + col) = pack<T>(o[d][0] * inv[0], o[d][1] * inv[0]);
-    if (row1 < a.L)
-      *reinterpret_cast<uint32_t*>(out + int64_t(row1) * E + col) = pack<T>(o[d][2] * inv[1], o[d][3] * inv[1]);
+    if (row0 < a.L) *reinterpret_cast<uint32_t*>(out0 + col) = pack<T>(o[d][0] * inv[0], o[d][1] * inv[0]);
+    if (row1 < a.L) *reinterpret_cast<uint32_t*>(out1 + col) = pack<T>(o[d][2] * inv[1], o[d][3] * inv[1]);
   }
 }
 
@@ -381,6 +382,7 @@ Status sdpa_prefill(const Context& c, const Node& n, const SdpaParams& p, bool* 
   a.causal = p.causal;
   a.scale_log2 = sdpa_scale_log2(p, E);
   a.mask = sdpa_mask(n, p);
+  a.out_rows = sdpa_out_rows<int64_t>(n, p);
   const int64_t* ms = a.mask.strides;
   a.mask_pairs = a.mask.data != nullptr && a.mask.dtype == DType::Bool && ms[3] == 1 && ms[0] % 2 == 0 &&
                  ms[1] % 2 == 0 && ms[2] % 2 == 0 && reinterpret_cast<uintptr_t>(a.mask.data) % 2 == 0;

@@ -70,6 +70,36 @@ struct DivMod<int64_t> {
   }
 };
 
+// Where row (b, h, l) of a [B, H, L, D] value is stored: at (b * H + h) * L + l, its own place,
+// or when seq-major at (b * L + l) * H + h, the [B, L, H, D] layout a projection's heads have
+// before attention's transpose(1, 2). Every kernel that reads such an operand or writes such a
+// result (Rope's and IndexCopy's x_seq_major, Sdpa's out_seq_major) addresses its rows with this,
+// so the transpose needs no copy of its own. Off (the default), it is the identity.
+template <class I>
+struct SeqMajorRows {
+  DivMod<I> heads, seq;
+  bool on = false;
+
+  SeqMajorRows() = default;
+  SeqMajorRows(bool seq_major, int64_t h, int64_t l)
+      : heads(seq_major ? h : 1), seq(seq_major ? l : 1), on(seq_major) {}
+
+  ETGPU_HD I row(I r) const {
+    if (!on) return r;
+    I l, h;
+    const I b = heads.divmod(seq.divmod(r, l), h);
+    return (b * seq.d + l) * heads.d + h;
+  }
+
+  // Where element i of the [B, H, L] rows' order is stored, rows being width.d elements wide.
+  ETGPU_HD I element(I i, const DivMod<I>& width) const {
+    if (!on) return i;
+    I q;
+    const I r = width.divmod(i, q);
+    return row(r) * width.d + q;
+  }
+};
+
 // Offsets of K operands walked together in the row-major order of one shape. Built on the host
 // by OperandWalk::indexer (coalesced: dims that need no division are gone), passed by value.
 template <int K, class I>

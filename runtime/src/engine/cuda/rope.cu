@@ -19,8 +19,7 @@ struct RopeArgs {
   I items, dim, half;
   I table_step[2];  // cos's and sin's strides along D (0 where broadcast)
   DivMod<I> row_items;  // the loop's work items per row: half / N, or a norm's lane group
-  DivMod<I> heads, seq;  // x_seq_major: x is [B, L, H, D] for rows [B, H, L, D]
-  bool seq_major;
+  SeqMajorRows<I> x_rows;  // x_seq_major: x is [B, L, H, D] for rows [B, H, L, D]
   // With a cache (non-null): the rotated value lands in the cache's rows as index_copy_kernel
   // moves its x (CacheRows).
   E* cache;
@@ -36,10 +35,7 @@ struct RopeArgs {
 // Offset in x of the first element of row `row` of the rotated value.
 template <class E, class I>
 __device__ __forceinline__ I rope_x_row(const RopeArgs<E, I>& a, I row) {
-  if (!a.seq_major) return row * a.dim;
-  I l, h;
-  const I b = a.heads.divmod(a.seq.divmod(row, l), h);
-  return ((b * a.seq.d + l) * a.heads.d + h) * a.dim;
+  return a.x_rows.row(row) * a.dim;
 }
 
 // Normalizes N elements of a row of x in place (w: the weight at their positions), each rounded
@@ -183,8 +179,8 @@ Status rope(const Context& c, const Node& n, const RopeParams& p) {
                        static_cast<const E*>(sin.data), static_cast<E*>(rows.data), static_cast<I>(items),
                        static_cast<I>(dim), static_cast<I>(half),
                        {static_cast<I>(walk.strides[0][last]), static_cast<I>(walk.strides[1][last])},
-                       DivMod<I>(row_work), DivMod<I>(p.x_seq_major ? rows.shape[1] : 1),
-                       DivMod<I>(p.x_seq_major ? rows.shape[2] : 1), p.x_seq_major, nullptr, {}};
+                       DivMod<I>(row_work), SeqMajorRows<I>(p.x_seq_major, rows.shape[1], rows.shape[2]),
+                       nullptr, {}};
       if (to_cache) {
         a.cache = static_cast<E*>(n.out.data);
         a.cache_rows = cache_rows<I>(n.out, p.cache_dim, n.in[3], c.error_flag);
