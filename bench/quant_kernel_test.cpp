@@ -2,7 +2,8 @@
 // (quant_host.h), through the engine's own run(): every format (int2/4/8, nvfp4) x group (32,
 // 128, whole row; 16 for nvfp4) x zeros (none, integer, float domain) x dtype x M in
 // {1, 3, 8, 17, 64} x bias x 8da act quant, on a K that the GEMV tiles (256), one it does not
-// (96), a long row (2560 bytes, fewer combinations), and N = 72 (a partial 16-row tile).
+// (96), a long row (2560 bytes, fewer combinations), and N = 72 (a partial 16-row tile). Then
+// every GEMV instance (parameter dtype, zero domain, groups per step) at M = 1..8.
 // Then the prefill sizes, M in {65, 128, 200, 512} (the tiled GEMM's M tails and several M
 // tiles): every format x group (16 too: int2-g16 is the GEMM's 4-group case) x zeros x f16/bf16
 // (f32 once per M: the dequantize fallback) on K with a partial 16-word step, without one, and
@@ -171,9 +172,11 @@ int main(int argc, char** argv) {
   const DType dtypes[] = {DType::F32, DType::F16, DType::BF16};
   // One linear case against the CPU reference (parameter dtypes rotate over the cases), its
   // worst error kept per (format, dtype, path), the first 40 failures printed.
-  auto run_case = [&](const QuantWeightParams& wp, DType d, int64_t m, int64_t n, int64_t k, bool bias, bool act) {
+  auto run_case = [&](const QuantWeightParams& wp, DType d, int64_t m, int64_t n, int64_t k, bool bias, bool act,
+                      const DType* param = nullptr) {
     std::string error;
-    const double err = linear_case(engine.get(), wp, d, dtypes[cases % 3], m, n, k, bias, act, rng, &error);
+    const DType param_dtype = param ? *param : dtypes[cases % 3];
+    const double err = linear_case(engine.get(), wp, d, param_dtype, m, n, k, bias, act, rng, &error);
     auto& w = table[{format_name(wp), dtype_str(d), path_of(wp, d, m, n, k)}];
     w.err = std::max(w.err, err);
     ++w.cases;
@@ -207,6 +210,24 @@ int main(int argc, char** argv) {
                 run_case(wp, d, m, 72, k, bias, act);
               }
             }
+          }
+        }
+      }
+    }
+  }
+  // The GEMV's instances (format x dtype x parameter dtype x zero domain x groups per step)
+  // at every pass width, M = 1..8 (a pass's x rows past M read row M - 1), K = 256: groups of
+  // 16 (two per step for int4, nvfp4), 32 (two for int2), 128 and the whole row.
+  for (int fmt : {2, 4, 8, 0}) {
+    const bool fp4 = fmt == 0;
+    for (int64_t group : fp4 ? std::vector<int64_t>{16} : std::vector<int64_t>{16, 32, 128, 256}) {
+      if (fmt == 2 && group == 16) continue;  // four groups per step: not the GEMV
+      for (int zeros = 0; zeros < (fp4 ? 1 : 3); ++zeros) {
+        const QuantWeightParams wp{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : fmt, group, zeros > 0,
+                                   zeros == 2, fp4 ? 0.75f : 1.f};
+        for (DType d : {DType::F16, DType::BF16}) {
+          for (int pi = 0; pi < (fp4 ? 1 : 3); ++pi) {  // nvfp4's scales are always e4m3
+            for (int64_t m = 1; m <= (quick ? 2 : 8); ++m) run_case(wp, d, m, 72, 256, m % 2, false, &dtypes[pi]);
           }
         }
       }

@@ -176,6 +176,8 @@ struct WordDecoder {
       add2 = pack_pair<T>(g.add, g.add);
     }
   }
+  // The packed route's constants, built by the caller (make_decoder).
+  __device__ __forceinline__ WordDecoder(T2 sub, T2 scale, T2 add) : g{}, sub2(sub), scale2(scale), add2(add) {}
 
   // Pair j of the word: (code j, code j + P/2).
   __device__ __forceinline__ T2 pair(uint32_t word, int j) const {
@@ -198,6 +200,59 @@ struct WordDecoder {
     }
   }
 };
+
+// ---- decoders of a compile-time zero domain (the GEMV) ----------------------------------------------
+
+// How a group's zero enters w = (u - sub) * scale + add (docs/quantization.md): no zeros
+// (sub = 2^(bits-1)), integer zeros (sub = zero), float zeros (sub = 2^(bits-1), add = zero).
+enum ZeroDomain : int { kNoZero, kIntZero, kFloatZero };
+
+__host__ __device__ inline int zero_domain(const PackedWeight& w) {
+  return !w.zeros ? kNoZero : w.zero_is_float ? kFloatZero : kIntZero;
+}
+
+template <class T2>
+__device__ __forceinline__ T2 pair_from_bits(uint32_t bits) {
+  return *reinterpret_cast<const T2*>(&bits);
+}
+
+// A stored scale or zero in both halves of a T pair: one byte permute when it is already of x's
+// type (the same bits the fp32 round trip gives), a conversion otherwise.
+template <class T, class P>
+__device__ __forceinline__ typename Pair<T>::type param_pair(uint32_t raw) {
+  if constexpr (std::is_same_v<T, P>) {
+    return pair_from_bits<typename Pair<T>::type>(__byte_perm(raw, 0, 0x1010));
+  } else {
+    const float f = param_to_float<P>(raw, DType::F32);
+    return pack_pair<T>(f, f);
+  }
+}
+
+// WordDecoder(unpack_group(w, r)) with the zero domain and P fixed at compile time: no selects,
+// and the constants that do not depend on the group (sub without integer zeros, add without float
+// zeros) are immediates instead of conversions per group.
+template <int kFmt, class T, class P, int kZero>
+__device__ __forceinline__ WordDecoder<kFmt, T> make_decoder(const PackedWeight& w, RawGroup r) {
+  using Decoder = WordDecoder<kFmt, T>;
+  using T2 = typename Decoder::T2;
+  constexpr int kMid = kFmt == kFp4 ? 0 : 1 << (format_bits(kFmt) - 1);
+  if constexpr (kPackedRoute<kFmt, T>) {
+    // kBase + kMid has the bits of the magic plus kMid in each half (kMid is below kBase's ulp span).
+    T2 sub = pair_from_bits<T2>(Decoder::kMagic + kMid * 0x00010001u);
+    if constexpr (kZero == kIntZero) {
+      const float s = Decoder::kBase + param_to_float<P>(r.zero, DType::F32);
+      sub = pack_pair<T>(s, s);
+    }
+    const T2 add = kZero == kFloatZero ? param_pair<T, P>(r.zero) : pair_from_bits<T2>(0);
+    return Decoder(sub, param_pair<T, P>(r.scale), add);
+  } else if constexpr (kFmt == kFp4) {
+    return Decoder(unpack_group<kFmt, P>(w, r));
+  } else {
+    const float zero = param_to_float<P>(r.zero, DType::F32);
+    return Decoder(GroupParams{kZero == kIntZero ? zero : float(kMid), param_to_float<P>(r.scale, DType::F32),
+                               kZero == kFloatZero ? zero : 0.f});
+  }
+}
 
 // ---- tensor-core product (the GEMV and the GEMM) ------------------------------------------------
 

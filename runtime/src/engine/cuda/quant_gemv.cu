@@ -19,8 +19,11 @@
 //    warps (one block per SM holds a whole tile's loads in flight), short rows 4 (several blocks
 //    per SM). Warps take interleaved 64-byte slices of K and reduce through shared memory;
 //  - the launch is a programmatic dependent one: the ring fills while the previous kernel drains.
-// That decoding takes about as long to issue as the loads take to arrive at this size: the param type is a template argument and zero domains are selects (no branches, small
-// code: instruction-cache misses showed in the stalls), and two accumulators halve the mma chain.
+// Issuing the decode takes about as long as the loads take to arrive, so a step issues little
+// besides it (~150 instructions for int4, 128 of them the decode and mma; bench/NOTES.md
+// 2026-11-30): the param type, the zero domain and the groups per step are template arguments
+// (no selects or predicated second-group work per step), addresses are 32-bit offsets from
+// per-lane bases held in registers, and two accumulators halve the mma chain.
 // Lane (g, t) of a warp reads 16 bytes of rows g and g + 8 at byte 16 t of the step: the mma's
 // A fragment then holds codes of its own load, and x is staged in the matching B order.
 #include <algorithm>
@@ -37,75 +40,91 @@ constexpr int kStepWords = 16;  // 4 lanes x 16 bytes of one row
 
 constexpr int kDepth = 4;  // steps of loads in flight per lane
 
-// Distinct groups in one lane's 4 words (1 or 2; int8's are always whole). The GEMV takes no
-// int2 group of 16 (4 per step): four more registers per step in flight spill the ring.
+// Distinct groups in one lane's 4 words of a step: 1, or 2 (int4 g16, int2 g32, nvfp4 g16). A
+// template argument (kGroups): a run-time choice costs ~20 issued instructions per step (the
+// compiler predicates the second group's loads and decoders rather than branch around them). The
+// GEMV takes no int2 group of 16 (4 per step): four more registers per step in flight spill the
+// ring.
 constexpr int kMaxStepGroups = 2;
-template <int kFmt>
-constexpr int kStepGroups = kFmt == kInt8 ? 1 : kMaxStepGroups;
 
 // One step's loads for a lane: 16 bytes of codes from each of its two rows, and the raw
 // parameters of the groups those words fall in.
-template <int kFmt>
+template <int kGroups>
 struct StepData {
   uint4 a, b;
-  RawGroup pa[kStepGroups<kFmt>], pb[kStepGroups<kFmt>];
+  RawGroup pa[kGroups], pb[kGroups];
 };
 
-// Where a warp's lane reads: its two rows and their first parameter index.
+// The stored element of a scale or zero of type P (e4m3 bytes for NvFp4).
+template <class P>
+using RawParam = std::conditional_t<sizeof(P) == 4, uint32_t, std::conditional_t<sizeof(P) == 2, uint16_t, uint8_t>>;
+
+// Where a lane reads: bases of its two rows' codes, scales and zeros that one 32-bit word offset
+// indexes (the step's offset is all that changes per step: 64-bit index math per address cost
+// ~35 instructions per step in this issue-bound loop).
+template <class P>
 struct LaneRows {
-  const uint4 *a, *b;
-  int64_t param_a, param_b;
-  bool two_groups;  // a lane's 4 words span two groups (else one); uniform
+  const uint32_t *codes_a, *codes_b;
+  const RawParam<P> *scales_a, *scales_b, *zeros_a, *zeros_b;
+  int word_shift;  // word offset >> word_shift = group (group_shift less log2 of codes per word)
+
+  // Hides the bases' origin from the compiler, which otherwise recomputes them from the kernel's
+  // parameters at every step (~40 instructions) rather than hold them in registers.
+  __device__ __forceinline__ void pin() {
+    asm volatile("" : "+l"(codes_a), "+l"(codes_b), "+l"(scales_a), "+l"(scales_b), "+l"(zeros_a), "+l"(zeros_b));
+  }
 };
 
-template <int kFmt, class P>
-__device__ __forceinline__ void load_step(StepData<kFmt>& d, const PackedWeight& w, const LaneRows& r, int word) {
-  d.a = __ldg(r.a + word / 4);
-  d.b = __ldg(r.b + word / 4);
-  const int64_t group = (int64_t(word) * codes_per_word(kFmt)) >> w.group_shift;
-  d.pa[0] = load_raw_group<kFmt, P>(w, r.param_a + group);
-  d.pb[0] = load_raw_group<kFmt, P>(w, r.param_b + group);
-  if constexpr (kStepGroups<kFmt> > 1) {
-    if (r.two_groups) {
-      d.pa[1] = load_raw_group<kFmt, P>(w, r.param_a + group + 1);
-      d.pb[1] = load_raw_group<kFmt, P>(w, r.param_b + group + 1);
-    }
+template <class P, int kZero>
+__device__ __forceinline__ RawGroup load_group_at(const RawParam<P>* scales, const RawParam<P>* zeros, uint32_t i) {
+  return {__ldg(scales + i), kZero == kNoZero ? 0u : __ldg(zeros + i)};
+}
+
+// Groups are >= 2 words when a step holds two, so the second starts at the lane's word 2.
+template <class P, int kZero, int kGroups>
+__device__ __forceinline__ void load_step(StepData<kGroups>& d, const LaneRows<P>& r, uint32_t word) {
+  d.a = __ldg(reinterpret_cast<const uint4*>(r.codes_a + word));
+  d.b = __ldg(reinterpret_cast<const uint4*>(r.codes_b + word));
+  const uint32_t group = word >> r.word_shift;
+#pragma unroll
+  for (int q = 0; q < kGroups; ++q) {
+    d.pa[q] = load_group_at<P, kZero>(r.scales_a, r.zeros_a, group + q);
+    d.pb[q] = load_group_at<P, kZero>(r.scales_b, r.zeros_b, group + q);
   }
 }
 
-// The step's B operands from the staged x row (null: an x row past M, zeros).
-template <int kFmt>
-__device__ __forceinline__ void load_x(uint4* xv, const uint4* x_row, int word) {
-  constexpr int kVecs = codes_per_word(kFmt) / 2;  // 4 words x P elements x 2 bytes / 16
-#pragma unroll
-  for (int v = 0; v < kVecs; ++v) xv[v] = x_row ? x_row[word * codes_per_word(kFmt) / 8 + v] : make_uint4(0, 0, 0, 0);
+// 16 bytes of staged x at a shared-memory address. The address is a plain 32-bit value so that
+// it can stay in a register: a pointer into the dynamic shared array gets its window base
+// recomputed at every step.
+__device__ __forceinline__ uint4 load_shared(uint32_t addr) {
+  uint4 v;
+  asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(addr));
+  return v;
 }
 
-// Words 0, 1 feed acc[0], words 2, 3 acc[1]: two independent mma chains.
-template <int kFmt, class T, class P>
-__device__ __forceinline__ void consume_step(const StepData<kFmt>& d, const PackedWeight& w, bool two_groups,
-                                             const uint4* x_row, int word, float (*acc)[4]) {
+// Words 0, 1 feed acc[0], words 2, 3 acc[1]: two independent mma chains. x_addr: the step's B
+// operands in the staged x row.
+template <int kFmt, class T, class P, int kZero, int kGroups>
+__device__ __forceinline__ void consume_step(const StepData<kGroups>& d, const PackedWeight& w, uint32_t x_addr,
+                                             float (*acc)[4]) {
   constexpr int kP = codes_per_word(kFmt);
   uint4 xv[kP / 2];
-  load_x<kFmt>(xv, x_row, word);
+#pragma unroll
+  for (int v = 0; v < kP / 2; ++v) xv[v] = load_shared(x_addr + 16 * v);
   const uint32_t* ca = reinterpret_cast<const uint32_t*>(&d.a);
   const uint32_t* cb = reinterpret_cast<const uint32_t*>(&d.b);
   const uint32_t* xw = reinterpret_cast<const uint32_t*>(xv);
-  using Decoder = WordDecoder<kFmt, T>;
-  Decoder da(unpack_group<kFmt, P>(w, d.pa[0])), db(unpack_group<kFmt, P>(w, d.pb[0]));
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    if constexpr (kStepGroups<kFmt> > 1) {
-      if (i == 2 && two_groups) {  // groups are >= 2 words here, so only word 2 can start one
-        da = Decoder(unpack_group<kFmt, P>(w, d.pa[1]));
-        db = Decoder(unpack_group<kFmt, P>(w, d.pb[1]));
+  for (int q = 0; q < kGroups; ++q) {
+    const auto da = make_decoder<kFmt, T, P, kZero>(w, d.pa[q]), db = make_decoder<kFmt, T, P, kZero>(w, d.pb[q]);
+#pragma unroll
+    for (int i = q * 4 / kGroups; i < (q + 1) * 4 / kGroups; ++i) {
+#pragma unroll
+      for (int j = 0; j < kP / 2; j += 2) {
+        const uint32_t a[4] = {as_u32(da.pair(ca[i], j)), as_u32(db.pair(cb[i], j)),
+                               as_u32(da.pair(ca[i], j + 1)), as_u32(db.pair(cb[i], j + 1))};
+        mma_16816<T>(acc[i / 2], a, xw + i * kP / 2 + j);
       }
-    }
-#pragma unroll
-    for (int j = 0; j < kP / 2; j += 2) {
-      const uint32_t a[4] = {as_u32(da.pair(ca[i], j)), as_u32(db.pair(cb[i], j)), as_u32(da.pair(ca[i], j + 1)),
-                             as_u32(db.pair(cb[i], j + 1))};
-      mma_16816<T>(acc[i / 2], a, xw + i * kP / 2 + j);
     }
   }
 }
@@ -136,7 +155,19 @@ __device__ __forceinline__ void stage_x(XWord<kFmt>* xs, const XWord<kFmt>* x, i
 
 constexpr int kMaxWarps = 16;
 
-template <int kFmt, class T, class P>
+// The lane's rows are weight rows row and row + 8 of the tile; rows past the end read the last
+// row (valid memory) and are not stored. Offsets are 32-bit: a row's words and groups fit.
+template <int kFmt, class P>
+__device__ __forceinline__ LaneRows<P> lane_rows(const PackedWeight& w, int64_t row) {
+  const int64_t a = min(row, w.rows - 1), b = min(row + 8, w.rows - 1);
+  const auto* scales = static_cast<const RawParam<P>*>(w.scales);
+  const auto* zeros = static_cast<const RawParam<P>*>(w.zeros);
+  constexpr int kWordCodesLog2 = codes_per_word(kFmt) == 16 ? 4 : codes_per_word(kFmt) == 8 ? 3 : 2;
+  return {w.codes + a * w.row_words, w.codes + b * w.row_words, scales + a * w.groups, scales + b * w.groups,
+          zeros + a * w.groups, zeros + b * w.groups, w.group_shift - kWordCodesLog2};
+}
+
+template <int kFmt, class T, class P, int kZero, int kGroups>
 __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     quant_gemv_kernel(PackedWeight w, const T* x, const T* bias, T* out, int m_total, int pass_rows) {
   extern __shared__ uint4 x_smem[];
@@ -146,36 +177,41 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   const int m = min(pass_rows, m_total - pass_rows * static_cast<int>(blockIdx.x));
   x += int64_t(blockIdx.x) * pass_rows * w.cols;
   out += int64_t(blockIdx.x) * pass_rows * n;
-  // Rows past the end read the last row (valid memory) and are not stored.
-  const int64_t row_a = min(r0 + g, n - 1), row_b = min(r0 + g + 8, n - 1);
-  const int steps = static_cast<int>(w.row_words / kStepWords);
-  const LaneRows rows{reinterpret_cast<const uint4*>(w.codes + row_a * w.row_words),
-                      reinterpret_cast<const uint4*>(w.codes + row_b * w.row_words), row_a * w.groups,
-                      row_b * w.groups, ((4 * codes_per_word(kFmt)) >> w.group_shift) > 1};
+  LaneRows<P> rows = lane_rows<kFmt, P>(w, r0 + g);
+
+  // The lane's word offset (of its step's first word) advances one slice of the warps' steps per
+  // ring slot; the ring holds the loads of kDepth slices ahead of it. (32 bits: staged x limits
+  // a row to well under 2^32 words.)
+  const uint32_t row_words = static_cast<uint32_t>(w.row_words);
+  uint32_t slice = warps * kStepWords, ahead = kDepth * slice, word = warp * kStepWords + t * 4;
 
   // Fill the ring before anything waits, then stage x while those loads are in flight.
   release_next_grid();
-  StepData<kFmt> ring[kDepth];
+  StepData<kGroups> ring[kDepth];
 #pragma unroll
   for (int d = 0; d < kDepth; ++d) {
-    const int s = warp + d * warps;
-    if (s < steps) load_step<kFmt, P>(ring[d], w, rows, s * kStepWords + t * 4);
+    if (word + d * slice < row_words) load_step<P, kZero>(ring[d], rows, word + d * slice);
   }
   wait_previous_grid();
   stage_x<kFmt>(reinterpret_cast<XWord<kFmt>*>(x_smem), reinterpret_cast<const XWord<kFmt>*>(x),
                 m * w.row_words);
   __syncthreads();
-  const uint4* x_row = g < m ? x_smem + g * w.cols / 8 : nullptr;
+  // Rows past m read row m - 1: they only feed the mma's columns past m, which are not stored.
+  // A word's x (2P bytes) sits at x_row + 2P word.
+  uint32_t x_row = static_cast<uint32_t>(__cvta_generic_to_shared(x_smem + min(g, m - 1) * w.cols / 8));
 
   float acc[2][4] = {};
-  for (int s0 = warp; s0 < steps; s0 += kDepth * warps) {
+  while (word < row_words) {
+    // Loop-invariant, but pinned in registers like the bases: rematerialising them costs more.
+    rows.pin();
+    asm volatile("" : "+r"(x_row), "+r"(slice), "+r"(ahead));
 #pragma unroll
     for (int d = 0; d < kDepth; ++d) {
-      const int s = s0 + d * warps, next = s + kDepth * warps;
-      if (s < steps) {
-        consume_step<kFmt, T, P>(ring[d], w, rows.two_groups, x_row, s * kStepWords + t * 4, acc);
-        if (next < steps) load_step<kFmt, P>(ring[d], w, rows, next * kStepWords + t * 4);
+      if (word < row_words) {
+        consume_step<kFmt, T, P, kZero>(ring[d], w, x_row + word * 2 * codes_per_word(kFmt), acc);
+        if (word + ahead < row_words) load_step<P, kZero>(ring[d], rows, word + ahead);
       }
+      word += slice;
     }
   }
 
@@ -217,18 +253,38 @@ int pass_rows(int64_t cols, int64_t m) {
   return row_bytes <= x_smem_limit() ? rows : 0;
 }
 
-template <int kFmt, class T, class P>
+template <int kFmt, class T, class P, int kZero, int kGroups>
 cudaError_t launch(const Context& c, const PackedWeight& w, const T* x, const T* bias, T* out, int m, int rows,
                    int warps) {
+  constexpr auto kernel = quant_gemv_kernel<kFmt, T, P, kZero, kGroups>;
   static const bool opted_in = [] {
-    return cudaFuncSetAttribute(quant_gemv_kernel<kFmt, T, P>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 static_cast<int>(x_smem_limit())) == cudaSuccess;
   }();
   (void)opted_in;  // a failure surfaces as the launch error below
   const dim3 grid(static_cast<unsigned>((m + rows - 1) / rows), static_cast<unsigned>((w.rows + kTileRows - 1) / kTileRows));
   const size_t smem = static_cast<size_t>(rows) * w.cols * sizeof(T);
-  return launch_overlapped(quant_gemv_kernel<kFmt, T, P>, grid, dim3(warps * 32), smem, c.stream, w, x, bias, out,
-                           m, rows);
+  return launch_overlapped(kernel, grid, dim3(warps * 32), smem, c.stream, w, x, bias, out, m, rows);
+}
+
+// Calls launch(zero domain, groups per step) as integral constants for the weight (NvFp4 has no
+// zeros; int8's 16 codes per step never span two groups).
+template <int kFmt, class Launch>
+void with_step_kind(const PackedWeight& w, Launch&& launch) {
+  using std::integral_constant;
+  auto groups = [&](auto zero) {
+    if constexpr (kFmt == kInt8) launch(zero, integral_constant<int, 1>{});
+    else if (((4 * codes_per_word(kFmt)) >> w.group_shift) > 1) launch(zero, integral_constant<int, 2>{});
+    else launch(zero, integral_constant<int, 1>{});
+  };
+  if constexpr (kFmt == kFp4) {
+    groups(integral_constant<int, kNoZero>{});
+  } else {
+    const int domain = zero_domain(w);
+    if (domain == kIntZero) groups(integral_constant<int, kIntZero>{});
+    else if (domain == kFloatZero) groups(integral_constant<int, kFloatZero>{});
+    else groups(integral_constant<int, kNoZero>{});
+  }
 }
 
 }  // namespace
@@ -252,8 +308,11 @@ Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeig
   with_packed_types(p, dtype, w.param_dtype, [&](auto fmt, auto type, auto param) {
     using T = decltype(type);
     constexpr int kFmt = decltype(fmt)::value;
-    status = launch<kFmt, T, decltype(param)>(c, w, static_cast<const T*>(x), static_cast<const T*>(bias),
-                                              static_cast<T*>(out), static_cast<int>(m), rows, warps);
+    with_step_kind<kFmt>(w, [&](auto zero, auto groups) {
+      status = launch<kFmt, T, decltype(param), decltype(zero)::value, decltype(groups)::value>(
+          c, w, static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(out), static_cast<int>(m),
+          rows, warps);
+    });
   });
   return cuda_status(status, "quant_gemv kernel");
 }
