@@ -175,5 +175,6 @@ def test_attention_runs_no_head_transposes(monkeypatch):
     fused = _instruction_counts(exported)
     monkeypatch.setattr(passes, "fuse_seq_major_attention", lambda gm: 0)
     unfused = _instruction_counts(exported)
-    assert fused["Permute"] == 0 and unfused["Permute"] == 2 * layers, (fused, unfused)
+    # (Older transformers also transpose the rotary frequencies once per model: one Permute more.)
+    assert unfused["Permute"] - fused["Permute"] == 2 * layers, (fused, unfused)
     assert sum(unfused.values()) - sum(fused.values()) == 2 * layers, (fused, unfused)

@@ -366,12 +366,16 @@ def _outputs(module, inputs, fuse: bool, monkeypatch):
 
 def _assert_same_rounding(fused, unfused):
     """The CPU engine computes both alike, so bit for bit; on cuda the row's sum of squares is
-    reduced in another order by each kernel, which may flip a rounding now and then."""
+    reduced in another order by each kernel, which may flip the last bit of a normalized value
+    (in fp32 about every tenth): the two may then differ by a rounding or two of the dtype, relative
+    to the largest value (the rotation's difference of products may cancel)."""
     for a, b in zip(fused, unfused):
         if TEST_DEVICE == "cpu":
             assert torch.equal(a, b)
         else:
-            assert (a != b).float().mean().item() < 0.002
+            rounding = 4 * torch.finfo(a.dtype).eps
+            b_max = b.float().abs().max().item()
+            torch.testing.assert_close(a.float(), b.float(), rtol=rounding, atol=rounding * b_max)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
