@@ -98,6 +98,7 @@ __global__ void __launch_bounds__(kWarps * 32) sdpa_decode_kernel(DecodeArgs a) 
   constexpr int kWarpKeys = kTileKeys / kWarps;       // a warp's keys of each tile
   static_assert(kWarpKeys % GROUPS == 0, "a warp's keys split evenly over its lane groups");
   __shared__ float bias[ROWS][kTileKeys];
+  begin_dependent_grid();
   __shared__ float warp_m[kWarps][ROWS], warp_l[kWarps][ROWS];
   __shared__ float warp_acc[kWarps][ROWS][kMaxDim];
   __shared__ bool last_block;
@@ -253,9 +254,9 @@ template <class T, int ROWS>
 void launch_rows(int lanes, dim3 grid, const DecodeArgs& a, cudaStream_t stream) {
   constexpr int kMinLanes = 64 / (16 / sizeof(T)) < 32 ? 64 / (16 / sizeof(T)) : 32;  // head dim 64
   switch (lanes < kMinLanes ? kMinLanes : lanes) {
-    case 32: sdpa_decode_kernel<T, ROWS, 32><<<grid, kWarps * 32, 0, stream>>>(a); break;
-    case 16: sdpa_decode_kernel<T, ROWS, 16><<<grid, kWarps * 32, 0, stream>>>(a); break;
-    default: sdpa_decode_kernel<T, ROWS, 8><<<grid, kWarps * 32, 0, stream>>>(a); break;
+    case 32: launch_overlapped(sdpa_decode_kernel<T, ROWS, 32>, grid, kWarps * 32, 0, stream, a); break;
+    case 16: launch_overlapped(sdpa_decode_kernel<T, ROWS, 16>, grid, kWarps * 32, 0, stream, a); break;
+    default: launch_overlapped(sdpa_decode_kernel<T, ROWS, 8>, grid, kWarps * 32, 0, stream, a); break;
   }
 }
 

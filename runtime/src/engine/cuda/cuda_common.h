@@ -88,4 +88,9 @@ Status broadcast_copy(const Context& c, const TensorRef& x, const TensorRef& out
 // One-time kernel attribute setup (large shared memory), called when the engine is created.
 Status attention_init();
 
+// Whether launch_overlapped (device.cuh) asks for programmatic dependent launch. ETGPU_PDL=0
+// launches without it (the kernels' waits then return at once): a switch to measure what the
+// overlap is worth, or to rule it out when chasing a race. Read once, in cuda_engine.cpp.
+bool overlap_enabled();
+
 }  // namespace etgpu::cuda

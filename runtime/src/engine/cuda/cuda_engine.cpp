@@ -300,6 +300,11 @@ class CudaEngine final : public Engine {
 
 }  // namespace
 
+bool cuda::overlap_enabled() {
+  static const bool enabled = !env_off("ETGPU_PDL");  // read once: a graph keeps what it captured
+  return enabled;
+}
+
 std::unique_ptr<Engine> make_cuda_engine(std::string* why) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);

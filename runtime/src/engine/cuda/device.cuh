@@ -329,13 +329,23 @@ __device__ __forceinline__ void release_next_grid() {
 #endif
 }
 
+// The start of a kernel that reads nothing before its predecessor is done (no weights to load
+// early): launched with launch_overlapped it is scheduled while the previous kernel drains, so
+// the launch's latency hides behind that kernel's tail, then it lets its own successor do the same.
+// Every kernel launched with launch_overlapped must wait before it completes: a successor's wait
+// covers only its direct predecessor, so the chain of waits is what orders the whole stream.
+__device__ __forceinline__ void begin_dependent_grid() {
+  wait_previous_grid();
+  release_next_grid();
+}
+
 template <class... Params, class... Args>
 cudaError_t launch_overlapped(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                               Args&&... args) {
   cudaLaunchAttribute overlap{};
   overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   overlap.val.programmaticStreamSerializationAllowed = 1;
-  const cudaLaunchConfig_t config{grid, block, smem, stream, &overlap, 1};
+  const cudaLaunchConfig_t config{grid, block, smem, stream, &overlap, overlap_enabled() ? 1u : 0u};
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 

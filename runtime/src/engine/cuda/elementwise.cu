@@ -258,6 +258,7 @@ __device__ __forceinline__ float glu_gate(UnaryOp act, float v) {
 // out = round(act(x)) * y over `groups` groups of N contiguous elements.
 template <class E, int N, class I>
 __global__ void glu_kernel(const E* x, const E* y, E* out, I groups, UnaryOp act) {
+  begin_dependent_grid();
   for (I g = grid_first<I>(); g < groups; g += grid_stride<I>()) {
     float xv[N], yv[N];
     load_n<N>(x + g * N, xv);
@@ -377,8 +378,8 @@ Status glu(const Context& c, const Node& n, const GluParams& p) {
       E* out = static_cast<E*>(n.out.data);
       const int64_t groups = vector ? count / kVec : count;
       const unsigned grid = grid_for(groups);
-      if (vector) glu_kernel<E, kVec, I><<<grid, kThreads, 0, c.stream>>>(x, y, out, static_cast<I>(groups), p.act);
-      else glu_kernel<E, 1, I><<<grid, kThreads, 0, c.stream>>>(x, y, out, static_cast<I>(groups), p.act);
+      if (vector) launch_overlapped(glu_kernel<E, kVec, I>, grid, kThreads, 0, c.stream, x, y, out, static_cast<I>(groups), p.act);
+      else launch_overlapped(glu_kernel<E, 1, I>, grid, kThreads, 0, c.stream, x, y, out, static_cast<I>(groups), p.act);
     });
   });
   ETGPU_CUDA_LAUNCH_CHECK("glu kernel");

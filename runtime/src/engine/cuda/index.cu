@@ -59,6 +59,7 @@ __device__ __forceinline__ void use_now(const E& v) {
 // x holds at x_rows.element (its own place, or its seq-major one).
 template <class E, class I>
 __global__ void index_copy_kernel(const E* x, E* dst, I total, CacheRows<I> rows, SeqMajorRows<I> x_rows) {
+  begin_dependent_grid();
   for (I i = grid_first<I>(); i < total; i += grid_stride<I>()) {
     const auto slot = rows.slot(i);
     const E v = x[x_rows.element(i, rows.inner)];
@@ -112,7 +113,7 @@ Status index_copy(const Context& c, const Node& n, const IndexCopyParams& p) {
     using E = decltype(u);
     with_index_type(narrow, [&](auto i) {
       using I = decltype(i);
-      index_copy_kernel<E, I><<<grid_for(units), kThreads, 0, c.stream>>>(
+      launch_overlapped(index_copy_kernel<E, I>, grid_for(units), kThreads, 0, c.stream,
           static_cast<const E*>(x.data), static_cast<E*>(dst.data), static_cast<I>(units),
           cache_rows<I>(dst, dim, index, c.error_flag, per_unit),
           SeqMajorRows<I>(p.x_seq_major, dst.shape[1], index.shape[0]));

@@ -137,6 +137,7 @@ template <class T, bool kAdd>
 __global__ void rms_norm_vec_kernel(NormArgs a) {
   constexpr int kVec = 16 / sizeof(T);
   __shared__ float scratch[32];
+  begin_dependent_grid();
   const int64_t offset = int64_t(blockIdx.x) * a.n + threadIdx.x * kVec;
   const bool active = threadIdx.x * kVec < a.n;
   float v[kVec] = {}, w[kVec] = {};
@@ -168,9 +169,9 @@ __global__ void rms_norm_vec_kernel(NormArgs a) {
 template <bool kAdd>
 void launch_rms_norm_vec(const Context& c, const NormArgs& a, unsigned grid, int threads) {
   switch (a.x_dtype) {
-    case DType::F32: rms_norm_vec_kernel<float, kAdd><<<grid, threads, 0, c.stream>>>(a); break;
-    case DType::F16: rms_norm_vec_kernel<__half, kAdd><<<grid, threads, 0, c.stream>>>(a); break;
-    default: rms_norm_vec_kernel<__nv_bfloat16, kAdd><<<grid, threads, 0, c.stream>>>(a); break;
+    case DType::F32: launch_overlapped(rms_norm_vec_kernel<float, kAdd>, grid, threads, 0, c.stream, a); break;
+    case DType::F16: launch_overlapped(rms_norm_vec_kernel<__half, kAdd>, grid, threads, 0, c.stream, a); break;
+    default: launch_overlapped(rms_norm_vec_kernel<__nv_bfloat16, kAdd>, grid, threads, 0, c.stream, a); break;
   }
 }
 

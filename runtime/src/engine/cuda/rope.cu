@@ -117,6 +117,7 @@ __device__ __forceinline__ void rope_normed_row(const RopeArgs<E, I>& a, I row, 
 // the grid stride, and `items` is a whole number of groups.
 template <class E, int N, class I, bool kNorm>
 __global__ void rope_kernel(RopeArgs<E, I> a) {
+  begin_dependent_grid();
   for (I w = grid_first<I>(); w < a.items; w += grid_stride<I>()) {
     I item;
     const I row = a.row_items.divmod(w, item);
@@ -137,10 +138,10 @@ int64_t rope_lane_group(int64_t per_row) {
 template <class E, int kVec, class I>
 void launch_rope(const Context& c, const RopeArgs<E, I>& a, bool vector, bool norm) {
   const unsigned grid = grid_for(a.items);
-  if (vector && norm) rope_kernel<E, kVec, I, true><<<grid, kThreads, 0, c.stream>>>(a);
-  else if (vector) rope_kernel<E, kVec, I, false><<<grid, kThreads, 0, c.stream>>>(a);
-  else if (norm) rope_kernel<E, 1, I, true><<<grid, kThreads, 0, c.stream>>>(a);
-  else rope_kernel<E, 1, I, false><<<grid, kThreads, 0, c.stream>>>(a);
+  if (vector && norm) launch_overlapped(rope_kernel<E, kVec, I, true>, grid, kThreads, 0, c.stream, a);
+  else if (vector) launch_overlapped(rope_kernel<E, kVec, I, false>, grid, kThreads, 0, c.stream, a);
+  else if (norm) launch_overlapped(rope_kernel<E, 1, I, true>, grid, kThreads, 0, c.stream, a);
+  else launch_overlapped(rope_kernel<E, 1, I, false>, grid, kThreads, 0, c.stream, a);
 }
 
 }  // namespace
