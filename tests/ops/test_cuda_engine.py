@@ -367,7 +367,7 @@ def test_graphs_off_switch(monkeypatch):
     assert model.stats()["graph_launches"] == 0 and model.stats()["steps_replayed"] == 0
 
 
-def test_device_memory_released():
+def test_device_memory_released(gpu_alone):
     import gc
 
     data = etgpu.compile(export(_mlp(), (randn(16, 64),)))

@@ -37,7 +37,7 @@ def llm_program() -> bytes:
 
 
 @needs_cuda
-def test_program_larger_than_free_gpu_memory_fails_init_and_holds_nothing():
+def test_program_larger_than_free_gpu_memory_fails_init_and_holds_nothing(gpu_alone):
     etgpu.Model(index_program(), device="cuda").close()  # kernel modules stay loaded: the baseline
     free_before, total = torch.cuda.mem_get_info()
 
