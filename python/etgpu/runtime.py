@@ -60,6 +60,17 @@ def _input_dtype_code(index: int, tensor: torch.Tensor) -> int:
         raise EtGpuError(f"input {index}: dtype {tensor.dtype} has no etgpu equivalent") from None
 
 
+def _signature_arrays(tensors):
+    """The C API's dtype codes, ranks and shape pointers for inputs like `tensors` (and the shape
+    arrays the pointers point into, kept alive with them)."""
+    n = len(tensors)
+    dtypes = (ctypes.c_int8 * n)(*[_input_dtype_code(i, t) for i, t in enumerate(tensors)])
+    ranks = (ctypes.c_int32 * n)(*[t.dim() for t in tensors])
+    shape_arrays = [(ctypes.c_int64 * max(t.dim(), 1))(*t.shape) for t in tensors]
+    shapes = (ctypes.POINTER(ctypes.c_int64) * n)(*[ctypes.cast(s, ctypes.POINTER(ctypes.c_int64)) for s in shape_arrays])
+    return dtypes, ranks, shapes, shape_arrays
+
+
 class Model:
     """A loaded .etgpu program on an engine (device: "auto", "cuda" or "cpu").
 
@@ -79,6 +90,11 @@ class Model:
         else:
             _check(lib.etgpu_open_file_limited(str(source).encode(), device.encode(), max_device_bytes,
                                                ctypes.byref(self._handle)))
+        # Outputs of the CUDA engine land in page-locked host memory (torch's caching host
+        # allocator reuses it): the device copies straight into them instead of through the
+        # driver's staging buffer, a few tens of microseconds of a decode step's logits.
+        self._pin_outputs = self.stats()["engine"] == "cuda" and torch.cuda.is_available()
+        self._signatures = {}  # input signature -> the call's ctypes dtype, rank and shape arrays
 
     def close(self) -> None:
         lock = getattr(self, "_lock", None)
@@ -112,11 +128,13 @@ class Model:
         tensors = [t.detach().cpu().contiguous() for t in inputs]
         n = len(tensors)
         data = (ctypes.c_void_p * n)(*[t.data_ptr() for t in tensors])
-        dtypes = (ctypes.c_int8 * n)(*[_input_dtype_code(i, t) for i, t in enumerate(tensors)])
-        ranks = (ctypes.c_int32 * n)(*[t.dim() for t in tensors])
-        shape_arrays = [(ctypes.c_int64 * max(t.dim(), 1))(*t.shape) for t in tensors]
-        shapes = (ctypes.POINTER(ctypes.c_int64) * n)(
-            *[ctypes.cast(s, ctypes.POINTER(ctypes.c_int64)) for s in shape_arrays])
+        signature = tuple((t.dtype, t.shape) for t in tensors)
+        arrays = self._signatures.get(signature)
+        if arrays is None:
+            if len(self._signatures) >= 64:  # (prompts of many lengths: keep the cache small)
+                self._signatures.clear()
+            arrays = self._signatures[signature] = _signature_arrays(tensors)
+        dtypes, ranks, shapes, _ = arrays
         with self._lock:
             _check(lib.etgpu_execute(self._handle, n, data, dtypes, ranks, shapes))
             return [self._read_output(i) for i in range(self.num_outputs)]
@@ -128,7 +146,8 @@ class Model:
         shape = (ctypes.c_int64 * _MAX_RANK)()
         _check(lib.etgpu_output_dtype(self._handle, index, ctypes.byref(code)))
         _check(lib.etgpu_output_shape(self._handle, index, ctypes.byref(rank), shape))
-        out = torch.empty([shape[d] for d in range(rank.value)], dtype=CODE_TO_TORCH[code.value])
+        out = torch.empty([shape[d] for d in range(rank.value)], dtype=CODE_TO_TORCH[code.value],
+                          pin_memory=self._pin_outputs)
         nbytes = out.numel() * out.element_size()
         if nbytes:  # an empty tensor has no storage to read into (its data_ptr is null)
             _check(lib.etgpu_read_output(self._handle, index, ctypes.c_void_p(out.data_ptr()), nbytes))
