@@ -124,10 +124,12 @@ def test_llama_rms_norm_is_one_instruction(dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_llama_rms_norm_is_exact(dtype):
-    """The fused kernel rounds where eager does (normalized value to x's dtype, then the weight
-    product), so half-precision results agree to the bit on nearly every element."""
-    module = _llama_rms_norm(256, dtype)
+@pytest.mark.parametrize("norm", ["llama", "gemma"])
+def test_rms_norm_is_exact(norm, dtype):
+    """The fused kernel rounds where eager does, so half-precision results agree to the bit on
+    nearly every element: Llama's normalized value to x's dtype, then the weight product; Gemma's
+    one rounding, after the weight product (1 + w) in fp32."""
+    module = (_llama_rms_norm if norm == "llama" else _gemma_rms_norm)(256, dtype)
     x = randn(16, 256, dtype=dtype)
     model = etgpu.Model(etgpu.compile(export(module.eval(), (x,))), device=TEST_DEVICE)
     [actual] = model.run([x])
@@ -168,17 +170,6 @@ def test_gemma_rms_norm_is_one_instruction(dtype, weight_dtype):
     check_module(module, inputs)
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_gemma_rms_norm_is_exact(dtype):
-    """One rounding, after the weight product in fp32, as eager rounds."""
-    module = _gemma_rms_norm(256, dtype)
-    x = randn(16, 256, dtype=dtype)
-    model = etgpu.Model(etgpu.compile(export(module.eval(), (x,))), device=TEST_DEVICE)
-    [actual] = model.run([x])
-    with torch.no_grad():
-        expected = module(x)
-    assert actual.dtype == expected.dtype
-    assert (actual != expected).float().mean().item() < 0.002
 
 
 def test_rms_norm_pattern_variants():
