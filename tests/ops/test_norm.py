@@ -170,8 +170,6 @@ def test_gemma_rms_norm_is_one_instruction(dtype, weight_dtype):
     check_module(module, inputs)
 
 
-
-
 def test_rms_norm_pattern_variants():
     """x * x instead of pow, eps on the left, no weight, a weight used on the left."""
     def no_weight(x):
