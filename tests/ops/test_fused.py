@@ -148,12 +148,13 @@ def test_residual_add_rms_norm_is_one_instruction(dtype, weight, size):
                  run_inputs_list=[_block_inputs(dtype, 1, size), _block_inputs(dtype, 33, size)])
 
 
-def _run(module, inputs, fuse: bool, monkeypatch):
+def _run_steps(module, steps, fuse: bool, monkeypatch, fusion: str):
+    """Each step's outputs of `module` compiled (for steps[0]) with the pass `fusion` on or off."""
     if not fuse:
-        monkeypatch.setattr(passes, "fuse_add_rms_norm", lambda gm: 0)
-    model = etgpu.Model(etgpu.compile(export(module.eval(), inputs)), device=TEST_DEVICE)
+        monkeypatch.setattr(passes, fusion, lambda gm: 0)
+    model = etgpu.Model(etgpu.compile(export(module.eval(), steps[0])), device=TEST_DEVICE)
     monkeypatch.undo()
-    return model.run(list(inputs))
+    return [model.run(list(step)) for step in steps]
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -162,7 +163,8 @@ def test_add_rms_norm_matches_the_unfused_pair_bit_for_bit(dtype, monkeypatch):
     the fused instruction reproduces Binary + RmsNorm exactly."""
     module = _ResidualBlock(256, dtype, weight=True)
     inputs = _block_inputs(dtype, 7, 256)
-    fused, unfused = _run(module, inputs, True, monkeypatch), _run(module, inputs, False, monkeypatch)
+    [fused] = _run_steps(module, [inputs], True, monkeypatch, "fuse_add_rms_norm")
+    [unfused] = _run_steps(module, [inputs], False, monkeypatch, "fuse_add_rms_norm")
     for a, b in zip(fused, unfused):
         assert torch.equal(a, b)
 
@@ -242,14 +244,6 @@ def _rope_cache_steps(dtype, seq_major, kv_heads=2, dim=16):
     return steps
 
 
-def _run_steps(module, steps, fuse: bool, monkeypatch, fusion="fuse_rope_cache_writes"):
-    if not fuse:
-        monkeypatch.setattr(passes, fusion, lambda gm: 0)
-    model = etgpu.Model(etgpu.compile(export(module.eval(), steps[0])), device=TEST_DEVICE)
-    monkeypatch.undo()
-    return [model.run(list(step)) for step in steps]
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("seq_major", [True, False])
 def test_rope_of_k_writes_the_cache_in_one_instruction(dtype, seq_major, monkeypatch):
@@ -261,7 +255,8 @@ def test_rope_of_k_writes_the_cache_in_one_instruction(dtype, seq_major, monkeyp
     assert ops.count("Rope") == 1 and "IndexCopy" not in ops and "Expand" not in ops, ops
     assert "Permute" not in ops or not seq_major, ops
     module = _RopeCache(dtype, seq_major)  # one initial cache for both (compiling leaves it as is)
-    fused, unfused = _run_steps(module, steps, True, monkeypatch), _run_steps(module, steps, False, monkeypatch)
+    fused = _run_steps(module, steps, True, monkeypatch, "fuse_rope_cache_writes")
+    unfused = _run_steps(module, steps, False, monkeypatch, "fuse_rope_cache_writes")
     for step, (a, b) in enumerate(zip(fused, unfused)):
         assert torch.equal(a[0], b[0]), f"step {step}"
 
@@ -356,14 +351,6 @@ def test_qk_norm_rope_at_other_head_sizes(dtype, dim):
     check_module(module, inputs)
 
 
-def _outputs(module, inputs, fuse: bool, monkeypatch):
-    if not fuse:
-        monkeypatch.setattr(passes, "fuse_rope_norms", lambda gm: 0)
-    model = etgpu.Model(etgpu.compile(export(module.eval(), inputs)), device=TEST_DEVICE)
-    monkeypatch.undo()
-    return model.run(list(inputs))
-
-
 def _assert_same_rounding(fused, unfused):
     """The CPU engine computes both alike, so bit for bit; on cuda the row's sum of squares is
     reduced in another order by each kernel, which may flip the last bit of a normalized value
@@ -385,7 +372,9 @@ def test_rope_norm_rounds_as_the_separate_norm(dtype, norm, monkeypatch):
     rotation reads it."""
     module = _QkNormRope(norm, "norm_first", 128, dtype)
     inputs = _qk_inputs(dtype, "norm_first", 128)
-    _assert_same_rounding(_outputs(module, inputs, True, monkeypatch), _outputs(module, inputs, False, monkeypatch))
+    [fused] = _run_steps(module, [inputs], True, monkeypatch, "fuse_rope_norms")
+    [unfused] = _run_steps(module, [inputs], False, monkeypatch, "fuse_rope_norms")
+    _assert_same_rounding(fused, unfused)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -269,7 +269,6 @@ __global__ void glu_kernel(const E* x, const E* y, E* out, I groups, UnaryOp act
   }
 }
 
-
 }  // namespace
 
 Status unary(const Context& c, const Node& n, const UnaryParams& p) {
