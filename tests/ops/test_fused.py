@@ -377,13 +377,16 @@ def test_rope_norm_rounds_as_the_separate_norm(dtype, norm, monkeypatch):
     _assert_same_rounding(fused, unfused)
 
 
+# dim: on cuda 16 takes the vector kernel, 12 the scalar one with lanes that have no item (they
+# must not write the cache), 100 the scalar one with lanes that take two items.
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("seq_major", [True, False])
-def test_normed_rope_of_k_writes_the_cache_in_one_instruction(dtype, seq_major, monkeypatch):
+@pytest.mark.parametrize("dim", [16, 12, 100])
+def test_normed_rope_of_k_writes_the_cache_in_one_instruction(dtype, seq_major, dim, monkeypatch):
     """Qwen3's key path: k_norm, RoPE and the cache write are one Rope; every step's cache matches
     the separate RmsNorm's (and eager's)."""
-    steps = _rope_cache_steps(dtype, seq_major)
-    module = _RopeCache(dtype, seq_major, norm=_llama_rms_norm(16, dtype))
+    steps = _rope_cache_steps(dtype, seq_major, dim=dim)
+    module = _RopeCache(dtype, seq_major, dim=dim, norm=_llama_rms_norm(dim, dtype))
     assert instruction_ops(module, steps[0]) == ["Rope", "Binary"]
     fused = _run_steps(module, steps, True, monkeypatch, "fuse_rope_norms")
     unfused = _run_steps(module, steps, False, monkeypatch, "fuse_rope_norms")

@@ -104,6 +104,14 @@ __device__ __forceinline__ E from_float(float v) {
   else if constexpr (std::is_same_v<E, __nv_bfloat16>) return __float2bfloat16_rn(v);
   else return v;
 }
+// The DType of a storage type (float, __half, __nv_bfloat16), as a constant: a dtype switch given
+// it (round_to_dtype) folds away.
+template <class E>
+__host__ __device__ constexpr DType dtype_of() {
+  if constexpr (std::is_same_v<E, __half>) return DType::F16;
+  else if constexpr (std::is_same_v<E, __nv_bfloat16>) return DType::BF16;
+  else return DType::F32;
+}
 // round_to_dtype for a storage type known at compile time.
 template <class E>
 __device__ __forceinline__ float round_to(float v) { return to_float(from_float<E>(v)); }
@@ -154,10 +162,13 @@ __device__ __forceinline__ void unpack_vec(const uint4& raw, float* f) {
   for (int t = 0; t < 16 / int(sizeof(T)); ++t) f[t] = static_cast<float>(h[t]);
 }
 
-// 16 bytes of T as floats; p must be 16-byte aligned.
+// 16 bytes of T as floats; p must be 16-byte aligned. The copy into `raw` is what makes this one
+// 16-byte load: unpack_vec given *p itself (a reference to global memory) reads each element with
+// a load of its own (sixteen 2-byte loads for bf16).
 template <class T>
 __device__ __forceinline__ void load_vec(const T* p, float* f) {
-  unpack_vec<T>(*reinterpret_cast<const uint4*>(p), f);
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  unpack_vec<T>(raw, f);
 }
 
 template <class T>
@@ -218,7 +229,12 @@ template <class T, class Op>
 __device__ __forceinline__ T lane_group_reduce(T v, Op op, unsigned group) {
   const unsigned first = (threadIdx.x & 31u) & ~(group - 1);
   const unsigned mask = group == 32 ? 0xffffffffu : ((1u << group) - 1) << first;
-  for (unsigned offset = group / 2; offset > 0; offset >>= 1) v = op(v, __shfl_xor_sync(mask, v, offset));
+  // Unrolled over every width a group can have (the steps it lacks skipped: `group` is the same
+  // for the whole launch), so no loop counter or branch back sits between the shuffles.
+#pragma unroll
+  for (unsigned offset = 16; offset > 0; offset >>= 1) {
+    if (offset < group) v = op(v, __shfl_xor_sync(mask, v, offset));
+  }
   return v;
 }
 

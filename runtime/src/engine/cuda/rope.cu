@@ -29,7 +29,6 @@ struct RopeArgs {
   const E* norm_weight = nullptr;
   float norm_eps = 0.f;
   bool unit_offset = false, round_normalized = false;
-  DType dtype = DType::F32;  // E's
 };
 
 // Offset in x of the first element of row `row` of the rotated value.
@@ -38,78 +37,127 @@ __device__ __forceinline__ I rope_x_row(const RopeArgs<E, I>& a, I row) {
   return a.x_rows.row(row) * a.dim;
 }
 
-// Normalizes N elements of a row of x in place (w: the weight at their positions), each rounded
-// to E as the separate RmsNorm's output is stored.
+// One work item's operands: N consecutive elements of a row's first half and the N of its second
+// half they pair with (element i with element i + half), with cos, sin and the cache positions.
+template <class I, int N>
+struct RopeItem {
+  I i;  // the item's first element in the rotated value
+  typename CacheRows<I>::Slot slot_lo, slot_hi;
+  float x1[N], x2[N], c1[N], c2[N], s1[N], s2[N];
+};
+
+// Issues every load of item `item` of row `row` (x's row at x_row) before any of them is used, so
+// that they are in flight together (without a cache the position read is a dummy: see rope()).
 template <class E, int N, class I>
-__device__ __forceinline__ void rope_normalize(const RopeArgs<E, I>& a, float* v, const float* w, float rstd) {
-#pragma unroll
-  for (int t = 0; t < N; ++t) {
-    v[t] = round_to<E>(rms_normalize(v[t], rstd, a.dtype, a.round_normalized, a.norm_weight != nullptr, w[t],
-                                     a.unit_offset));
-  }
+__device__ __forceinline__ RopeItem<I, N> rope_load(const RopeArgs<E, I>& a, I row, I x_row, I item) {
+  RopeItem<I, N> t;
+  const I d = item * N, xi = x_row + d;
+  t.i = row * a.dim + d;
+  I off[2];
+  a.ix.offsets(t.i, off);
+  t.slot_lo = a.cache_rows.slot(t.i);
+  t.slot_hi = a.cache_rows.slot(t.i + a.half);
+  load_n<N>(a.x + xi, t.x1);
+  load_n<N>(a.x + xi + a.half, t.x2);
+  load_n<N>(a.cos + off[0], t.c1);
+  load_n<N>(a.cos + off[0] + a.half * a.table_step[0], t.c2);
+  load_n<N>(a.sin + off[1], t.s1);
+  load_n<N>(a.sin + off[1] + a.half * a.table_step[1], t.s2);
+  return t;
 }
 
-// Rotates item `item` of row `row` (x's row at x_row), its x normalized with `rstd` when kNorm.
-template <class E, int N, class I, bool kNorm>
-__device__ __forceinline__ void rope_item(const RopeArgs<E, I>& a, I row, I x_row, I item, float rstd) {
-  const I d = item * N, i = row * a.dim + d, xi = x_row + d;  // element i pairs with element i + half
-  I off[2];
-  a.ix.offsets(i, off);
-  // The cache rows' positions, x and the tables are all loaded before any of them is used
-  // (without a cache the position read is a dummy: see rope()).
-  const auto slot_lo = a.cache_rows.slot(i), slot_hi = a.cache_rows.slot(i + a.half);
-  float x1[N], x2[N], c1[N], c2[N], s1[N], s2[N], lo[N], hi[N], w1[N] = {}, w2[N] = {};
-  load_n<N>(a.x + xi, x1);
-  load_n<N>(a.x + xi + a.half, x2);
-  load_n<N>(a.cos + off[0], c1);
-  load_n<N>(a.cos + off[0] + a.half * a.table_step[0], c2);
-  load_n<N>(a.sin + off[1], s1);
-  load_n<N>(a.sin + off[1] + a.half * a.table_step[1], s2);
-  if (kNorm && a.norm_weight) {
-    load_n<N>(a.norm_weight + d, w1);
-    load_n<N>(a.norm_weight + d + a.half, w2);
-  }
+// Rotates a loaded item, x * cos + rotate_half(x) * sin with rotate_half(x) = (-x2, x1), and stores
+// it to the rotated output and the cache rows it has. The products are not fused into the add
+// (__fmul_rn): the unfused ops (and the CPU engine) round each of them.
+template <class E, int N, class I>
+__device__ __forceinline__ void rope_store(const RopeArgs<E, I>& a, const RopeItem<I, N>& t) {
   I at_lo = 0, at_hi = 0;
-  const bool to_lo = a.cache && a.cache_rows.place(slot_lo, at_lo);
-  const bool to_hi = a.cache && a.cache_rows.place(slot_hi, at_hi);
-  if (kNorm) {
-    rope_normalize<E, N>(a, x1, w1, rstd);
-    rope_normalize<E, N>(a, x2, w2, rstd);
-  }
-  // x * cos + rotate_half(x) * sin, rotate_half(x) = (-x2, x1); products are not fused into
-  // the add (__fmul_rn), as the unfused ops (and the CPU engine) round each of them.
+  const bool to_lo = a.cache && a.cache_rows.place(t.slot_lo, at_lo);
+  const bool to_hi = a.cache && a.cache_rows.place(t.slot_hi, at_hi);
+  float lo[N], hi[N];
 #pragma unroll
-  for (int t = 0; t < N; ++t) {
-    lo[t] = round_to<E>(__fmul_rn(x1[t], c1[t])) + round_to<E>(__fmul_rn(-x2[t], s1[t]));
-    hi[t] = round_to<E>(__fmul_rn(x2[t], c2[t])) + round_to<E>(__fmul_rn(x1[t], s2[t]));
+  for (int k = 0; k < N; ++k) {
+    lo[k] = round_to<E>(__fmul_rn(t.x1[k], t.c1[k])) + round_to<E>(__fmul_rn(-t.x2[k], t.s1[k]));
+    hi[k] = round_to<E>(__fmul_rn(t.x2[k], t.c2[k])) + round_to<E>(__fmul_rn(t.x1[k], t.s2[k]));
   }
   if (a.out) {
-    store_n<N>(a.out + i, lo);
-    store_n<N>(a.out + i + a.half, hi);
+    store_n<N>(a.out + t.i, lo);
+    store_n<N>(a.out + t.i + a.half, hi);
   }
   if (to_lo) store_n<N>(a.cache + at_lo, lo);
   if (to_hi) store_n<N>(a.cache + at_hi, hi);
 }
 
+// The norm weight at item `item`'s positions. Without a weight it reads x's row (x_row) instead,
+// values rms_normalize then ignores: a branch around the loads would let the compiler convert the
+// weight inside it, and every load after the branch would wait for the weight's.
+template <class E, int N, class I>
+__device__ __forceinline__ void rope_load_weight(const RopeArgs<E, I>& a, I x_row, I item, float* w1, float* w2) {
+  const E* w = a.norm_weight ? a.norm_weight : a.x + x_row;
+  load_n<N>(w + item * N, w1);
+  load_n<N>(w + item * N + a.half, w2);
+}
+
+template <int N>
+__device__ __forceinline__ float add_squares(float sum_sq, const float* x1, const float* x2) {
+#pragma unroll
+  for (int k = 0; k < N; ++k) sum_sq += x1[k] * x1[k] + x2[k] * x2[k];
+  return sum_sq;
+}
+
+// Normalizes N elements of a row of x in place (w: the weight at their positions), each rounded
+// to E as the separate RmsNorm's output is stored.
+template <class E, int N, class I>
+__device__ __forceinline__ void rope_normalize(const RopeArgs<E, I>& a, float* v, const float* w, float rstd) {
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    v[k] = round_to<E>(rms_normalize(v[k], rstd, dtype_of<E>(), a.round_normalized, a.norm_weight != nullptr, w[k],
+                                     a.unit_offset));
+  }
+}
+
+template <class E, int N, class I>
+__device__ __forceinline__ void rope_normed_store(const RopeArgs<E, I>& a, RopeItem<I, N>& t, const float* w1,
+                                                  const float* w2, float rstd) {
+  rope_normalize<E, N>(a, t.x1, w1, rstd);
+  rope_normalize<E, N>(a, t.x2, w2, rstd);
+  rope_store<E, N>(a, t);
+}
+
 // With a norm, a row is shared by a group of lanes (row_items.d of them: a power of two, at most
-// 32, aligned in the warp), lane `lane` taking the row's items lane, lane + group, ...: the lanes
-// sum the squares of their x, combine the sums with shuffles, then rotate their items with the
-// row's rstd (re-reading x, now from L1). Every lane of the group takes part in the shuffles,
-// those without an item too.
+// 32, aligned in the warp), lane `lane` taking the row's items lane, lane + group, ... Its first
+// item's loads (weight, positions, x, cos, sin) are all issued at once, before the row's sum of
+// squares is reduced with shuffles, so the row costs one round trip to memory; it is then
+// normalized and rotated from registers. Every lane of the group takes part in the shuffles: one
+// without an item (the row has fewer) loads the row's last item instead, so that no branch comes
+// between the loads, and neither adds its squares nor stores it.
 template <class E, int N, class I>
 __device__ __forceinline__ void rope_normed_row(const RopeArgs<E, I>& a, I row, I lane) {
   const I x_row = rope_x_row(a, row), group = a.row_items.d;
-  float sum_sq = 0.f;
-  for (I item = lane; item < a.per_row; item += group) {
+  const bool has_item = lane < a.per_row;
+  const I first = has_item ? lane : a.per_row - 1;
+  // The weight's loads follow rope_load's: issued before its index arithmetic (which branches),
+  // they would be converted before the branch, and x's loads would wait for them.
+  RopeItem<I, N> t = rope_load<E, N>(a, row, x_row, first);
+  float w1[N], w2[N];
+  rope_load_weight<E, N>(a, x_row, first, w1, w2);
+  float sum_sq = has_item ? add_squares<N>(0.f, t.x1, t.x2) : 0.f;
+  // Rows of more than 32 items (the scalar kernel above head size 64): a lane's further items add
+  // their squares here and are loaded again once rstd is known.
+  for (I item = lane + group; item < a.per_row; item += group) {
     float x1[N], x2[N];
     load_n<N>(a.x + x_row + item * N, x1);
     load_n<N>(a.x + x_row + item * N + a.half, x2);
-#pragma unroll
-    for (int t = 0; t < N; ++t) sum_sq += x1[t] * x1[t] + x2[t] * x2[t];
+    sum_sq = add_squares<N>(sum_sq, x1, x2);
   }
   sum_sq = lane_group_reduce(sum_sq, SumOp(), static_cast<unsigned>(group));
   const float rstd = rsqrtf(sum_sq / static_cast<float>(a.dim) + a.norm_eps);
-  for (I item = lane; item < a.per_row; item += group) rope_item<E, N, I, true>(a, row, x_row, item, rstd);
+  if (has_item) rope_normed_store<E, N>(a, t, w1, w2, rstd);
+  for (I item = lane + group; item < a.per_row; item += group) {
+    RopeItem<I, N> u = rope_load<E, N>(a, row, x_row, item);
+    rope_load_weight<E, N>(a, x_row, item, w1, w2);
+    rope_normed_store<E, N>(a, u, w1, w2, rstd);
+  }
 }
 
 // The loop's work item w is (row, item) without a norm, (row, lane of its group) with one. The
@@ -122,7 +170,7 @@ __global__ void rope_kernel(RopeArgs<E, I> a) {
     I item;
     const I row = a.row_items.divmod(w, item);
     if constexpr (kNorm) rope_normed_row<E, N>(a, row, item);
-    else rope_item<E, N, I, false>(a, row, rope_x_row(a, row), item, 0.f);
+    else rope_store<E, N>(a, rope_load<E, N>(a, row, rope_x_row(a, row), item));
   }
 }
 
@@ -197,7 +245,6 @@ Status rope(const Context& c, const Node& n, const RopeParams& p) {
         a.norm_eps = static_cast<float>(p.norm->eps);
         a.unit_offset = p.norm->unit_offset;
         a.round_normalized = p.norm->round_normalized;
-        a.dtype = rows.dtype;
       }
       launch_rope<E, kVec>(c, a, vector, p.norm.has_value());
     });
