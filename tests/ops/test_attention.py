@@ -115,6 +115,34 @@ def test_decode_over_static_cache(dtype, heads, kv_heads, queries, dim):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("position", [0, 63, 64, 130, 700, 1021])
+@pytest.mark.parametrize("heads,kv_heads,queries,dim", [(16, 8, 1, 128), (32, 8, 3, 64)])
+def test_decode_position_in_long_cache(dtype, position, heads, kv_heads, queries, dim):
+    """A long static cache at positions from its first key to its last: on cuda the decode
+    kernel's splits from one holding every seen key to all of them holding some, and its merge."""
+    keys = 1024
+    q, k, v = qkv(batch=1, heads=heads, kv_heads=kv_heads, queries=queries, keys=keys, dim=dim, dtype=dtype)
+    check_module(Fn(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m, enable_gqa=True)),
+                 (q, k, v, _position_mask(torch.arange(queries) + position, keys)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_decode_scattered_per_head_mask(dtype):
+    """A per-batch, per-head bool mask of scattered keys, its last true entry different in every
+    row, and one row that sees nothing (zeros): each head's splits see different keys."""
+    batch, heads, queries, keys = 2, 8, 2, 512
+    q, k, v = qkv(batch=batch, heads=heads, kv_heads=2, queries=queries, keys=keys, dim=64, dtype=dtype)
+    generator = torch.Generator().manual_seed(3)
+    mask = torch.rand(batch, heads, queries, keys, generator=generator) < 0.05
+    last = torch.randint(1, keys, (batch, heads, queries), generator=generator)
+    mask &= torch.arange(keys) <= last.unsqueeze(-1)
+    mask[..., 0] = True
+    mask[1, 5, 1] = False
+    check_module(Fn(lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m, enable_gqa=True)),
+                 (q, k, v, mask))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_decode_long_cache_float_mask(dtype):
     """Many splits (several 256-key chunks per split on a small grid) and an additive mask."""
     q, k, v = qkv(batch=2, heads=4, kv_heads=2, queries=2, keys=4100, dim=64, dtype=dtype)
