@@ -305,6 +305,11 @@ bool cuda::overlap_enabled() {
   return enabled;
 }
 
+bool cuda::rope_group_enabled() {
+  static const bool enabled = !env_off("ETGPU_ROPE_GROUP");
+  return enabled;
+}
+
 std::unique_ptr<Engine> make_cuda_engine(std::string* why) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);

@@ -7,6 +7,7 @@
 // to 16 bytes (move_unit) rather than element by element.
 #include <initializer_list>
 
+#include "engine/cuda/cache_copy.cuh"
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
 
@@ -46,27 +47,10 @@ __global__ void gather_kernel(const E* x, const void* index, DType index_dtype, 
   }
 }
 
-// Marks v as used here: without it the compiler moves v's load into the branch that stores v,
-// after the branch on the position, and the two loads run one after the other.
-template <class E>
-__device__ __forceinline__ void use_now(const E& v) {
-  if constexpr (sizeof(E) == 16) asm volatile("" ::"r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w));
-  else if constexpr (sizeof(E) == 8) asm volatile("" ::"l"(v));
-  else asm volatile("" ::"r"(static_cast<uint32_t>(v)));
-}
-
-// index_copy in place (KV-cache writes): CacheRows places each unit i of the rows written, which
-// x holds at x_rows.element (its own place, or its seq-major one).
 template <class E, class I>
-__global__ void index_copy_kernel(const E* x, E* dst, I total, CacheRows<I> rows, SeqMajorRows<I> x_rows) {
+__global__ void index_copy_kernel(IndexCopyArgs<E, I> a) {
   begin_dependent_grid();
-  for (I i = grid_first<I>(); i < total; i += grid_stride<I>()) {
-    const auto slot = rows.slot(i);
-    const E v = x[x_rows.element(i, rows.inner)];
-    use_now(v);
-    I at;
-    if (rows.place(slot, at)) dst[at] = v;
-  }
+  index_copy_units(a, grid_first<I>(), grid_stride<I>());
 }
 
 // The widest unit, up to 16 bytes, that a row of `row_elements` elements and every pointer are
@@ -99,24 +83,29 @@ Status by_size(size_t bytes, const char* what, Launch&& launch) {
 
 }  // namespace
 
-Status index_copy(const Context& c, const Node& n, const IndexCopyParams& p) {
-  const TensorRef &index = n.in[0], &x = n.in[1], &dst = n.out;
-  const int64_t total = x.numel();
-  if (total == 0) return Status::ok();
-  const int dim = p.dim < 0 ? p.dim + dst.rank : p.dim;
+IndexCopyPlan plan_index_copy(const Node& n, const IndexCopyParams& p) {
+  const TensorRef &x = n.in[1], &dst = n.out;
+  IndexCopyPlan plan;
+  plan.dim = p.dim < 0 ? p.dim + dst.rank : p.dim;
   int64_t inner = 1;
-  for (int d = dim + 1; d < dst.rank; ++d) inner *= dst.shape[d];
-  const size_t element = dtype_size(x.dtype), unit = move_unit(element, inner, {x.data, dst.data});
-  const int64_t per_unit = static_cast<int64_t>(unit / element), units = total / per_unit;
-  const bool narrow = fits_index32(total) && fits_index32(dst.numel());
-  return by_size(unit, "index_copy kernel", [&](auto u) {
+  for (int d = plan.dim + 1; d < dst.rank; ++d) inner *= dst.shape[d];
+  const size_t element = dtype_size(x.dtype);
+  plan.unit = move_unit(element, inner, {x.data, dst.data});
+  plan.per_unit = static_cast<int64_t>(plan.unit / element);
+  plan.units = x.numel() / plan.per_unit;
+  plan.narrow = fits_index32(x.numel()) && fits_index32(dst.numel());
+  return plan;
+}
+
+Status index_copy(const Context& c, const Node& n, const IndexCopyParams& p) {
+  const IndexCopyPlan plan = plan_index_copy(n, p);
+  if (plan.units == 0) return Status::ok();
+  return by_size(plan.unit, "index_copy kernel", [&](auto u) {
     using E = decltype(u);
-    with_index_type(narrow, [&](auto i) {
+    with_index_type(plan.narrow, [&](auto i) {
       using I = decltype(i);
-      launch_overlapped(index_copy_kernel<E, I>, grid_for(units), kThreads, 0, c.stream,
-          static_cast<const E*>(x.data), static_cast<E*>(dst.data), static_cast<I>(units),
-          cache_rows<I>(dst, dim, index, c.error_flag, per_unit),
-          SeqMajorRows<I>(p.x_seq_major, dst.shape[1], index.shape[0]));
+      launch_overlapped(index_copy_kernel<E, I>, grid_for(plan.units), kThreads, 0, c.stream,
+                        index_copy_args<E, I>(c, n, p, plan));
     });
   });
 }

@@ -2,6 +2,7 @@
 // of x's RMS-normalized rows, optionally storing its rotated rows into a KV cache as IndexCopy
 // would. Each intermediate is rounded to the tensors' dtype, as the unfused ops round (the CPU
 // reference: cpu/elementwise.cpp).
+#include "engine/cuda/cache_copy.cuh"
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
 
@@ -163,14 +164,40 @@ __device__ __forceinline__ void rope_normed_row(const RopeArgs<E, I>& a, I row, 
 // The loop's work item w is (row, item) without a norm, (row, lane of its group) with one. The
 // groups never straddle a warp or the loop's end: the group divides 32 and so the block size and
 // the grid stride, and `items` is a whole number of groups.
+// `first` and `stride` come from the threads given to this rotation (a whole grid, or a block
+// range of a group launch): whole blocks, so whole warps.
 template <class E, int N, class I, bool kNorm>
-__global__ void rope_kernel(RopeArgs<E, I> a) {
-  begin_dependent_grid();
-  for (I w = grid_first<I>(); w < a.items; w += grid_stride<I>()) {
+__device__ __forceinline__ void rope_items(const RopeArgs<E, I>& a, I first, I stride) {
+  for (I w = first; w < a.items; w += stride) {
     I item;
     const I row = a.row_items.divmod(w, item);
     if constexpr (kNorm) rope_normed_row<E, N>(a, row, item);
     else rope_store<E, N>(a, rope_load<E, N>(a, row, rope_x_row(a, row), item));
+  }
+}
+
+template <class E, int N, class I, bool kNorm>
+__global__ void rope_kernel(RopeArgs<E, I> a) {
+  begin_dependent_grid();
+  rope_items<E, N, I, kNorm>(a, grid_first<I>(), grid_stride<I>());
+}
+
+// A decode layer's independent small launches as one (rope_group): blocks [0, q_blocks) rotate q,
+// the next k_blocks rotate k (into its cache), the rest write v's cache rows (none: no v).
+template <class E, int N, class I, bool kNorm>
+__global__ void rope_group_kernel(RopeArgs<E, I> q, RopeArgs<E, I> k, IndexCopyArgs<uint4, I> v, unsigned q_blocks,
+                                  unsigned k_blocks) {
+  begin_dependent_grid();
+  const unsigned block = blockIdx.x, threads = blockDim.x;
+  if (block < q_blocks) {
+    rope_items<E, N, I, kNorm>(q, static_cast<I>(block * threads + threadIdx.x), static_cast<I>(q_blocks * threads));
+  } else if (block < q_blocks + k_blocks) {
+    rope_items<E, N, I, kNorm>(k, static_cast<I>((block - q_blocks) * threads + threadIdx.x),
+                               static_cast<I>(k_blocks * threads));
+  } else {
+    const unsigned v_blocks = gridDim.x - q_blocks - k_blocks;
+    index_copy_units(v, static_cast<I>((block - q_blocks - k_blocks) * threads + threadIdx.x),
+                     static_cast<I>(v_blocks * threads));
   }
 }
 
@@ -182,74 +209,175 @@ int64_t rope_lane_group(int64_t per_row) {
   return group;
 }
 
-// One of rope_kernel's four forms: 16-byte or scalar items, with or without a norm.
+// Calls launch(N, kNorm) as integral constants for one of the kernels' four forms: 16-byte
+// (kVec elements) or scalar items, with or without a norm.
+template <int kVec, class Launch>
+void with_rope_form(bool vector, bool norm, Launch&& launch) {
+  using std::integral_constant;
+  if (vector && norm) launch(integral_constant<int, kVec>{}, std::true_type{});
+  else if (vector) launch(integral_constant<int, kVec>{}, std::false_type{});
+  else if (norm) launch(integral_constant<int, 1>{}, std::true_type{});
+  else launch(integral_constant<int, 1>{}, std::false_type{});
+}
+
 template <class E, int kVec, class I>
 void launch_rope(const Context& c, const RopeArgs<E, I>& a, bool vector, bool norm) {
-  const unsigned grid = grid_for(a.items);
-  if (vector && norm) launch_overlapped(rope_kernel<E, kVec, I, true>, grid, kThreads, 0, c.stream, a);
-  else if (vector) launch_overlapped(rope_kernel<E, kVec, I, false>, grid, kThreads, 0, c.stream, a);
-  else if (norm) launch_overlapped(rope_kernel<E, 1, I, true>, grid, kThreads, 0, c.stream, a);
-  else launch_overlapped(rope_kernel<E, 1, I, false>, grid, kThreads, 0, c.stream, a);
+  with_rope_form<kVec>(vector, norm, [&](auto n, auto with_norm) {
+    launch_overlapped(rope_kernel<E, decltype(n)::value, I, decltype(with_norm)::value>, grid_for(a.items), kThreads, 0, c.stream, a);
+  });
+}
+
+// What a Rope node's launch is made of before its element and index types are chosen.
+struct RopePlan {
+  TensorRef rows;  // the rotated value (rope_rows)
+  OperandWalk<2> walk;
+  bool to_cache = false, narrow = false, vector = false, norm = false;
+  int64_t dim = 0, half = 0, per_row = 0;
+  int64_t row_work = 0, items = 0;  // the loop's work items per row and in all (0: nothing to do)
+};
+
+// With a cache (p.cache_dim >= 0) n.out is the cache and the rotated value (rope_rows) is walked
+// instead, each element stored into its cache row (and into extra_out[0] when present).
+RopePlan plan_rope(const Node& n, const RopeParams& p) {
+  const TensorRef &x = n.in[0], &cos = n.in[1], &sin = n.in[2];
+  RopePlan plan;
+  plan.rows = rope_rows(n, p);
+  const TensorRef& rows = plan.rows;
+  const int64_t count = rows.numel();
+  if (count == 0) return plan;
+  const TensorRef* tables[2] = {&cos, &sin};
+  plan.walk = broadcast_walk<2>(rows, tables);
+  plan.to_cache = p.cache_dim >= 0;
+  int64_t cache_inner = 1;
+  for (int d = p.cache_dim + 1; plan.to_cache && d < n.out.rank; ++d) cache_inner *= n.out.shape[d];
+  plan.narrow = plan.walk.fits_index32() && fits_index32(x.numel()) && (!plan.to_cache || fits_index32(n.out.numel()));
+  plan.dim = rows.size(-1);
+  plan.half = plan.dim / 2;
+  const int64_t vec = 16 / static_cast<int64_t>(dtype_size(rows.dtype));
+  // 16-byte items where a row's half is whole vectors, the tables are not broadcast along D (so
+  // their N elements are contiguous) and every pointer (and cache row) is 16-byte aligned.
+  const int last = rows.rank - 1;
+  const TensorRef* norm_weight = rope_norm_weight(n, p);
+  plan.vector = plan.half % vec == 0 && plan.walk.strides[0][last] == 1 && plan.walk.strides[1][last] == 1 &&
+                all_aligned16({x.data, cos.data, sin.data, rows.data, norm_weight ? norm_weight->data : nullptr}) &&
+                (!plan.to_cache || (aligned16(n.out.data) && cache_inner % vec == 0));
+  plan.norm = p.norm.has_value();
+  plan.per_row = plan.vector ? plan.half / vec : plan.half;
+  plan.row_work = plan.norm ? rope_lane_group(plan.per_row) : plan.per_row;
+  plan.items = count / plan.dim * plan.row_work;
+  return plan;
+}
+
+template <class E, class I>
+RopeArgs<E, I> rope_args(const Context& c, const Node& n, const RopeParams& p, const RopePlan& plan) {
+  const TensorRef &x = n.in[0], &cos = n.in[1], &sin = n.in[2];
+  const int last = plan.rows.rank - 1;
+  RopeArgs<E, I> a{plan.walk.indexer<I>(), static_cast<const E*>(x.data), static_cast<const E*>(cos.data),
+                   static_cast<const E*>(sin.data), static_cast<E*>(plan.rows.data), static_cast<I>(plan.items),
+                   static_cast<I>(plan.dim), static_cast<I>(plan.half),
+                   {static_cast<I>(plan.walk.strides[0][last]), static_cast<I>(plan.walk.strides[1][last])},
+                   DivMod<I>(plan.row_work), SeqMajorRows<I>(p.x_seq_major, plan.rows.shape[1], plan.rows.shape[2]),
+                   nullptr, {}};
+  if (plan.to_cache) {
+    a.cache = static_cast<E*>(n.out.data);
+    a.cache_rows = cache_rows<I>(n.out, p.cache_dim, n.in[3], c.error_flag);
+  } else {
+    // No positions to read, but the kernel reads one anyway (the error word, a valid int,
+    // never placed): a branch around the position loads would let the compiler schedule
+    // x's loads and their conversions first, and the positions' loads would wait for x's.
+    a.cache_rows = CacheRows<I>{c.error_flag, DType::I32, DivMod<I>(1), DivMod<I>(1), 0, c.error_flag};
+  }
+  if (p.norm) {
+    const TensorRef* weight = rope_norm_weight(n, p);
+    a.per_row = static_cast<I>(plan.per_row);
+    a.norm_weight = weight ? static_cast<const E*>(weight->data) : nullptr;
+    a.norm_eps = static_cast<float>(p.norm->eps);
+    a.unit_offset = p.norm->unit_offset;
+    a.round_normalized = p.norm->round_normalized;
+  }
+  return a;
 }
 
 }  // namespace
 
-// With a cache (p.cache_dim >= 0) n.out is the cache and the rotated value (rope_rows) is walked
-// instead, each element stored into its cache row (and into extra_out[0] when present).
 Status rope(const Context& c, const Node& n, const RopeParams& p) {
-  const TensorRef &x = n.in[0], &cos = n.in[1], &sin = n.in[2];
-  const TensorRef rows = rope_rows(n, p);
-  const TensorRef* norm_weight = rope_norm_weight(n, p);
-  const int64_t count = rows.numel();
-  if (count == 0) return Status::ok();
-  const TensorRef* tables[2] = {&cos, &sin};
-  const OperandWalk<2> walk = broadcast_walk<2>(rows, tables);
-  const bool to_cache = p.cache_dim >= 0;
-  int64_t cache_inner = 1;
-  for (int d = p.cache_dim + 1; to_cache && d < n.out.rank; ++d) cache_inner *= n.out.shape[d];
-  const bool narrow = walk.fits_index32() && fits_index32(x.numel()) && (!to_cache || fits_index32(n.out.numel()));
-  const int64_t dim = rows.size(-1), half = dim / 2, vec = 16 / static_cast<int64_t>(dtype_size(rows.dtype));
-  // 16-byte items where a row's half is whole vectors, the tables are not broadcast along D (so
-  // their N elements are contiguous) and every pointer (and cache row) is 16-byte aligned.
-  const int last = rows.rank - 1;
-  const void* weight = norm_weight ? norm_weight->data : nullptr;
-  const bool vector = half % vec == 0 && walk.strides[0][last] == 1 && walk.strides[1][last] == 1 &&
-                      all_aligned16({x.data, cos.data, sin.data, rows.data, weight}) &&
-                      (!to_cache || (aligned16(n.out.data) && cache_inner % vec == 0));
-  const int64_t per_row = vector ? half / vec : half;
-  const int64_t row_work = p.norm ? rope_lane_group(per_row) : per_row;  // the loop's items per row
-  const int64_t items = count / dim * row_work;
-  with_float_storage(rows.dtype, [&](auto e) {
+  const RopePlan plan = plan_rope(n, p);
+  if (plan.items == 0) return Status::ok();
+  with_float_storage(plan.rows.dtype, [&](auto e) {
     using E = decltype(e);
-    constexpr int kVec = 16 / sizeof(E);
-    with_index_type(narrow, [&](auto index) {
+    with_index_type(plan.narrow, [&](auto index) {
       using I = decltype(index);
-      RopeArgs<E, I> a{walk.indexer<I>(), static_cast<const E*>(x.data), static_cast<const E*>(cos.data),
-                       static_cast<const E*>(sin.data), static_cast<E*>(rows.data), static_cast<I>(items),
-                       static_cast<I>(dim), static_cast<I>(half),
-                       {static_cast<I>(walk.strides[0][last]), static_cast<I>(walk.strides[1][last])},
-                       DivMod<I>(row_work), SeqMajorRows<I>(p.x_seq_major, rows.shape[1], rows.shape[2]),
-                       nullptr, {}};
-      if (to_cache) {
-        a.cache = static_cast<E*>(n.out.data);
-        a.cache_rows = cache_rows<I>(n.out, p.cache_dim, n.in[3], c.error_flag);
-      } else {
-        // No positions to read, but the kernel reads one anyway (the error word, a valid int,
-        // never placed): a branch around the position loads would let the compiler schedule
-        // x's loads and their conversions first, and the positions' loads would wait for x's.
-        a.cache_rows = CacheRows<I>{c.error_flag, DType::I32, DivMod<I>(1), DivMod<I>(1), 0, c.error_flag};
-      }
-      if (p.norm) {
-        a.per_row = static_cast<I>(per_row);
-        a.norm_weight = static_cast<const E*>(weight);
-        a.norm_eps = static_cast<float>(p.norm->eps);
-        a.unit_offset = p.norm->unit_offset;
-        a.round_normalized = p.norm->round_normalized;
-      }
-      launch_rope<E, kVec>(c, a, vector, p.norm.has_value());
+      launch_rope<E, 16 / sizeof(E)>(c, rope_args<E, I>(c, n, p, plan), plan.vector, plan.norm);
     });
   });
   ETGPU_CUDA_LAUNCH_CHECK("rope kernel");
+  return Status::ok();
+}
+
+namespace {
+
+// Whether the bytes of two tensors intersect (a tensor without data has none).
+bool overlaps(const TensorRef& a, const TensorRef& b) {
+  if (!a.data || !b.data) return false;
+  const auto* pa = static_cast<const char*>(a.data);
+  const auto* pb = static_cast<const char*>(b.data);
+  return pa < pb + b.nbytes() && pb < pa + a.nbytes();
+}
+
+template <class F>
+void for_each_output(const Node& n, F&& f) {
+  f(n.out);
+  for (const TensorRef& t : n.extra_out) f(t);
+}
+
+// Whether `later` may run beside `earlier`: it reads nothing `earlier` writes and writes nothing
+// `earlier` reads or writes.
+bool independent(const Node& earlier, const Node& later) {
+  bool clash = false;
+  for_each_output(earlier, [&](const TensorRef& w) {
+    for (const TensorRef& r : later.in) clash |= overlaps(w, r);
+    for_each_output(later, [&](const TensorRef& w2) { clash |= overlaps(w, w2); });
+  });
+  for_each_output(later, [&](const TensorRef& w) {
+    for (const TensorRef& r : earlier.in) clash |= overlaps(w, r);
+  });
+  return !clash;
+}
+
+}  // namespace
+
+Status rope_group(const Context& c, const Node* nodes, size_t count, size_t* ran) {
+  *ran = 0;
+  if (!rope_group_enabled() || count < 2) return Status::ok();
+  const auto* qp = std::get_if<RopeParams>(&nodes[0].params);
+  const auto* kp = std::get_if<RopeParams>(&nodes[1].params);
+  if (!qp || !kp || !independent(nodes[0], nodes[1])) return Status::ok();
+  const RopePlan q = plan_rope(nodes[0], *qp), k = plan_rope(nodes[1], *kp);
+  if (q.items == 0 || k.items == 0 || q.rows.dtype != k.rows.dtype || q.narrow != k.narrow || q.vector != k.vector ||
+      q.norm != k.norm) {
+    return Status::ok();
+  }
+  // v's cache write joins when it is independent of both and moves 16-byte units.
+  const auto* vp = count > 2 ? std::get_if<IndexCopyParams>(&nodes[2].params) : nullptr;
+  const IndexCopyPlan v = vp ? plan_index_copy(nodes[2], *vp) : IndexCopyPlan{};
+  const bool with_v = vp && v.units > 0 && v.unit == 16 && v.narrow == q.narrow && independent(nodes[0], nodes[2]) &&
+                      independent(nodes[1], nodes[2]);
+  const unsigned q_blocks = grid_for(q.items), k_blocks = grid_for(k.items);
+  const unsigned blocks = q_blocks + k_blocks + (with_v ? grid_for(v.units) : 0);
+  with_float_storage(q.rows.dtype, [&](auto e) {
+    using E = decltype(e);
+    with_index_type(q.narrow, [&](auto index) {
+      using I = decltype(index);
+      const IndexCopyArgs<uint4, I> v_args = with_v ? index_copy_args<uint4, I>(c, nodes[2], *vp, v) : IndexCopyArgs<uint4, I>{};
+      const RopeArgs<E, I> q_args = rope_args<E, I>(c, nodes[0], *qp, q), k_args = rope_args<E, I>(c, nodes[1], *kp, k);
+      with_rope_form<16 / sizeof(E)>(q.vector, q.norm, [&](auto n, auto with_norm) {
+        launch_overlapped(rope_group_kernel<E, decltype(n)::value, I, decltype(with_norm)::value>, blocks, kThreads, 0, c.stream, q_args, k_args, v_args,
+                          q_blocks, k_blocks);
+      });
+    });
+  });
+  ETGPU_CUDA_LAUNCH_CHECK("rope group kernel");
+  *ran = with_v ? 3 : 2;
   return Status::ok();
 }
 
