@@ -49,6 +49,7 @@ std::string Model::stats_json() const {
       << ", \"device_peak_bytes\": " << e.peak_bytes_allocated
       << ", \"engine_workspace_bytes\": " << e.workspace_bytes
       << ", \"graphs_captured\": " << e.graphs_captured << ", \"graph_launches\": " << e.graph_launches
+      << ", \"instructions_folded\": " << e.instructions_folded
       << ", \"last_step_gpu_ms\": " << e.last_step_gpu_ms << "}";
   return out.str();
 }

@@ -289,10 +289,11 @@ Status Executor::execute_locked(const std::vector<HostTensor>& inputs) {
   bool replayed = false;
   ETGPU_RETURN_IF_ERROR(engine_->begin_step(shape_key(syms), &replayed));
   if (!replayed) {
-    for (size_t i = 0; i < nodes_.size(); ++i) {
-      Status status = engine_->run(nodes_[i]);
-      ETGPU_CHECK(status.is_ok(), "instruction ", i, " (", op_name(nodes_[i].params), ") failed: ",
-                  status.message());
+    for (size_t i = 0, ran = 1; i < nodes_.size(); i += ran) {
+      ran = 1;
+      Status status = engine_->run_next(&nodes_[i], nodes_.size() - i, &ran);
+      ETGPU_CHECK(status.is_ok(), "instruction ", i, " (", op_name(nodes_[i].params), ran > 1 ? ", with the next" : "",
+                  ") failed: ", status.message());
     }
     stats_.instructions_run += nodes_.size();
   } else {

@@ -10,6 +10,9 @@
 // graph replays and the executor skips `run`. Inputs are uploaded into the arena before
 // begin_step, at fixed addresses, so a replay reads the new inputs. ETGPU_CUDA_GRAPHS=0 turns
 // graphs off.
+//
+// Folding: run_next runs a decode step's RmsNorm / AddRmsNorm inside the GEMV of the linear after
+// it (matmul.cpp norm_linear), one launch instead of two; ETGPU_NORM_GEMV=0 turns it off.
 #include <cuda_runtime.h>
 
 #include <cstdlib>
@@ -89,6 +92,8 @@ class CudaEngine final : public Engine {
     ctx_.quant_scratch_bytes = cuda::kQuantScratchBytes;
     ETGPU_RETURN_IF_ERROR(cuda::attention_init());
     graphs_enabled_ = !env_off("ETGPU_CUDA_GRAPHS");
+    // Read with the engine, as ETGPU_CUDA_GRAPHS: a captured graph keeps the launches it recorded.
+    fold_norms_ = !env_off("ETGPU_NORM_GEMV");
     stats_.workspace_bytes = kCublasWorkspaceBytes + kAttentionScratchBytes + kAttentionCounters * sizeof(unsigned) +
                             cuda::kQuantScratchBytes + sizeof(int);
     return Status::ok();
@@ -183,6 +188,24 @@ class CudaEngine final : public Engine {
                    [&](const AddRmsNormParams& p) { return add_rms_norm(c, node, p); },
                    [&](const SplitLinearParams& p) { return split_linear(c, node, p); }},
         node.params);
+  }
+
+  // A decode step's RMSNorm / AddRmsNorm and the linear that reads its output run as one GEMV
+  // launch (norm_linear decides from this run's shapes: prefill keeps two launches). Saves a
+  // launch and a link of the chain of dependent kernels per pair: decode is launch-bound.
+  Status run_next(const Node* nodes, size_t count, size_t* ran) override {
+    *ran = 1;
+    if (fold_norms_ && count > 1) {
+      bool fused = false;
+      const Status status = cuda::norm_linear(ctx_, nodes[0], nodes[1], &fused);
+      if (fused) *ran = 2;  // an error then names both instructions
+      ETGPU_RETURN_IF_ERROR(status);
+      if (fused) {
+        ++stats_.instructions_folded;
+        return Status::ok();
+      }
+    }
+    return run(nodes[0]);
   }
 
   Status begin_step(uint64_t shape_key, bool* replayed) override {
@@ -290,6 +313,7 @@ class CudaEngine final : public Engine {
   AllocationTracker allocations_;
   EngineStats stats_;
   bool graphs_enabled_ = true;
+  bool fold_norms_ = true;  // ETGPU_NORM_GEMV
   bool capturing_ = false;
   uint64_t capture_key_ = 0;
   cudaEvent_t step_start_ = nullptr, step_end_ = nullptr;  // around the last step, for stats
