@@ -178,3 +178,17 @@ def test_attention_runs_no_head_transposes(monkeypatch):
     # (Older transformers also transpose the rotary frequencies once per model: one Permute more.)
     assert unfused["Permute"] - fused["Permute"] == 2 * layers, (fused, unfused)
     assert sum(unfused.values()) - sum(fused.values()) == 2 * layers, (fused, unfused)
+
+
+@pytest.mark.skipif(TEST_DEVICE != "cuda", reason="a CUDA engine launch grouping")
+def test_layer_rotations_and_cache_writes_share_one_launch():
+    """On cuda each layer's Rope(q), Rope(k) into its cache and IndexCopy(v) into its cache run as
+    one launch: a prefill (too many rows for the decode-only norm folds) folds two instructions
+    per layer, and its logits still match transformers'."""
+    arch = "llama3.2-1b"
+    tokens, expected = _transformers_steps(arch)
+    model = build_hf_model(arch, "tiny", seed=0)
+    program = etgpu.Model(etgpu.compile(export_llm(model, MAX_SEQ)), device="cuda")
+    logits = program.run([tokens[:, :PREFILL], torch.arange(PREFILL)])[0]
+    assert program.stats()["instructions_folded"] == 2 * model.config.num_hidden_layers
+    assert rel_err(logits.reshape(1, -1).float(), expected[0]) <= 1e-4

@@ -32,6 +32,13 @@ struct TensorRef {
   int64_t size(int d) const { return shape[d < 0 ? d + rank : d]; }
 };
 
+// Whether two tensors share a byte (one without data has none): what decides whether two
+// instructions may run in one launch, in either order.
+inline bool bytes_overlap(const TensorRef& a, const TensorRef& b) {
+  const auto *pa = static_cast<const char*>(a.data), *pb = static_cast<const char*>(b.data);
+  return pa && pb && pa < pb + b.nbytes() && pb < pa + a.nbytes();
+}
+
 // Contiguous (row-major) strides in elements.
 inline void contiguous_strides(const TensorRef& t, int64_t* strides) {
   int64_t s = 1;

@@ -12,7 +12,9 @@
 // graphs off.
 //
 // Folding: run_next runs a decode step's RmsNorm / AddRmsNorm inside the GEMV of the linear after
-// it (matmul.cpp norm_linear), one launch instead of two; ETGPU_NORM_GEMV=0 turns it off.
+// it (matmul.cpp norm_linear), one launch instead of two; ETGPU_NORM_GEMV=0 turns it off. It also
+// runs a layer's q and k Ropes and v's cache IndexCopy as one launch (rope.cu rope_group);
+// ETGPU_ROPE_GROUP=0 turns that off.
 #include <cuda_runtime.h>
 
 #include <cstdlib>
@@ -94,6 +96,7 @@ class CudaEngine final : public Engine {
     graphs_enabled_ = !env_off("ETGPU_CUDA_GRAPHS");
     // Read with the engine, as ETGPU_CUDA_GRAPHS: a captured graph keeps the launches it recorded.
     fold_norms_ = !env_off("ETGPU_NORM_GEMV");
+    group_ropes_ = !env_off("ETGPU_ROPE_GROUP");
     stats_.workspace_bytes = kCublasWorkspaceBytes + kAttentionScratchBytes + kAttentionCounters * sizeof(unsigned) +
                             cuda::kQuantScratchBytes + sizeof(int);
     return Status::ok();
@@ -202,6 +205,15 @@ class CudaEngine final : public Engine {
       ETGPU_RETURN_IF_ERROR(status);
       if (fused) {
         ++stats_.instructions_folded;
+        return Status::ok();
+      }
+    }
+    if (group_ropes_ && count > 1) {
+      size_t grouped = 0;
+      ETGPU_RETURN_IF_ERROR(cuda::rope_group(ctx_, nodes, count, &grouped));
+      if (grouped) {
+        *ran = grouped;
+        stats_.instructions_folded += grouped - 1;
         return Status::ok();
       }
     }
@@ -314,6 +326,7 @@ class CudaEngine final : public Engine {
   EngineStats stats_;
   bool graphs_enabled_ = true;
   bool fold_norms_ = true;  // ETGPU_NORM_GEMV
+  bool group_ropes_ = true;  // ETGPU_ROPE_GROUP
   bool capturing_ = false;
   uint64_t capture_key_ = 0;
   cudaEvent_t step_start_ = nullptr, step_end_ = nullptr;  // around the last step, for stats
@@ -326,11 +339,6 @@ class CudaEngine final : public Engine {
 
 bool cuda::overlap_enabled() {
   static const bool enabled = !env_off("ETGPU_PDL");  // read once: a graph keeps what it captured
-  return enabled;
-}
-
-bool cuda::rope_group_enabled() {
-  static const bool enabled = !env_off("ETGPU_ROPE_GROUP");
   return enabled;
 }
 

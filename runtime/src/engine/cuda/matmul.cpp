@@ -124,11 +124,6 @@ Status split_linear(const Context& c, const Node& n, const SplitLinearParams& p)
 
 namespace {
 
-bool overlap(const TensorRef& x, const TensorRef& y) {
-  const auto *xb = static_cast<const uint8_t*>(x.data), *yb = static_cast<const uint8_t*>(y.data);
-  return xb && yb && xb < yb + y.nbytes() && yb < xb + x.nbytes();
-}
-
 // Whether the folded launch would race: block 0 writes the norm's outputs while other blocks
 // still read its inputs, and the product's outputs are written while some block may not have read
 // the norm's inputs yet (or, for the norm's outputs, may overwrite them). Separate launches order
@@ -136,9 +131,9 @@ bool overlap(const TensorRef& x, const TensorRef& y) {
 // sum nothing reads) to the linear's outputs, so any shared byte keeps the two launches.
 bool folding_races(const Node& norm, const Node& linear) {
   auto written_by_linear = [&](const TensorRef& t) {
-    if (overlap(t, linear.out)) return true;
+    if (bytes_overlap(t, linear.out)) return true;
     for (const TensorRef& o : linear.extra_out) {
-      if (overlap(t, o)) return true;
+      if (bytes_overlap(t, o)) return true;
     }
     return false;
   };
@@ -149,7 +144,7 @@ bool folding_races(const Node& norm, const Node& linear) {
     if (!r) continue;
     if (written_by_linear(*r)) return true;
     for (const TensorRef* w : writes) {
-      if (w && overlap(*r, *w)) return true;
+      if (w && bytes_overlap(*r, *w)) return true;
     }
   }
   for (const TensorRef* w : writes) {

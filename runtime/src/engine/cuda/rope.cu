@@ -316,14 +316,6 @@ Status rope(const Context& c, const Node& n, const RopeParams& p) {
 
 namespace {
 
-// Whether the bytes of two tensors intersect (a tensor without data has none).
-bool overlaps(const TensorRef& a, const TensorRef& b) {
-  if (!a.data || !b.data) return false;
-  const auto* pa = static_cast<const char*>(a.data);
-  const auto* pb = static_cast<const char*>(b.data);
-  return pa < pb + b.nbytes() && pb < pa + a.nbytes();
-}
-
 template <class F>
 void for_each_output(const Node& n, F&& f) {
   f(n.out);
@@ -335,11 +327,11 @@ void for_each_output(const Node& n, F&& f) {
 bool independent(const Node& earlier, const Node& later) {
   bool clash = false;
   for_each_output(earlier, [&](const TensorRef& w) {
-    for (const TensorRef& r : later.in) clash |= overlaps(w, r);
-    for_each_output(later, [&](const TensorRef& w2) { clash |= overlaps(w, w2); });
+    for (const TensorRef& r : later.in) clash |= bytes_overlap(w, r);
+    for_each_output(later, [&](const TensorRef& w2) { clash |= bytes_overlap(w, w2); });
   });
   for_each_output(later, [&](const TensorRef& w) {
-    for (const TensorRef& r : earlier.in) clash |= overlaps(w, r);
+    for (const TensorRef& r : earlier.in) clash |= bytes_overlap(w, r);
   });
   return !clash;
 }
@@ -348,7 +340,7 @@ bool independent(const Node& earlier, const Node& later) {
 
 Status rope_group(const Context& c, const Node* nodes, size_t count, size_t* ran) {
   *ran = 0;
-  if (!rope_group_enabled() || count < 2) return Status::ok();
+  if (count < 2) return Status::ok();
   const auto* qp = std::get_if<RopeParams>(&nodes[0].params);
   const auto* kp = std::get_if<RopeParams>(&nodes[1].params);
   if (!qp || !kp || !independent(nodes[0], nodes[1])) return Status::ok();
