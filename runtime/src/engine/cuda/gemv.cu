@@ -14,6 +14,8 @@
 // only the epilogue's store address depends on it. With a Glu output the column groups pair gate
 // column j with up column N/2 + j instead of adjacent columns (two row pointers set differently,
 // the weight as stored), so one group's epilogue has both halves of act(gate) * up.
+// With a norm prologue (GemvNorm: a decode step's RMSNorm folded into the product that reads it),
+// each block first computes a's rows into shared memory and the product reads them from there.
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
 #include "engine/cuda/gemv.h"
@@ -239,9 +241,9 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* 
   gemv_body<T, M, kNoNorm>(a, w, out, s, GemvNorm{});
 }
 
-// The prologue's extra registers must not cost a block per SM (bytes of w in flight, and a decode
-// grid that fits one wave at 4 blocks per SM needs two at 3): as many blocks as the plain instance
-// of M gets (ptxas, sm_90a: 64, 76, 80, 94 registers for M = 1..4). At 64 registers some M = 1
+// The prologue's extra registers must not cost a block per SM (bytes of w in flight; qwen3-0.6b's
+// q/k/v, 512 blocks, is one wave on 132 SMs at 4 blocks per SM and two at 3): as many blocks as the
+// plain bf16 instance of M gets (ptxas, sm_90a: 64, 76, 80, 94 registers for M = 1..4). At 64 registers some M = 1
 // instances spill up to 28 bytes of addresses, reloaded once per pass of the loop.
 constexpr int norm_min_blocks(int m) { return m == 1 ? 4 : m <= 3 ? 3 : 2; }
 
