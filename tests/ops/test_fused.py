@@ -9,10 +9,7 @@ from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 import etgpu
 import etgpu.lower.passes as passes
-from etgpu import container, describe
-from etgpu.ir.Op import Op
-from etgpu.ir.Storage import Storage
-from parity import TEST_DEVICE, Fn, assert_close, check_module, export, randn
+from parity import TEST_DEVICE, Fn, check_module, export, randn
 from test_norm import _gemma_rms_norm, _llama_rms_norm, instruction_ops
 
 FLOATS = [torch.float32, torch.float16, torch.bfloat16]
@@ -298,7 +295,7 @@ class _UnitRmsNorm(torch.nn.Module):
         return _unit_rms_norm(h)
 
 
-_RMS_NORMS = {"qwen": _llama_rms_norm, "gemma": _gemma_rms_norm, "unweighted": lambda size, dtype: _UnitRmsNorm()}
+_QK_NORMS = {"qwen": _llama_rms_norm, "gemma": _gemma_rms_norm, "unweighted": lambda size, dtype: _UnitRmsNorm()}
 
 
 class _QkNormRope(torch.nn.Module):
@@ -310,7 +307,7 @@ class _QkNormRope(torch.nn.Module):
     def __init__(self, norm, order, dim, dtype):
         super().__init__()
         self.order = order
-        self.q_norm, self.k_norm = _RMS_NORMS[norm](dim, dtype), _RMS_NORMS[norm](dim, dtype)
+        self.q_norm, self.k_norm = _QK_NORMS[norm](dim, dtype), _QK_NORMS[norm](dim, dtype)
 
     def forward(self, q, k, cos, sin):
         if self.order == "norm_first":
@@ -414,136 +411,3 @@ def test_rope_norm_not_folded_when_read_elsewhere_or_promoting():
     inputs = (q.to(torch.bfloat16), cos, sin)
     assert instruction_ops(promoting, inputs) == ["RmsNorm", "Rope"]
     check_module(promoting, inputs)
-
-
-# ---- an RMSNorm folded into the GEMV after it (CUDA engine) ------------------------------------------
-
-class _NormLinear(torch.nn.Module):
-    """A decoder layer's norm and the projections that read it: x (+ residual, an AddRmsNorm)
-    normalized, then one linear (a MatMul) or two siblings (a SplitLinear). The normalized value
-    and the sum are read again after the linear, so what the folded kernel stores for later
-    readers (its block 0) is checked too. `size`: the norm's row, K of the products."""
-
-    def __init__(self, norm, dtype, add, split, size, out=96):
-        super().__init__()
-        self.add, self.size = add, size
-        self.norm = _RMS_NORMS[norm](size, dtype)
-        self.proj = torch.nn.Linear(size, out, bias=False).to(dtype)
-        self.sibling = torch.nn.Linear(size, 40, bias=False).to(dtype) if split else None
-
-    def forward(self, x, residual=None):
-        h = x + residual if self.add else x
-        y = self.norm(h)
-        products = (self.proj(y),) + ((self.sibling(y),) if self.sibling is not None else ())
-        return products + (y * 2,) + ((h * 3,) if self.add else ())
-
-
-def _norm_linear_inputs(module, tokens, dtype):
-    return tuple(randn(1, tokens, module.size, dtype=dtype) for _ in range(2 if module.add else 1))
-
-
-def _dynamic_tokens(module):
-    tokens = torch.export.Dim("tokens", max=64)
-    return {name: {1: tokens} for name in (("x", "residual") if module.add else ("x",))}
-
-
-def _norm_linear_model(module, dtype, fold, monkeypatch):
-    """`module` compiled with a dynamic token count; its engine folds norms unless `fold` is False
-    (ETGPU_NORM_GEMV=0, read when the engine is created)."""
-    inputs = _norm_linear_inputs(module, 5, dtype)
-    monkeypatch.setenv("ETGPU_NORM_GEMV", "1" if fold else "0")
-    model = etgpu.Model(etgpu.compile(export(module.eval(), inputs, _dynamic_tokens(module))), device=TEST_DEVICE)
-    monkeypatch.delenv("ETGPU_NORM_GEMV")
-    return model
-
-
-# Row lengths that are whole 16-byte vectors but not powers of two: 1000 for a MatMul, 1536 (Qwen3
-# 1.7B's hidden size) for a SplitLinear.
-@pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("norm", ["qwen", "gemma", "unweighted"])
-@pytest.mark.parametrize("add", [False, True])
-@pytest.mark.parametrize("split", [False, True])
-def test_norm_folded_into_the_gemv_after_it(dtype, norm, add, split, monkeypatch):
-    """On cuda a decode step's norm (M = 1 or 3 rows) runs inside the GEMV of the linear after it,
-    one launch (counted in instructions_folded when run or captured, not when replayed); a prefill's
-    (M = 5, 9) keeps two launches. Either way every output matches eager, and matches the unfolded
-    launches (ETGPU_NORM_GEMV=0) to a rounding or two, over eager, captured and replayed steps."""
-    module = _NormLinear(norm, dtype, add, split, 1536 if split else 1000)
-    example = _norm_linear_inputs(module, 5, dtype)
-    assert instruction_ops(module, example)[:2] == ["AddRmsNorm" if add else "RmsNorm",
-                                                    "SplitLinear" if split else "MatMul"]
-    steps = [_norm_linear_inputs(module, t, dtype) for t in (1, 3, 9)]
-    monkeypatch.delenv("ETGPU_NORM_GEMV", raising=False)
-    check_module(module, example, dynamic_shapes=_dynamic_tokens(module), run_inputs_list=steps)
-
-    folded = _norm_linear_model(module, dtype, True, monkeypatch)
-    unfolded = _norm_linear_model(module, dtype, False, monkeypatch)
-    for _ in range(3):  # eager, captured, replayed
-        for step in steps:
-            _assert_same_rounding(folded.run(list(step)), unfolded.run(list(step)))
-    assert unfolded.stats()["instructions_folded"] == 0
-    # M = 1 and 3, eager and captured; the CPU engine folds nothing.
-    assert folded.stats()["instructions_folded"] == (4 if TEST_DEVICE == "cuda" else 0), folded.stats()
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_norm_not_folded_past_the_prologue_limits(dtype, monkeypatch):
-    """A row longer than the prologue takes (8200 > 8192 elements) keeps two launches at M = 1."""
-    module = _NormLinear("qwen", dtype, True, False, 8200, out=64)
-    model = _norm_linear_model(module, dtype, True, monkeypatch)
-    for tokens in (1, 2):
-        step = _norm_linear_inputs(module, tokens, dtype)
-        with torch.no_grad():
-            expected = module(*step)
-        for i, (a, e) in enumerate(zip(model.run(list(step)), expected)):
-            assert_close(a, e, what=f"output {i}")
-    assert model.stats()["instructions_folded"] == 0
-
-
-def _arena_bytes(graph, tid):
-    """[offset, end) of the arena bytes tensor `tid` (or its alias base) occupies; None off the arena."""
-    while graph.tensors[tid].storage == Storage.Alias:
-        tid = graph.tensors[tid].aliasOf
-    t = graph.tensors[tid]
-    return (t.offset, t.offset + t.nbytes) if t.storage == Storage.Arena else None
-
-
-def _norm_linear_pairs(graph):
-    """(norm tensors, linear outputs) of each RmsNorm / AddRmsNorm followed by a MatMul or SplitLinear."""
-    names = {v: k for k, v in vars(Op).items() if not k.startswith("_")}
-    ops = [names[ins.opType] for ins in graph.instructions]
-    for i in range(len(ops) - 1):
-        if ops[i] in ("RmsNorm", "AddRmsNorm") and ops[i + 1] in ("MatMul", "SplitLinear"):
-            norm, linear = graph.instructions[i].op, graph.instructions[i + 1].op
-            tensors = [norm.x, norm.out] + ([norm.residual, norm.sum] if ops[i] == "AddRmsNorm" else [])
-            outputs = [linear.out] if ops[i + 1] == "MatMul" else describe.id_list(linear.outs) + [linear.gluOut]
-            yield tensors, [t for t in outputs if t >= 0]
-
-
-@pytest.mark.parametrize("arch", ["qwen3-0.6b", "llama3.2-1b"])
-def test_llm_decode_folds_every_norm(arch, monkeypatch):
-    """Each of a layer's two norms and the final one comes right before the linear that reads it
-    (q/k/v, gate/up, the LM head), and the memory plan keeps the norm's tensors out of the linear's
-    outputs (else a norm input that dies there would get them, and the engine could not fold); so
-    on cuda a decode step runs every one of them inside that linear's GEMV, a prefill only the last. (The
-    layers' rope groups, also counted as folds, are off here: tests/llm/test_llm_tiny.py. Logits:
-    there too.)"""
-    monkeypatch.setenv("ETGPU_ROPE_GROUP", "0")
-    from etgpu.llm import build_hf_model, export_llm
-
-    model = build_hf_model(arch, "tiny", seed=0)
-    data = etgpu.compile(export_llm(model, 32))
-    graph = describe.parse(container.unpack(data)[0]).graph
-    pairs = list(_norm_linear_pairs(graph))
-    assert len(pairs) == 2 * model.config.num_hidden_layers + 1
-    for tensors, outputs in pairs:
-        for t in tensors:
-            for o in outputs:
-                a, b = _arena_bytes(graph, t), _arena_bytes(graph, o)
-                assert not (a and b and a[0] < b[1] and b[0] < a[1]), (t, o)
-    runner = etgpu.Model(data, device=TEST_DEVICE)
-    runner.run([torch.arange(8)[None], torch.arange(8)])
-    # A prefill's last row alone reaches the final norm and the LM head (a Slice before them).
-    assert runner.stats()["instructions_folded"] == (1 if TEST_DEVICE == "cuda" else 0)
-    runner.run([torch.tensor([[3]]), torch.tensor([8])])
-    assert runner.stats()["instructions_folded"] == (1 + len(pairs) if TEST_DEVICE == "cuda" else 0)

@@ -22,16 +22,6 @@ def tensor_nbytes(ctx: LoweringContext, tid: int) -> int:
     return max(sizes)
 
 
-# A norm followed by a linear that reads its output may run as one launch: the CUDA engine folds
-# the norm into the GEMV (gemv.cu's norm prologue), whose blocks read the norm's inputs and write
-# its outputs while other blocks already write the linear's outputs. So the norm's tensors stay
-# live through the linear: none of their bytes go to its outputs (otherwise a tensor that dies at
-# the norm, its input x, usually would). The engine checks this again at run time and keeps two
-# launches where it does not hold (payloads planned before this rule).
-_FOLDED_NORMS = ("RmsNorm", "AddRmsNorm")
-_FOLDING_LINEARS = ("MatMul", "SplitLinear")
-
-
 def _lifetimes(ctx: LoweringContext):
     """(first, last) instruction index per tensor id; aliases count as uses of their base."""
     n = len(ctx.instructions)
@@ -47,19 +37,11 @@ def _lifetimes(ctx: LoweringContext):
         first[r] = min(first.get(r, index), index)
         last[r] = max(last.get(r, index), index)
 
-    def folds_into_next(index, ins):
-        if ins.op not in _FOLDED_NORMS or index + 1 == n or ctx.instructions[index + 1].op not in _FOLDING_LINEARS:
-            return False
-        outputs = {root(tid) for tid in ins.writes}
-        return any(root(tid) in outputs for tid in ctx.instructions[index + 1].reads)
-
     for tid in ctx.inputs:
         touch(tid, -1)
     for index, ins in enumerate(ctx.instructions):
-        live_until = index + 1 if folds_into_next(index, ins) else index
         for tid in ins.reads + ins.writes:
             touch(tid, index)
-            touch(tid, live_until)
     for tid in ctx.outputs:
         touch(tid, n)
     return first, last

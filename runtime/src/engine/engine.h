@@ -20,8 +20,9 @@ struct EngineStats {
   size_t workspace_bytes = 0;     // fixed engine scratch (cuBLASLt, attention), not in the above
   uint64_t graphs_captured = 0;   // CUDA graphs recorded (one per repeating shape key)
   uint64_t graph_launches = 0;    // steps executed by launching a recorded graph
-  // Instructions an engine ran inside the next one's launch (run_next: CUDA folds a decode step's
-  // RMSNorm into the GEMV after it), counted when the step runs or is captured, not when it replays.
+  // Instructions an engine ran inside another's launch (run_next: CUDA runs a layer's q and k
+  // Ropes and v's cache write as one launch), counted when the step runs or is captured, not when
+  // it replays.
   uint64_t instructions_folded = 0;
   // GPU time of the last execute's instructions (events around begin_step..end_step on the
   // engine's stream, input and output copies excluded); -1 when the engine does not measure it.
@@ -72,8 +73,8 @@ class Engine {
 
   virtual Status run(const Node& node) = 0;
   // Runs nodes[0], given the `count` - 1 instructions of the step that follow it: an engine may
-  // run nodes[1] too, as one piece of work with nodes[0] (the CUDA engine folds an RMSNorm into
-  // the GEMV that reads its output). *ran says how many instructions ran (1 or 2).
+  // run some of those too, as one piece of work with nodes[0] (the CUDA engine's rope groups).
+  // *ran says how many instructions ran, at least 1.
   virtual Status run_next(const Node* nodes, size_t count, size_t* ran) {
     *ran = 1;
     return run(nodes[0]);

@@ -82,11 +82,6 @@ Status quant_linear_tiled(const Context& c, const Node& n, const QuantLinearPara
 Status quant_embedding(const Context& c, const Node& n, const QuantEmbeddingParams& p);
 Status rope(const Context& c, const Node& n, const RopeParams& p);
 Status glu(const Context& c, const Node& n, const GluParams& p);
-// `norm` (RmsNorm / AddRmsNorm) and `linear` (MatMul / SplitLinear, the instruction after it) as
-// one GEMV launch that computes the norm first, when the linear reads the norm's output as its
-// rows and the GEMV takes them (decode: M <= 4) and no tensor of one is written while the other
-// reads it. *fused false: nothing was launched (run both as usual).
-Status norm_linear(const Context& c, const Node& norm, const Node& linear, bool* fused);
 
 // Used by matmul for its bias: out = expand(bias) before the GEMM accumulates into it.
 Status broadcast_copy(const Context& c, const TensorRef& x, const TensorRef& out);

@@ -11,10 +11,8 @@
 // begin_step, at fixed addresses, so a replay reads the new inputs. ETGPU_CUDA_GRAPHS=0 turns
 // graphs off.
 //
-// Folding: run_next runs a decode step's RmsNorm / AddRmsNorm inside the GEMV of the linear after
-// it (matmul.cpp norm_linear), one launch instead of two; ETGPU_NORM_GEMV=0 turns it off. It also
-// runs a layer's q and k Ropes and v's cache IndexCopy as one launch (rope.cu rope_group);
-// ETGPU_ROPE_GROUP=0 turns that off.
+// Grouping: run_next runs a layer's q and k Ropes and v's cache IndexCopy as one launch (rope.cu
+// rope_group); ETGPU_ROPE_GROUP=0 turns that off.
 #include <cuda_runtime.h>
 
 #include <cstdlib>
@@ -95,7 +93,6 @@ class CudaEngine final : public Engine {
     ETGPU_RETURN_IF_ERROR(cuda::attention_init());
     graphs_enabled_ = !env_off("ETGPU_CUDA_GRAPHS");
     // Read with the engine, as ETGPU_CUDA_GRAPHS: a captured graph keeps the launches it recorded.
-    fold_norms_ = !env_off("ETGPU_NORM_GEMV");
     group_ropes_ = !env_off("ETGPU_ROPE_GROUP");
     stats_.workspace_bytes = kCublasWorkspaceBytes + kAttentionScratchBytes + kAttentionCounters * sizeof(unsigned) +
                             cuda::kQuantScratchBytes + sizeof(int);
@@ -193,21 +190,11 @@ class CudaEngine final : public Engine {
         node.params);
   }
 
-  // A decode step's RMSNorm / AddRmsNorm and the linear that reads its output run as one GEMV
-  // launch (norm_linear decides from this run's shapes: prefill keeps two launches). Saves a
-  // launch and a link of the chain of dependent kernels per pair: decode is launch-bound.
+  // A layer's q and k rotations and v's cache write run as one launch (rope_group decides from
+  // this run's nodes). Saves two launches and links of the chain of dependent kernels per layer:
+  // decode is launch-bound.
   Status run_next(const Node* nodes, size_t count, size_t* ran) override {
     *ran = 1;
-    if (fold_norms_ && count > 1) {
-      bool fused = false;
-      const Status status = cuda::norm_linear(ctx_, nodes[0], nodes[1], &fused);
-      if (fused) *ran = 2;  // an error then names both instructions
-      ETGPU_RETURN_IF_ERROR(status);
-      if (fused) {
-        ++stats_.instructions_folded;
-        return Status::ok();
-      }
-    }
     if (group_ropes_ && count > 1) {
       size_t grouped = 0;
       ETGPU_RETURN_IF_ERROR(cuda::rope_group(ctx_, nodes, count, &grouped));
@@ -325,7 +312,6 @@ class CudaEngine final : public Engine {
   AllocationTracker allocations_;
   EngineStats stats_;
   bool graphs_enabled_ = true;
-  bool fold_norms_ = true;  // ETGPU_NORM_GEMV
   bool group_ropes_ = true;  // ETGPU_ROPE_GROUP
   bool capturing_ = false;
   uint64_t capture_key_ = 0;

@@ -14,8 +14,6 @@
 // only the epilogue's store address depends on it. With a Glu output the column groups pair gate
 // column j with up column N/2 + j instead of adjacent columns (two row pointers set differently,
 // the weight as stored), so one group's epilogue has both halves of act(gate) * up.
-// With a norm prologue (GemvNorm: a decode step's RMSNorm folded into the product that reads it),
-// each block first computes a's rows into shared memory and the product reads them from there.
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/device.cuh"
 #include "engine/cuda/gemv.h"
@@ -72,86 +70,8 @@ __device__ __forceinline__ T* output_at(const GemvOutputs& o, int m, int64_t col
   return static_cast<T*>(base) + m * width + (col - begin);
 }
 
-// Which norm, if any, a GEMV instance computes its a rows with first (gemv_body's kNorm).
-enum NormPrologue : int { kNoNorm = 0, kRmsNorm, kAddRmsNorm };
-
-// The norm's weight, staged into shared memory by asynchronous copies issued before the kernel
-// waits for its predecessor: its latency then hides behind that kernel's tail, as the first pass's
-// weights do, and it costs no registers (those hold the first pass's weights).
-template <class T>
-__device__ __forceinline__ void stage_norm_weight(const GemvNorm& norm, int k, T* weight_s) {
-  constexpr int kVec = 16 / sizeof(T);
-  if (!norm.weight) return;
-#pragma unroll 1  // asynchronous: unrolling would only add code
-  for (int j = threadIdx.x * kVec; j < k; j += kWarps * 32 * kVec) {
-    cp_async16(smem_addr(weight_s + j), static_cast<const T*>(norm.weight) + j, true);
-  }
-  cp_async_commit();
-}
-
-// The norm of a's M rows into `rows_s` ([M, k] of T in shared memory), as the norm kernel computes
-// them (norm.cu rms_norm_vec_kernel: the same per-vector helpers, so the same roundings; only the
-// order in which a row's squares are summed differs). Block 0 also stores the sum and the output
-// for the instructions after the product. Every thread of the block takes part (barriers).
-template <class T, int M, bool kAdd>
-__device__ __forceinline__ void norm_rows(const GemvNorm& norm, int k, T* rows_s, const T* weight_s) {
-  constexpr int kVec = 16 / sizeof(T);
-  __shared__ float squares[kWarps][M];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const bool writer = blockIdx.x == 0;
-  const auto* x = static_cast<const T*>(norm.x);
-  const auto* residual = static_cast<const T*>(norm.residual);
-  float q[M] = {};
-  // First pass: the input rows (x, or x + residual as the separate add rounds it) into shared memory
-  // and each row's sum of squares; all of a step's M loads are issued before any is used.
-  for (int j = threadIdx.x * kVec; j < k; j += kWarps * 32 * kVec) {
-    float v[M][kVec];
-#pragma unroll
-    for (int m = 0; m < M; ++m) rms_norm_input_vec<T, kAdd>(x + m * k + j, kAdd ? residual + m * k + j : nullptr, v[m]);
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      if (kAdd && writer) store_vec(static_cast<T*>(norm.sum) + m * k + j, v[m]);
-#pragma unroll
-      for (int t = 0; t < kVec; ++t) q[m] += v[m][t] * v[m][t];
-      store_vec(rows_s + m * k + j, v[m]);  // exact: the input is already of T
-    }
-  }
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const float total = warp_reduce(q[m], SumOp());
-    if (lane == 0) squares[warp][m] = total;
-  }
-  cp_async_wait<0>();  // the weight vectors this thread copied, which are the ones it reads below
-  __syncthreads();
-  float rstd[M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    float total = 0.f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) total += squares[w][m];
-    rstd[m] = rms_rstd(total, k, norm.eps);
-  }
-  // Second pass: each thread normalizes the vectors it stored itself, then all the block's rows
-  // must be in place before any warp's product reads them.
-  for (int j = threadIdx.x * kVec; j < k; j += kWarps * 32 * kVec) {
-    float w[kVec] = {};
-    if (norm.weight) load_vec(weight_s + j, w);
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float v[kVec];
-      load_vec(rows_s + m * k + j, v);
-      rms_normalize_vec<T>(v, rstd[m], norm.round_normalized, norm.weight != nullptr, w, norm.unit_offset);
-      store_vec(rows_s + m * k + j, v);
-      if (writer) store_vec(static_cast<T*>(norm.out) + m * k + j, v);
-    }
-  }
-  __syncthreads();
-}
-
-// The product; with kNorm, `a` is ignored and the rows come from norm_rows (shared memory).
-template <class T, int M, int kNorm>
-__device__ __forceinline__ void gemv_body(const T* a, const T* w, const GemvOutputs& out, const GemvShape& s,
-                                          const GemvNorm& norm) {
+template <class T, int M>
+__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* w, GemvOutputs out, GemvShape s) {
   constexpr int kVec = 16 / sizeof(T);
   __shared__ float partial[kWarps][M][kCols];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -168,20 +88,8 @@ __device__ __forceinline__ void gemv_body(const T* a, const T* w, const GemvOutp
   const bool active = column_group < s.groups;
   uint4 wv[kUnroll][kCols];
   if (active) load_weights<T>(rows, k0, step, s.k, wv);
-  if constexpr (kNorm != kNoNorm) {
-    extern __shared__ uint4 norm_shared[];  // [k] weight, then [M, k] rows, of T
-    T* weight_s = reinterpret_cast<T*>(norm_shared);
-    const int k = static_cast<int>(s.k);  // at most kGemvNormMaxK
-    stage_norm_weight<T>(norm, k, weight_s);
-    wait_previous_grid();
-    release_next_grid();
-    T* rows_s = weight_s + k;
-    norm_rows<T, M, kNorm == kAddRmsNorm>(norm, k, rows_s, weight_s);
-    a = rows_s;
-  } else {
-    wait_previous_grid();
-    release_next_grid();
-  }
+  wait_previous_grid();
+  release_next_grid();
   float acc[M][kCols] = {};
   while (active && k0 < s.k) {
 #pragma unroll
@@ -234,25 +142,6 @@ __device__ __forceinline__ void gemv_body(const T* a, const T* w, const GemvOutp
   }
 }
 
-// Two kernels over one body, so that the plain product's instance (signature and code) does not
-// change with the norm prologue.
-template <class T, int M>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* a, const T* w, GemvOutputs out, GemvShape s) {
-  gemv_body<T, M, kNoNorm>(a, w, out, s, GemvNorm{});
-}
-
-// The prologue's extra registers must not cost a block per SM (bytes of w in flight; qwen3-0.6b's
-// q/k/v, 512 blocks, is one wave on 132 SMs at 4 blocks per SM and two at 3): as many blocks as the
-// plain bf16 instance of M gets (ptxas, sm_90a: 64, 76, 80, 94 registers for M = 1..4). At 64 registers some M = 1
-// instances spill up to 28 bytes of addresses, reloaded once per pass of the loop.
-constexpr int norm_min_blocks(int m) { return m == 1 ? 4 : m <= 3 ? 3 : 2; }
-
-template <class T, int M, int kNorm>
-__global__ void __launch_bounds__(kWarps * 32, norm_min_blocks(M))
-    gemv_norm_kernel(const T* w, GemvOutputs out, GemvShape s, GemvNorm norm) {
-  gemv_body<T, M, kNorm>(nullptr, w, out, s, norm);
-}
-
 template <class T>
 cudaError_t launch_rows(const T* a, const T* w, const GemvOutputs& out, int64_t m, const GemvShape& s, unsigned grid,
                         cudaStream_t stream) {
@@ -263,22 +152,6 @@ cudaError_t launch_rows(const T* a, const T* w, const GemvOutputs& out, int64_t 
     case 3: return launch_overlapped(gemv_kernel<T, 3>, grid, block, 0, stream, a, w, out, s);
     case 4: return launch_overlapped(gemv_kernel<T, 4>, grid, block, 0, stream, a, w, out, s);
     default: return launch_overlapped(gemv_kernel<T, kGemvMaxRows>, grid, block, 0, stream, a, w, out, s);
-  }
-}
-
-// Shared memory of a norm prologue: the weight's row and the M rows of a.
-size_t norm_shared_bytes(int64_t m, int64_t k, DType dtype) { return size_t(m + 1) * size_t(k) * dtype_size(dtype); }
-
-template <class T, int kNorm>
-cudaError_t launch_norm_rows(const T* w, const GemvOutputs& out, int64_t m, const GemvShape& s, unsigned grid,
-                             const GemvNorm& norm, cudaStream_t stream) {
-  const dim3 block(kWarps * 32);
-  const size_t smem = norm_shared_bytes(m, s.k, dtype_of<T>());
-  switch (m) {
-    case 1: return launch_overlapped(gemv_norm_kernel<T, 1, kNorm>, grid, block, smem, stream, w, out, s, norm);
-    case 2: return launch_overlapped(gemv_norm_kernel<T, 2, kNorm>, grid, block, smem, stream, w, out, s, norm);
-    case 3: return launch_overlapped(gemv_norm_kernel<T, 3, kNorm>, grid, block, smem, stream, w, out, s, norm);
-    default: return launch_overlapped(gemv_norm_kernel<T, 4, kNorm>, grid, block, smem, stream, w, out, s, norm);
   }
 }
 
@@ -297,49 +170,37 @@ int gemv_splits(int64_t n, int64_t k, int64_t vec, int num_sms) {
 }
 
 template <class T>
-cudaError_t launch(const Context& c, const T* a, const T* w, const GemvOutputs& out, const GemmProblem& g,
-                   const GemvNorm* norm) {
+cudaError_t launch(const Context& c, const T* a, const T* w, const GemvOutputs& out, const GemmProblem& g) {
   const bool paired = out.glu != nullptr;
   const GemvShape s{g.n, g.k, gemv_splits(g.n, g.k, 16 / sizeof(T), c.num_sms), g.accumulate,
                     paired ? 1 : kCols, paired ? g.n / 2 : 1, paired ? g.n / 2 : (g.n + kCols - 1) / kCols};
   const int64_t cols_per_block = kCols * (kWarps / s.splits);
   const auto grid = static_cast<unsigned>((g.n + cols_per_block - 1) / cols_per_block);
-  if (!norm) return launch_rows(a, w, out, g.m, s, grid, c.stream);
-  if (norm->residual) return launch_norm_rows<T, kAddRmsNorm>(w, out, g.m, s, grid, *norm, c.stream);
-  return launch_norm_rows<T, kRmsNorm>(w, out, g.m, s, grid, *norm, c.stream);
+  return launch_rows(a, w, out, g.m, s, grid, c.stream);
 }
 
 }  // namespace
 
-bool gemv_takes(const GemmProblem& g, const void* a, const void* w, const GemvNorm* norm) {
+Status gemv(const Context& c, const GemmProblem& g, const void* a, const void* w, const GemvOutputs& out,
+            bool* handled) {
   const int64_t vec = 16 / static_cast<int64_t>(dtype_size(g.dtype));
   const bool rows_ok = g.m >= 1 && (g.m <= 4 || g.m == kGemvMaxRows);  // the kernel's instances
-  const bool plain = g.trans_b && g.batch == 1 && rows_ok && g.k % vec == 0 && g.n / 2 < int64_t(UINT32_MAX) &&
-                     aligned16(a) && aligned16(w) && is_floating(g.dtype);
-  if (!plain || !norm) return plain;
-  // The prologue's instances (M <= 4: decode), its shared memory, and 16-byte access to each operand.
-  return g.m <= 4 && g.k <= kGemvNormMaxK && norm_shared_bytes(g.m, g.k, g.dtype) <= kGemvNormMaxSharedBytes &&
-         norm->out == a && norm->x && aligned16(norm->x) && all_aligned16({norm->residual, norm->sum, norm->weight}) &&
-         (norm->residual != nullptr) == (norm->sum != nullptr);
-}
-
-Status gemv(const Context& c, const GemmProblem& g, const void* a, const void* w, const GemvOutputs& out,
-            bool* handled, const GemvNorm* norm) {
-  *handled = gemv_takes(g, a, w, norm);
+  *handled = g.trans_b && g.batch == 1 && rows_ok && g.k % vec == 0 && g.n / 2 < int64_t(UINT32_MAX) &&
+             aligned16(a) && aligned16(w) && is_floating(g.dtype);
   if (!*handled) return Status::ok();
   cudaError_t error;
   switch (g.dtype) {
     case DType::F32:
-      error = launch(c, static_cast<const float*>(a), static_cast<const float*>(w), out, g, norm);
+      error = launch(c, static_cast<const float*>(a), static_cast<const float*>(w), out, g);
       break;
     case DType::F16:
-      error = launch(c, static_cast<const __half*>(a), static_cast<const __half*>(w), out, g, norm);
+      error = launch(c, static_cast<const __half*>(a), static_cast<const __half*>(w), out, g);
       break;
     default:
-      error = launch(c, static_cast<const __nv_bfloat16*>(a), static_cast<const __nv_bfloat16*>(w), out, g, norm);
+      error = launch(c, static_cast<const __nv_bfloat16*>(a), static_cast<const __nv_bfloat16*>(w), out, g);
       break;
   }
-  return cuda_status(error, norm ? "gemv kernel with a norm prologue" : "gemv kernel");
+  return cuda_status(error, "gemv kernel");
 }
 
 }  // namespace etgpu::cuda

@@ -30,38 +30,10 @@ inline GemvOutputs single_output(void* out, int64_t n) {
   return o;
 }
 
-// An RMSNorm (RmsNorm, or AddRmsNorm with a residual) whose output `out` is the product's a, run
-// inside the GEMV instead of as a kernel of its own (a decode step's norm and the linear after it:
-// one launch less). Every block computes a's rows from x (+ residual) into shared memory, as the
-// norm kernel does (rounding included); block 0 also stores them to `out` and the sum to `sum`, so
-// every later reader sees what the norm kernel would have written. All of the product's dtype;
-// residual, sum and weight null when absent.
-struct GemvNorm {
-  const void* x = nullptr;
-  const void* residual = nullptr;
-  void* sum = nullptr;
-  const void* weight = nullptr;
-  void* out = nullptr;
-  float eps = 0.f;
-  bool unit_offset = false, round_normalized = false;
-};
-
-// Longest row a GEMV's norm prologue normalizes. The weight's row and a's M rows sit in shared
-// memory, which with the kernel's own arrays must stay within the 48 KiB a launch gets without
-// opting in (bf16 M = 4 rows of 4096, fp32 M = 4 rows of 2048 fit; longer rows keep two launches).
-constexpr int64_t kGemvNormMaxK = 8192;
-constexpr size_t kGemvNormMaxSharedBytes = 44u << 10;
-
-// Whether gemv() runs this product: one unbatched trans_b product with M in {1, 2, 3, 4, 8}, K a
-// multiple of one 16-byte vector and a, w 16-byte aligned; with `norm` also M <= 4, K within the
-// prologue's limits and the norm's pointers 16-byte aligned. Asks nothing of the device, so a
-// caller can decide before it launches anything.
-bool gemv_takes(const GemmProblem& g, const void* a, const void* w, const GemvNorm* norm = nullptr);
-
-// Runs out (+)= a @ w^T [+ bias] when gemv_takes(g, a, w, norm); *handled says whether it did.
-// g.accumulate adds what the outputs hold (a bias matmul.cpp wrote there). With `norm` (norm->out
-// == a), a is computed by the norm inside the kernel first.
+// Runs out (+)= a @ w^T [+ bias] when `g` is one unbatched trans_b product with M in {1, 2, 3, 4, 8},
+// K a multiple of one 16-byte vector and a, w 16-byte aligned; *handled says whether it did.
+// g.accumulate adds what the outputs hold (a bias matmul.cpp wrote there).
 Status gemv(const Context& c, const GemmProblem& g, const void* a, const void* w, const GemvOutputs& out,
-            bool* handled, const GemvNorm* norm = nullptr);
+            bool* handled);
 
 }  // namespace etgpu::cuda

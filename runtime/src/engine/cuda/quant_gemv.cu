@@ -26,9 +26,6 @@
 // per-lane bases held in registers, and two accumulators halve the mma chain.
 // Lane (g, t) of a warp reads 16 bytes of rows g and g + 8 at byte 16 t of the step: the mma's
 // A fragment then holds codes of its own load, and x is staged in the matching B order.
-// Not yet done here: gemv.cu's norm prologue (GemvNorm), which folds a decode step's RMSNorm into
-// the product. x is already staged once per pass, so the prologue would compute the normalized
-// rows (device.cuh rms_norm_input_vec / rms_normalize_vec) in place of stage_x's loads.
 #include <algorithm>
 
 #include "engine/cuda/cuda_common.h"
