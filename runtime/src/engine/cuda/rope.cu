@@ -223,7 +223,8 @@ void with_rope_form(bool vector, bool norm, Launch&& launch) {
 template <class E, int kVec, class I>
 void launch_rope(const Context& c, const RopeArgs<E, I>& a, bool vector, bool norm) {
   with_rope_form<kVec>(vector, norm, [&](auto n, auto with_norm) {
-    launch_overlapped(rope_kernel<E, decltype(n)::value, I, decltype(with_norm)::value>, grid_for(a.items), kThreads, 0, c.stream, a);
+    constexpr auto kernel = rope_kernel<E, decltype(n)::value, I, decltype(with_norm)::value>;
+    launch_overlapped(kernel, grid_for(a.items), kThreads, 0, c.stream, a);
   });
 }
 
@@ -360,11 +361,13 @@ Status rope_group(const Context& c, const Node* nodes, size_t count, size_t* ran
     using E = decltype(e);
     with_index_type(q.narrow, [&](auto index) {
       using I = decltype(index);
-      const IndexCopyArgs<uint4, I> v_args = with_v ? index_copy_args<uint4, I>(c, nodes[2], *vp, v) : IndexCopyArgs<uint4, I>{};
-      const RopeArgs<E, I> q_args = rope_args<E, I>(c, nodes[0], *qp, q), k_args = rope_args<E, I>(c, nodes[1], *kp, k);
+      using V = IndexCopyArgs<uint4, I>;
+      const V v_args = with_v ? index_copy_args<uint4, I>(c, nodes[2], *vp, v) : V{};
+      const RopeArgs<E, I> q_args = rope_args<E, I>(c, nodes[0], *qp, q);
+      const RopeArgs<E, I> k_args = rope_args<E, I>(c, nodes[1], *kp, k);
       with_rope_form<16 / sizeof(E)>(q.vector, q.norm, [&](auto n, auto with_norm) {
-        launch_overlapped(rope_group_kernel<E, decltype(n)::value, I, decltype(with_norm)::value>, blocks, kThreads, 0, c.stream, q_args, k_args, v_args,
-                          q_blocks, k_blocks);
+        constexpr auto kernel = rope_group_kernel<E, decltype(n)::value, I, decltype(with_norm)::value>;
+        launch_overlapped(kernel, blocks, kThreads, 0, c.stream, q_args, k_args, v_args, q_blocks, k_blocks);
       });
     });
   });
