@@ -87,11 +87,6 @@ __device__ __forceinline__ float rms_normalize(float v, float rstd, DType x_dtyp
   return has_weight ? v * (unit_offset ? 1.f + w : w) : v;
 }
 
-// RMSNorm's row statistic from the row's fp32 sum of squares: 1 / sqrt(mean square + eps).
-__device__ __forceinline__ float rms_rstd(float sum_squares, int64_t n, float eps) {
-  return rsqrtf(sum_squares / static_cast<float>(n) + eps);
-}
-
 template <class I>
 __device__ __forceinline__ int64_t load_index(const void* p, DType dtype, I i) {
   return dtype == DType::I32 ? static_cast<const int32_t*>(p)[i] : static_cast<const int64_t*>(p)[i];
@@ -186,31 +181,6 @@ __device__ __forceinline__ void store_vec(T* p, const float* f) {
   *reinterpret_cast<uint4*>(p) = raw;
 }
 
-// RMSNorm on 16-byte vectors of T, shared by the norm kernel (norm.cu) and the GEMV's norm
-// prologue (gemv.cu) so that both compute the same values. The input: x's vector, or with kAdd
-// (AddRmsNorm) x + residual rounded to T as the separate add rounds it (the caller stores it as the
-// norm's sum).
-template <class T, bool kAdd>
-__device__ __forceinline__ void rms_norm_input_vec(const T* x, const T* residual, float* v) {
-  load_vec(x, v);
-  if constexpr (kAdd) {
-    float r[16 / sizeof(T)];
-    load_vec(residual, r);
-#pragma unroll
-    for (int t = 0; t < 16 / int(sizeof(T)); ++t) v[t] = round_to<T>(v[t] + r[t]);
-  }
-}
-
-// The output: rms_normalize of each element, `w` the weight's vector (ignored without a weight).
-template <class T>
-__device__ __forceinline__ void rms_normalize_vec(float* v, float rstd, bool round_normalized, bool has_weight,
-                                                  const float* w, bool unit_offset) {
-#pragma unroll
-  for (int t = 0; t < 16 / int(sizeof(T)); ++t) {
-    v[t] = rms_normalize(v[t], rstd, dtype_of<T>(), round_normalized, has_weight, w[t], unit_offset);
-  }
-}
-
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // Null pointers (absent operands) count as aligned.
@@ -241,24 +211,6 @@ __device__ __forceinline__ void store_n(E* p, const float* f) {
 #pragma unroll
     for (int t = 0; t < N; ++t) p[t] = from_float<E>(f[t]);
   }
-}
-
-// ---- asynchronous copies to shared memory (sm_80) ---------------------------------------------------
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte async copy; a zero source size fills the destination with zeros (rows past the end).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-// Waits until at most N committed groups of this thread's copies are pending. Other threads see
-// the copied bytes only after a barrier that follows the wait.
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 // ---- reductions ---------------------------------------------------------------------------------

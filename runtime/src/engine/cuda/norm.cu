@@ -117,7 +117,7 @@ __global__ void rms_norm_kernel(NormArgs a) {
       const float v = rms_norm_input(a, base + j);
       q += v * v;
     }
-    const float rstd = rms_rstd(block_reduce(q, SumOp(), scratch), a.n, a.eps);
+    const float rstd = rsqrtf(block_reduce(q, SumOp(), scratch) / static_cast<float>(a.n) + a.eps);
     for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) {
       const float w = a.weight ? load_as<float>(a.weight, a.w_dtype, j) : 0.f;
       const float v = rms_normalize(load_as<float>(input, a.x_dtype, base + j), rstd, a.x_dtype, a.round_normalized,
@@ -145,16 +145,24 @@ __global__ void rms_norm_vec_kernel(NormArgs a) {
     // The weight is loaded with x, before the reduction: its memory latency overlaps x's
     // instead of following the block's barriers.
     if (a.weight) load_vec(static_cast<const T*>(a.weight) + threadIdx.x * kVec, w);
-    rms_norm_input_vec<T, kAdd>(static_cast<const T*>(a.x) + offset,
-                                kAdd ? static_cast<const T*>(a.residual) + offset : nullptr, v);
-    if (kAdd) store_vec(static_cast<T*>(a.sum) + offset, v);
+    load_vec(static_cast<const T*>(a.x) + offset, v);
+    if (kAdd) {
+      float r[kVec];
+      load_vec(static_cast<const T*>(a.residual) + offset, r);
+#pragma unroll
+      for (int t = 0; t < kVec; ++t) v[t] = round_to_dtype(v[t] + r[t], a.x_dtype);
+      store_vec(static_cast<T*>(a.sum) + offset, v);
+    }
   }
   float q = 0.f;
 #pragma unroll
   for (int t = 0; t < kVec; ++t) q += v[t] * v[t];
-  const float rstd = rms_rstd(block_reduce(q, SumOp(), scratch), a.n, a.eps);
+  const float rstd = rsqrtf(block_reduce(q, SumOp(), scratch) / static_cast<float>(a.n) + a.eps);
   if (!active) return;
-  rms_normalize_vec<T>(v, rstd, a.round_normalized, a.weight != nullptr, w, a.unit_offset);
+#pragma unroll
+  for (int t = 0; t < kVec; ++t) {
+    v[t] = rms_normalize(v[t], rstd, a.x_dtype, a.round_normalized, a.weight != nullptr, w[t], a.unit_offset);
+  }
   store_vec(static_cast<T*>(a.out) + offset, v);
 }
 

@@ -152,7 +152,7 @@ __device__ __forceinline__ void rope_normed_row(const RopeArgs<E, I>& a, I row, 
     sum_sq = add_squares<N>(sum_sq, x1, x2);
   }
   sum_sq = lane_group_reduce(sum_sq, SumOp(), static_cast<unsigned>(group));
-  const float rstd = rms_rstd(sum_sq, a.dim, a.norm_eps);
+  const float rstd = rsqrtf(sum_sq / static_cast<float>(a.dim) + a.norm_eps);
   if (has_item) rope_normed_store<E, N>(a, t, w1, w2, rstd);
   for (I item = lane + group; item < a.per_row; item += group) {
     RopeItem<I, N> u = rope_load<E, N>(a, row, x_row, item);
