@@ -51,20 +51,6 @@ struct PrefillArgs {
   bool mask_pairs;  // bool mask whose key pairs (2c, 2c+1) are adjacent, 2-byte aligned bytes
 };
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte async copy; a zero source size fills the destination with zeros (rows past the end).
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -118,7 +104,7 @@ __device__ __forceinline__ void load_rows(T* dst, const T* src, int rows, int64_
   for (int x = threadIdx.x; x < chunks; x += C::kThreads) {
     const int r = x / kPerRow, c = (x % kPerRow) * 8;
     const bool ok = r < valid;
-    cp_async16(smem_addr(dst + r * C::kLd + c), ok ? src + int64_t(r) * E + c : src, ok);
+    cp_async<16>(smem_addr(dst + r * C::kLd + c), ok ? src + int64_t(r) * E + c : src, ok);
   }
 }
 

@@ -327,6 +327,37 @@ __device__ __forceinline__ I grid_first() { return static_cast<I>(blockIdx.x) * 
 template <class I>
 __device__ __forceinline__ I grid_stride() { return static_cast<I>(gridDim.x) * blockDim.x; }
 
+// ---- asynchronous copies into shared memory (sm_80) ----------------------------------------------
+
+// A shared-memory pointer as the 32-bit address the shared-memory instructions take.
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// Copies kBytes (16, or 8) from global src to shared dst without passing through registers; when
+// !valid the destination is zero-filled instead (src must still be a valid address). 16-byte
+// copies bypass L1 (.cg), 8-byte ones may not (.ca: the only form for that size).
+template <int kBytes>
+__device__ __forceinline__ void cp_async(uint32_t dst, const void* src, bool valid) {
+  static_assert(kBytes == 16 || kBytes == 8, "cp.async copies 16 or 8 bytes here");
+  const int src_bytes = valid ? kBytes : 0;
+  if constexpr (kBytes == 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+  } else {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+  }
+}
+
+// Closes the thread's current group of cp_async copies.
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+// Waits until at most kPending of the thread's committed groups are still in flight. The memory
+// clobber keeps the compiler from moving shared-memory reads above the wait.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
 // ---- programmatic dependent launch (sm_90) ------------------------------------------------------
 
 // A kernel launched with launch_overlapped may start while the previous kernel in the stream

@@ -88,26 +88,6 @@ __device__ __forceinline__ void load_gemm_step(GemmStep<kFmt>& d, const PackedWe
   }
 }
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// Copies `bytes` (8 or 16) from src to shared dst, or zero-fills it when !valid.
-template <int kBytes>
-__device__ __forceinline__ void cp_async(uint32_t dst, const void* src, bool valid) {
-  const int src_bytes = valid ? kBytes : 0;
-  if constexpr (kBytes == 16) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-  } else {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-  }
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-
 // Issues the cp.asyncs of step s's x tile into stage buffer `stage` (a row of x in order per
 // warp: coalesced reads; zero fill past M or the row's words).
 template <int kFmt, class T>

@@ -198,7 +198,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   __syncthreads();
   // Rows past m read row m - 1: they only feed the mma's columns past m, which are not stored.
   // A word's x (2P bytes) sits at x_row + 2P word.
-  uint32_t x_row = static_cast<uint32_t>(__cvta_generic_to_shared(x_smem + min(g, m - 1) * w.cols / 8));
+  uint32_t x_row = smem_addr(x_smem + min(g, m - 1) * w.cols / 8);
 
   float acc[2][4] = {};
   while (word < row_words) {
