@@ -150,6 +150,49 @@ TEST(Executor, CreateRejectsInstructionOperandsOutOfRange) {
       << exec.status().message();
 }
 
+// The CPU engine, except that run_next takes two instructions as one piece of work and fails, as
+// the CUDA engine's rope group does when its launch fails.
+class FailingPairEngine final : public Engine {
+ public:
+  const char* name() const override { return "failing-pair"; }
+  bool uses_host_memory() const override { return inner_->uses_host_memory(); }
+  Result<void*> allocate(size_t bytes) override { return inner_->allocate(bytes); }
+  void release(void* p) override { inner_->release(p); }
+  Status upload(void* dst, const void* src, size_t bytes) override { return inner_->upload(dst, src, bytes); }
+  Status download(void* dst, const void* src, size_t bytes) override { return inner_->download(dst, src, bytes); }
+  Status zero(void* dst, size_t bytes) override { return inner_->zero(dst, bytes); }
+  Status synchronize() override { return inner_->synchronize(); }
+  Status run(const Node& node) override { return inner_->run(node); }
+  Status run_next(const Node* nodes, size_t count, size_t* ran) override {
+    if (count < 2) return inner_->run_next(nodes, count, ran);
+    *ran = 2;
+    return Status::error("injected launch failure");
+  }
+  EngineStats stats() const override { return inner_->stats(); }
+
+ private:
+  std::unique_ptr<Engine> inner_ = make_cpu_engine(1);
+};
+
+TEST(Executor, AFailedGroupNamesEveryInstructionItTook) {
+  GraphDesc g = add_graph();
+  g.instructions.push_back(g.instructions[0]);  // y = x + w, twice
+  MapConstants constants;
+  constants.bytes["w"] = float_bytes({1, 2, 3});
+  const auto bytes = build_payload(g);
+  auto program = Program::load(bytes.data(), bytes.size());
+  ASSERT_TRUE(program.is_ok()) << program.status().message();
+  auto exec = Executor::create(program.take(), &constants, std::make_unique<FailingPairEngine>());
+  ASSERT_TRUE(exec.is_ok()) << exec.status().message();
+  std::vector<float> x(6, 1.f);
+  const int64_t shape[2] = {2, 3};
+  const Status status = exec.value()->execute({{x.data(), DType::F32, 2, shape}});
+  ASSERT_FALSE(status.is_ok());
+  EXPECT_NE(status.message().find("instructions 0-1 (binary, binary) failed: injected launch failure"),
+            std::string::npos)
+      << status.message();
+}
+
 TEST(Model, OpensAContainerAndRunsOnTheCpuEngine) {
   ModelOptions options;
   options.device = "cpu";

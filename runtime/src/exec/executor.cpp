@@ -170,6 +170,16 @@ std::string Executor::input_label(size_t i) const {
   return "input " + std::to_string(i) + (t.name() ? " ('" + t.name()->str() + "')" : std::string());
 }
 
+// "instruction 4 (rope)", or "instructions 4-6 (rope, rope, index_copy)" for instructions an
+// engine ran as one piece of work (Engine::run_next).
+std::string Executor::describe_instructions(size_t first, size_t count) const {
+  std::string names = op_name(nodes_[first].params);
+  for (size_t j = 1; j < count; ++j) names += std::string(", ") + op_name(nodes_[first + j].params);
+  const std::string at = count > 1 ? "instructions " + std::to_string(first) + "-" + std::to_string(first + count - 1)
+                                   : "instruction " + std::to_string(first);
+  return at + " (" + names + ")";
+}
+
 Status Executor::bind_symbols(const std::vector<HostTensor>& inputs, std::vector<int64_t>* syms) const {
   const ir::Graph& g = graph();
   ETGPU_CHECK(inputs.size() == num_inputs(), "expected ", num_inputs(), " inputs, got ", inputs.size());
@@ -292,8 +302,7 @@ Status Executor::execute_locked(const std::vector<HostTensor>& inputs) {
     for (size_t i = 0, ran = 1; i < nodes_.size(); i += ran) {
       ran = 1;
       Status status = engine_->run_next(&nodes_[i], nodes_.size() - i, &ran);
-      ETGPU_CHECK(status.is_ok(), "instruction ", i, " (", op_name(nodes_[i].params), ran > 1 ? ", with the next" : "",
-                  ") failed: ", status.message());
+      ETGPU_CHECK(status.is_ok(), describe_instructions(i, ran), " failed: ", status.message());
     }
     stats_.instructions_run += nodes_.size();
   } else {

@@ -75,6 +75,7 @@ class Executor {
   Status allocate_storage(ConstantSource* constants);
   Status bind_constant(int id, ConstantSource* constants);
   std::string input_label(size_t i) const;
+  std::string describe_instructions(size_t first, size_t count) const;
   Status bind_symbols(const std::vector<HostTensor>& inputs, std::vector<int64_t>* syms) const;
   Status resolve_shapes(const std::vector<int64_t>& syms);
   Status execute_locked(const std::vector<HostTensor>& inputs);

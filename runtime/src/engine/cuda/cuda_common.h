@@ -95,8 +95,8 @@ bool overlap_enabled();
 
 // Runs nodes[0..] as one launch when they are a decode layer's rotations and cache write: Rope,
 // Rope (independent of the first, same kernel form), then optionally an independent IndexCopy of
-// 16-byte units. *ran says how many nodes ran: 0 when they do not fit (run them one by one), 2
-// or 3.
+// 16-byte units. *ran says how many nodes ran (or, when the launch fails, were to run): 0 when
+// they do not fit (run them one by one), 2 or 3.
 Status rope_group(const Context& c, const Node* nodes, size_t count, size_t* ran);
 
 }  // namespace etgpu::cuda

@@ -197,12 +197,13 @@ class CudaEngine final : public Engine {
     *ran = 1;
     if (group_ropes_ && count > 1) {
       size_t grouped = 0;
-      ETGPU_RETURN_IF_ERROR(cuda::rope_group(ctx_, nodes, count, &grouped));
+      const Status status = cuda::rope_group(ctx_, nodes, count, &grouped);
       if (grouped) {
-        *ran = grouped;
-        stats_.instructions_folded += grouped - 1;
-        return Status::ok();
+        *ran = grouped;  // on failure too: the executor's message names every instruction of the group
+        if (status.is_ok()) stats_.instructions_folded += grouped - 1;
+        return status;
       }
+      ETGPU_RETURN_IF_ERROR(status);
     }
     return run(nodes[0]);
   }

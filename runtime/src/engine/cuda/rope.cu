@@ -355,6 +355,7 @@ Status rope_group(const Context& c, const Node* nodes, size_t count, size_t* ran
   const IndexCopyPlan v = vp ? plan_index_copy(nodes[2], *vp) : IndexCopyPlan{};
   const bool with_v = vp && v.units > 0 && v.unit == 16 && v.narrow == q.narrow && independent(nodes[0], nodes[2]) &&
                       independent(nodes[1], nodes[2]);
+  *ran = with_v ? 3 : 2;  // set before the launch, so that a failure names the whole group
   const unsigned q_blocks = grid_for(q.items), k_blocks = grid_for(k.items);
   const unsigned blocks = q_blocks + k_blocks + (with_v ? grid_for(v.units) : 0);
   with_float_storage(q.rows.dtype, [&](auto e) {
@@ -372,7 +373,6 @@ Status rope_group(const Context& c, const Node* nodes, size_t count, size_t* ran
     });
   });
   ETGPU_CUDA_LAUNCH_CHECK("rope group kernel");
-  *ran = with_v ? 3 : 2;
   return Status::ok();
 }
 
