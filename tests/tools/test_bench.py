@@ -95,6 +95,23 @@ def test_unknown_quant_scheme_is_recorded_not_fatal(tmp_path):
     assert "gb_per_s" in result["bandwidth"]
 
 
+def test_quantized_embedding_table_is_benched_as_its_own_recipe(tmp_path):
+    out = tmp_path / "bench.json"
+    run = _bench("--hf", "qwen3-0.6b", "--scale", "tiny", "--device", TEST_DEVICE, "--quant", "int4-g32",
+                 "--quant-embeddings", "int8", "--peers", "etgpu", "--prefill", "8", "--contexts", "8",
+                 "--decode-steps", "2", "--runs", "1", "--bandwidth-mb", "1", "--out", str(out))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["recipe"] == "qwen3-0.6b int4-g32 emb-int8 (tiny)"
+    assert result["settings"]["quant_embeddings"] == "int8"
+    assert result["peers"]["etgpu"]["status"] == "ok", result["peers"]["etgpu"]
+    # The int8 table (a byte per element plus a scale per row) against the bf16 one; tied, so the
+    # LM head reads that same table.
+    bf16_table = weight_bytes(build_hf_model("qwen3-0.6b", "tiny", dtype=torch.bfloat16))["embedding_table"]
+    assert 0.5 * bf16_table <= result["weights"]["embedding_table"] < 0.6 * bf16_table
+    assert result["weights"]["tied"]
+
+
 @pytest.mark.parametrize("tied", [True, False])
 def test_weights_read_per_token(tied):
     model = build_hf_model("llama3.2-1b", "tiny")

@@ -2,7 +2,8 @@
 earlier runs' JSON files together (what `make gpu-bench` does after its per-recipe runs; runs of one
 recipe merge, each peer from the first run that measured it).
 
-    etgpu bench --hf llama3.2-1b --dtype bf16 [--quant SCHEME] [--quick] [--out bench.json]
+    etgpu bench --hf llama3.2-1b --dtype bf16 [--quant SCHEME [--quant-embeddings int8|int4]] [--quick]
+                [--out bench.json]
     etgpu bench --hf qwen3-0.6b --scale tiny --device cpu --prefill 8,16 --contexts 8 --decode-steps 4
     etgpu bench --report a.json b.json
 """
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hf", metavar="ARCH", help="architecture recipe (etgpu.llm.RECIPES)")
     p.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     p.add_argument("--quant", default="none", help="quantization scheme, passed to the recipe's export")
+    p.add_argument("--quant-embeddings", default="none",
+                   help="embedding table quantization (int8, int4), passed to the recipe's export; a tied "
+                        "LM head shares the quantized table")
     p.add_argument("--scale", default="full", choices=["full", "tiny"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
@@ -53,7 +57,8 @@ def settings_from(args) -> Settings:
     import torch
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    return Settings(arch=args.hf, dtype=args.dtype, quant=args.quant, scale=args.scale, seed=args.seed,
+    return Settings(arch=args.hf, dtype=args.dtype, quant=args.quant, quant_embeddings=args.quant_embeddings,
+                    scale=args.scale, seed=args.seed,
                     device=device, prefill=args.prefill or ([128] if args.quick else [128, 512, 2048]),
                     contexts=args.contexts or ([128] if args.quick else [128, 2048]),
                     decode_steps=args.decode_steps, runs=args.runs or (2 if args.quick else 5),

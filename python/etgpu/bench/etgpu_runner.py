@@ -14,12 +14,15 @@ from etgpu.llm.cli import _build_model, _export_parser, _partitioner_class, lowe
 from etgpu.llm.model import export_llm
 
 
-def export_args(arch: str, dtype: str, quant: str, scale: str, seed: int, max_seq_len: int):
+def export_args(arch: str, dtype: str, quant: str, scale: str, seed: int, max_seq_len: int,
+                quant_embeddings: str = "none"):
     """The namespace `etgpu export --hf ARCH --random-weights ...` would parse."""
     argv = ["--hf", arch, "--random-weights", "--seed", str(seed), "--scale", scale, "--dtype", dtype,
             "--max-seq-len", str(max_seq_len), "-o", "bench.etgpu"]
     if quant != "none":
         argv += ["--quant", quant]
+    if quant_embeddings != "none":
+        argv += ["--quant-embeddings", quant_embeddings]
     try:
         args, unknown = _export_parser().parse_known_args(argv)
     except SystemExit:  # argparse printed why (e.g. a scheme not among its choices)

@@ -11,10 +11,13 @@ from etgpu.bench.roofline import roofline_fraction
 SCHEMA = "etgpu-bench/1"
 
 
-def recipe_name(arch: str, dtype: str, quant: str, scale: str) -> str:
-    """"llama3.2-1b bf16", "qwen3-4b int4-g32": the names the targets use; a tiny model is named
-    apart so no target applies to it."""
+def recipe_name(arch: str, dtype: str, quant: str, scale: str, quant_embeddings: str = "none") -> str:
+    """"llama3.2-1b bf16", "qwen3-4b int4-g32": the names the targets use; a quantized embedding
+    table ("llama3.2-1b int4-g32 emb-int8") and a tiny model are named apart, so no target of the
+    plain recipe applies to them."""
     name = f"{arch} {dtype if quant == 'none' else quant}"
+    if quant_embeddings != "none":
+        name += f" emb-{quant_embeddings}"
     return name if scale == "full" else f"{name} ({scale})"
 
 

@@ -26,6 +26,7 @@ class Settings:
     arch: str
     dtype: str = "bf16"
     quant: str = "none"
+    quant_embeddings: str = "none"
     scale: str = "full"
     seed: int = 0
     device: str = "cuda"
@@ -134,7 +135,7 @@ def _run_peer(peer: str, model, settings: Settings, prompts: dict) -> dict:
 
 def run_recipe(settings: Settings) -> dict:
     result = {"schema": report.SCHEMA, "recipe": report.recipe_name(settings.arch, settings.dtype, settings.quant,
-                                                                          settings.scale),
+                                                                          settings.scale, settings.quant_embeddings),
               "settings": asdict(settings), "machine": _machine(settings.device), "peers": {}}
     try:
         result["bandwidth"] = copy_bandwidth(settings.device, settings.bandwidth_mb, max(settings.runs, 10))
@@ -143,7 +144,7 @@ def run_recipe(settings: Settings) -> dict:
     report.write_json(result, settings.out)
     try:
         args = etgpu_runner.export_args(settings.arch, settings.dtype, settings.quant, settings.scale,
-                                        settings.seed, settings.max_seq_len)
+                                        settings.seed, settings.max_seq_len, settings.quant_embeddings)
         model = etgpu_runner.build_model(args, settings.device)
     except (Exception, SystemExit) as error:
         result["error"] = _error(error)["error"]
