@@ -228,15 +228,35 @@ __device__ __forceinline__ typename Pair<T>::type param_pair(uint32_t raw) {
   }
 }
 
+// int8 codes with bf16 x and no float zero (bf16 cannot hold 128 + u exactly for 8-bit u): each
+// code lands in fp32 as 2^23 + u (one byte permute) and one subtract gives u - sub exactly; the
+// pair packs to bf16 exactly (|u - sub| <= 255), and one bf16 multiply applies the scale with a
+// single rounding, as the fp32 route's fma does (two 8-bit significands multiply exactly in
+// fp32), so the weights are bit-identical. Six instructions per pair instead of about nine.
+struct Int8Bf16Decoder {
+  float sub;  // 2^23 + the group's sub
+  __nv_bfloat162 scale2;
+
+  __device__ __forceinline__ __nv_bfloat162 pair(uint32_t word, int j) const {
+    // Result bytes: code byte j (or j + 2), 0, 0, 0x4B: the fp32 2^23 + u.
+    const float lo = __uint_as_float(__byte_perm(word, 0x4B000000u, 0x7540 | j)) - sub;
+    const float hi = __uint_as_float(__byte_perm(word, 0x4B000000u, 0x7540 | (j + 2))) - sub;
+    return __hmul2(__floats2bfloat162_rn(lo, hi), scale2);
+  }
+};
+
 // WordDecoder(unpack_group(w, r)) with the zero domain and P fixed at compile time: no selects,
 // and the constants that do not depend on the group (sub without integer zeros, add without float
-// zeros) are immediates instead of conversions per group.
+// zeros) are immediates instead of conversions per group. (Int8Bf16Decoder where it applies.)
 template <int kFmt, class T, class P, int kZero>
-__device__ __forceinline__ WordDecoder<kFmt, T> make_decoder(const PackedWeight& w, RawGroup r) {
+__device__ __forceinline__ auto make_decoder(const PackedWeight& w, RawGroup r) {
   using Decoder = WordDecoder<kFmt, T>;
   using T2 = typename Decoder::T2;
   constexpr int kMid = kFmt == kFp4 ? 0 : 1 << (format_bits(kFmt) - 1);
-  if constexpr (kPackedRoute<kFmt, T>) {
+  if constexpr (kFmt == kInt8 && std::is_same_v<T, __nv_bfloat16> && kZero != kFloatZero) {
+    const float sub = kZero == kIntZero ? param_to_float<P>(r.zero, DType::F32) : float(kMid);
+    return Int8Bf16Decoder{8388608.f + sub, param_pair<T, P>(r.scale)};
+  } else if constexpr (kPackedRoute<kFmt, T>) {
     // kBase + kMid has the bits of the magic plus kMid in each half (kMid is below kBase's ulp span).
     T2 sub = pair_from_bits<T2>(Decoder::kMagic + kMid * 0x00010001u);
     if constexpr (kZero == kIntZero) {
