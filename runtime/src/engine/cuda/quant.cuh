@@ -153,7 +153,7 @@ __device__ __forceinline__ typename Pair<T>::type pack_pair(float lo, float hi) 
 // Packed 16-bit route: codes land in the mantissa of a magic constant (bf16 128 + u, half
 // 1024 + u, exact), one subtract gives u - sub exactly, one fma applies the group: two
 // instructions per pair. bf16 has too few mantissa bits for 8-bit codes and fp4 is not
-// affine, so those go through fp32.
+// affine, so those go through fp32 (the GEMV's int8 x bf16 through Int8Bf16Decoder, below).
 template <int kFmt, class T>
 constexpr bool kPackedRoute = sizeof(T) == 2 && kFmt != kFp4 && (kFmt != kInt8 || std::is_same_v<T, __half>);
 
