@@ -9,10 +9,13 @@
 // (f32 once per M: the dequantize fallback) on K with a partial 16-word step, without one, and
 // one the tiled GEMM does not take (int2 at K = 96: 6 words, not whole quads), N = 72 or 200
 // (partial 128-row tiles), bias / 8da cycling over the cases.
+// Then groups of three linears that read one x through run_next (one GEMV launch on CUDA).
 // Outputs are poisoned (NaN) before every run.
 // Prints the worst rel-err per (format, dtype, path) and exits 1 on any failure, 77 without a GPU.
 // --quick runs a subset (for compute-sanitizer).
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <string>
 #include <tuple>
@@ -91,6 +94,68 @@ double linear_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_
   e->download(got.data(), node.out.data, got.size());
   e->synchronize();
   return qhost::rel_err(qhost::decode(got, d), qhost::linear_ref(q, x, m, bias ? b.data() : nullptr, act, d));
+}
+
+// Quantized linears that read one x, run as the executor runs them (run_next): the CUDA engine
+// takes up to three as one GEMV launch (quant_linear_group). Each output must match its own
+// reference, and the group must take exactly the siblings that read x: with `share_all` false the
+// third reads an equal copy of x at another address and must run on its own. Returns the number
+// of failed outputs; the worst rel-err goes to *worst.
+int sibling_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_dtype, int64_t m, int64_t k,
+                 bool share_all, std::mt19937& rng, double* worst) {
+  const int64_t rows[3] = {72, 16, 40};  // partial, whole and partial 16-row tiles
+  const std::vector<float> x = random_floats(m * k, -2.f, 2.f, d, rng);
+  Device dev{e, {}};
+  const TensorRef x_dev = dev.put(qhost::encode(x, d), d, {m, k});
+  const TensorRef x_copy = dev.put(qhost::encode(x, d), d, {m, k});
+  std::vector<qhost::Weight> weights;
+  std::vector<std::vector<float>> biases;
+  std::vector<Node> nodes;
+  for (int s = 0; s < 3; ++s) {
+    weights.push_back(qhost::make_weight(wp, rows[s], k, param_dtype, rng));
+    biases.push_back(random_floats(rows[s], -1.f, 1.f, d, rng));
+    const qhost::Weight& q = weights.back();
+    const bool bias = s != 1;
+    Node node{QuantLinearParams{wp, ActQuant::None, bias}, {}, {}};
+    node.in.push_back(s == 2 && !share_all ? x_copy : x_dev);
+    node.in.push_back(dev.put(q.codes, DType::U8, {rows[s], static_cast<int64_t>(q.codes.size()) / rows[s]}));
+    node.in.push_back(dev.put(q.scales, q.param_dtype, {rows[s], q.groups()}));
+    if (wp.has_zeros) node.in.push_back(dev.put(q.zeros, q.param_dtype, {rows[s], q.groups()}));
+    if (bias) node.in.push_back(dev.put(qhost::encode(biases.back(), d), d, {rows[s]}));
+    node.out = dev.put({}, d, {m, rows[s]});
+    nodes.push_back(node);
+  }
+  const char* grouping = std::getenv("ETGPU_QLINEAR_GROUP");
+  const size_t expected = grouping && std::string(grouping) == "0" ? 1 : share_all ? 3 : 2;
+  int failures = 0;
+  Status status = Status::ok();
+  for (size_t i = 0, ran = 1; i < nodes.size() && status.is_ok(); i += ran) {
+    status = e->run_next(&nodes[i], nodes.size() - i, &ran);
+    if (i == 0 && ran != expected) {
+      std::printf("FAIL siblings %s %s share_all=%d: the first launch took %zu linears, expected %zu\n",
+                  format_name(wp).c_str(), dtype_str(d), share_all, ran, expected);
+      ++failures;
+    }
+  }
+  if (status.is_ok()) status = e->synchronize();
+  for (int s = 0; s < 3; ++s) {
+    std::vector<uint8_t> got(nodes[s].out.nbytes());
+    e->download(got.data(), nodes[s].out.data, got.size());
+    e->synchronize();
+    const double err = status.is_ok() ? qhost::rel_err(qhost::decode(got, d),
+                                                       qhost::linear_ref(weights[s], x, m,
+                                                                         s != 1 ? biases[s].data() : nullptr,
+                                                                         false, d))
+                                      : INFINITY;
+    *worst = std::max(*worst, err);
+    if (!(err <= tolerance(d))) {
+      std::printf("FAIL siblings %s g%lld %s M=%lld share_all=%d, sibling %d: rel-err %.3g %s\n",
+                  format_name(wp).c_str(), (long long)wp.group, dtype_str(d), (long long)m, share_all, s, err,
+                  status.message().c_str());
+      ++failures;
+    }
+  }
+  return failures;
 }
 
 // quant_embedding: in-range (and one negative, wrapped) indices match the reference rows; an
@@ -264,6 +329,29 @@ int main(int argc, char** argv) {
       }
     }
   }
+  // Siblings (one GEMV launch for the linears that read one x), every format x zero domain x
+  // f16/bf16 at M = 1 and 3, K = 256.
+  int sibling_cases = 0, sibling_failures = 0;
+  double sibling_worst = 0;
+  for (int fmt : {2, 4, 8, 0}) {
+    const bool fp4 = fmt == 0;
+    for (int zeros = 0; zeros < (fp4 ? 1 : 3); ++zeros) {
+      const QuantWeightParams wp{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : fmt, fp4 ? 16 : 32,
+                                 zeros > 0, zeros == 2, fp4 ? 0.75f : 1.f};
+      for (DType d : {DType::F16, DType::BF16}) {
+        for (int64_t m : {1, 3}) {
+          for (bool share_all : {true, false}) {
+            sibling_failures += sibling_case(engine.get(), wp, d, dtypes[(sibling_cases + zeros) % 3], m, 256,
+                                             share_all, rng, &sibling_worst);
+            ++sibling_cases;
+          }
+        }
+      }
+    }
+  }
+  std::printf("sibling groups: %d cases, %d failed outputs, max rel-err %.3g\n", sibling_cases, sibling_failures,
+              sibling_worst);
+  failures += sibling_failures;
   const bool embedding_ok = embedding_cases(engine.get(), rng);
   std::printf("\n%-6s %-5s %-7s %6s %6s %10s\n", "format", "dtype", "path", "cases", "fails", "max relerr");
   for (const auto& [key, w] : table) {

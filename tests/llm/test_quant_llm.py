@@ -4,9 +4,11 @@ Llama-3.2-1B at int4-g32 with int8 tied embeddings."""
 
 import pytest
 import torch
+import transformers
 
 import etgpu
 from etgpu.llm import CausalLMForExport, build_hf_model, export_llm
+from etgpu.llm.recipes import build_config, cast_model
 from etgpu.compile import lower
 from etgpu.llm.quantize import quantize_model, weight_bytes
 from etgpu.llm.reference import stepwise_logits
@@ -43,6 +45,33 @@ def test_tiny_llm_matches_torchao_eager(scheme, dtype):
     tol = ACT_TOLERANCE if scheme == "8da4w" else TOLERANCE[dtype]
     errors = [rel_err(a, e) for a, e in zip(actual, expected)]
     assert max(errors) <= tol, f"{scheme} {dtype}: worst step {errors.index(max(errors))} rel-err {max(errors):.3g}"
+
+
+@pytest.mark.skipif(TEST_DEVICE != "cuda", reason="a CUDA engine launch grouping")
+def test_linears_that_read_one_x_share_one_gemv_launch(monkeypatch):
+    """On cuda a decode step's q/k/v projections run as one quantized GEMV launch, and gate/up as
+    another (three instructions folded per layer beside the rope groups' two), with the same logits
+    bit for bit as one launch per linear (ETGPU_QLINEAR_GROUP=0). The tiny recipe widened to hidden
+    256: the GEMV takes rows of whole 16-word steps (K a multiple of 128 at 4 bits), and K = 64 is
+    not."""
+    config = build_config("llama3.2-1b", "tiny")
+    config.hidden_size, config.intermediate_size, config.head_dim = 256, 512, 64
+    torch.manual_seed(0)
+    model = cast_model(transformers.LlamaForCausalLM(config), torch.bfloat16).eval()
+    model = quantize_model(model, "int4-g32", "int8")
+    tokens = _tokens(model.config.vocab_size)
+    program_bytes = etgpu.compile(export_llm(model, MAX_SEQ))
+    logits, folded = {}, {}
+    for grouping in ("1", "0"):
+        monkeypatch.setenv("ETGPU_QLINEAR_GROUP", grouping)  # read when the engine is created
+        program = etgpu.Model(program_bytes, device="cuda")
+        program.run([tokens[:, :PREFILL], torch.arange(PREFILL)])
+        before = program.stats()["instructions_folded"]
+        logits[grouping] = program.run([tokens[:, PREFILL:PREFILL + 1], torch.tensor([PREFILL])])[0]
+        folded[grouping] = program.stats()["instructions_folded"] - before
+    layers = model.config.num_hidden_layers
+    assert folded["1"] - folded["0"] == 3 * layers, folded
+    assert torch.equal(logits["1"], logits["0"])
 
 
 @pytest.mark.parametrize("quant_embeddings", [None, "int4"])

@@ -21,8 +21,8 @@ struct EngineStats {
   uint64_t graphs_captured = 0;   // CUDA graphs recorded (one per repeating shape key)
   uint64_t graph_launches = 0;    // steps executed by launching a recorded graph
   // Instructions an engine ran inside another's launch (run_next: CUDA runs a layer's q and k
-  // Ropes and v's cache write as one launch), counted when the step runs or is captured, not when
-  // it replays.
+  // Ropes and v's cache write as one launch, and quantized linears that read one x as one GEMV),
+  // counted when the step runs or is captured, not when it replays.
   uint64_t instructions_folded = 0;
   // GPU time of the last execute's instructions (events around begin_step..end_step on the
   // engine's stream, input and output copies excluded); -1 when the engine does not measure it.

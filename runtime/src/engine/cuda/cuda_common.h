@@ -98,5 +98,10 @@ bool overlap_enabled();
 // 16-byte units. *ran says how many nodes ran (or, when the launch fails, were to run): 0 when
 // they do not fit (run them one by one), 2 or 3.
 Status rope_group(const Context& c, const Node* nodes, size_t count, size_t* ran);
+// Runs nodes[0..] as one GEMV launch when they are quantized linears that read the same x (a
+// layer's q/k/v, an MLP's gate/up): up to 3, the same format, group, zero domain and parameter
+// dtype, each one the GEMV takes, no output overlapping x or another's. *ran as for rope_group
+// (0, 2 or 3).
+Status quant_linear_group(const Context& c, const Node* nodes, size_t count, size_t* ran);
 
 }  // namespace etgpu::cuda

@@ -12,13 +12,15 @@
 // graphs off.
 //
 // Grouping: run_next runs a layer's q and k Ropes and v's cache IndexCopy as one launch (rope.cu
-// rope_group); ETGPU_ROPE_GROUP=0 turns that off.
+// rope_group; ETGPU_ROPE_GROUP=0 turns that off), and quantized linears that read one x (q/k/v,
+// gate/up) as one GEMV launch (quant.cu quant_linear_group; ETGPU_QLINEAR_GROUP=0 turns it off).
 #include <cuda_runtime.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
@@ -94,6 +96,7 @@ class CudaEngine final : public Engine {
     graphs_enabled_ = !env_off("ETGPU_CUDA_GRAPHS");
     // Read with the engine, as ETGPU_CUDA_GRAPHS: a captured graph keeps the launches it recorded.
     group_ropes_ = !env_off("ETGPU_ROPE_GROUP");
+    group_linears_ = !env_off("ETGPU_QLINEAR_GROUP");
     stats_.workspace_bytes = kCublasWorkspaceBytes + kAttentionScratchBytes + kAttentionCounters * sizeof(unsigned) +
                             cuda::kQuantScratchBytes + sizeof(int);
     return Status::ok();
@@ -195,9 +198,13 @@ class CudaEngine final : public Engine {
   // decode is launch-bound.
   Status run_next(const Node* nodes, size_t count, size_t* ran) override {
     *ran = 1;
-    if (group_ropes_ && count > 1) {
+    using Group = Status (*)(const cuda::Context&, const Node*, size_t, size_t*);
+    const std::pair<bool, Group> groups[] = {{group_ropes_, cuda::rope_group},
+                                             {group_linears_, cuda::quant_linear_group}};
+    for (const auto& [enabled, group] : groups) {
+      if (!enabled || count < 2) continue;
       size_t grouped = 0;
-      const Status status = cuda::rope_group(ctx_, nodes, count, &grouped);
+      const Status status = group(ctx_, nodes, count, &grouped);
       if (grouped) {
         *ran = grouped;  // on failure too: the executor's message names every instruction of the group
         if (status.is_ok()) stats_.instructions_folded += grouped - 1;
@@ -313,7 +320,8 @@ class CudaEngine final : public Engine {
   AllocationTracker allocations_;
   EngineStats stats_;
   bool graphs_enabled_ = true;
-  bool group_ropes_ = true;  // ETGPU_ROPE_GROUP
+  bool group_ropes_ = true;    // ETGPU_ROPE_GROUP
+  bool group_linears_ = true;  // ETGPU_QLINEAR_GROUP
   bool capturing_ = false;
   uint64_t capture_key_ = 0;
   cudaEvent_t step_start_ = nullptr, step_end_ = nullptr;  // around the last step, for stats

@@ -217,6 +217,57 @@ Status quant_linear_tiled(const Context& c, const Node& n, const QuantLinearPara
   return run_quant_linear(c, n, p, LinearPath::Tiled);
 }
 
+namespace {
+
+bool same_weight_kind(const QuantWeightParams& a, const QuantWeightParams& b) {
+  return a.scheme == b.scheme && a.bits == b.bits && a.group == b.group && a.has_zeros == b.has_zeros &&
+         a.zero_is_float == b.zero_is_float;
+}
+
+bool same_tensor(const TensorRef& a, const TensorRef& b) {
+  if (a.data != b.data || a.dtype != b.dtype || a.rank != b.rank) return false;
+  for (int d = 0; d < a.rank; ++d) {
+    if (a.shape[d] != b.shape[d]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Status quant_linear_group(const Context& c, const Node* nodes, size_t count, size_t* ran) {
+  *ran = 0;
+  const auto* first = std::get_if<QuantLinearParams>(&nodes[0].params);
+  if (count < 2 || !first || first->act != ActQuant::None) return Status::ok();
+  const TensorRef& x = nodes[0].in[0];
+  const int64_t k = x.rank > 0 ? x.size(-1) : 0;
+  if (k == 0 || x.numel() == 0) return Status::ok();
+  const int64_t m = x.numel() / k;
+  PackedWeight weights[kMaxGemvSiblings];
+  GemvSibling siblings[kMaxGemvSiblings];
+  int taken = 0;
+  int64_t tiles = 0;
+  for (size_t i = 0; i < count && taken < kMaxGemvSiblings; ++i) {
+    const Node& node = nodes[i];
+    const auto* p = std::get_if<QuantLinearParams>(&node.params);
+    PackedWeight& w = weights[taken];
+    if (!p || p->act != ActQuant::None || !same_weight_kind(p->w, first->w) || !same_tensor(node.in[0], x) ||
+        node.out.numel() == 0 || node.out.dtype != x.dtype || !make_packed_weight(node, 1, p->w, k, &w) ||
+        !quant_gemv_supported(w, x, m) || w.param_dtype != weights[0].param_dtype) {
+      break;
+    }
+    // Every output apart from x and from the earlier siblings' outputs: the launch's order is free.
+    bool independent = !bytes_overlap(node.out, x);
+    for (size_t j = 0; j < i && independent; ++j) independent = !bytes_overlap(node.out, nodes[j].out);
+    tiles += (w.rows + kGemvTileRows - 1) / kGemvTileRows;
+    if (!independent || tiles > kMaxGemvTiles) break;
+    const TensorRef* bias = p->has_bias ? &node.in[3 + (p->w.has_zeros ? 1 : 0)] : nullptr;
+    siblings[taken++] = GemvSibling{&w, bias ? bias->data : nullptr, node.out.data};
+  }
+  if (taken < 2) return Status::ok();
+  *ran = static_cast<size_t>(taken);  // before the launch, so that a failure names the whole group
+  return quant_gemv_siblings(c, first->w, siblings, taken, x.data, x.dtype, m);
+}
+
 Status quant_embedding(const Context& c, const Node& n, const QuantEmbeddingParams& p) {
   const TensorRef &index = n.in[0], &out = n.out;
   if (out.numel() == 0) return Status::ok();

@@ -35,7 +35,7 @@
 namespace etgpu::cuda {
 namespace {
 
-constexpr int kTileRows = 16;
+constexpr int kTileRows = kGemvTileRows;
 constexpr int kStepWords = 16;  // 4 lanes x 16 bytes of one row
 
 constexpr int kDepth = 4;  // steps of loads in flight per lane
@@ -167,17 +167,48 @@ __device__ __forceinline__ LaneRows<P> lane_rows(const PackedWeight& w, int64_t 
           zeros + a * w.groups, zeros + b * w.groups, w.group_shift - kWordCodesLog2};
 }
 
+// The kernel's view of quant_gemv_siblings' weights: what they share (format, K, groups) from the
+// first, and each one's own arrays, rows, NvFp4 tensor scale, bias, output and 16-row tiles.
+template <class T>
+struct GemvSiblings {
+  PackedWeight w;
+  const uint32_t* codes[kMaxGemvSiblings];
+  const void* scales[kMaxGemvSiblings];
+  const void* zeros[kMaxGemvSiblings];
+  int64_t rows[kMaxGemvSiblings];
+  float tensor_scale[kMaxGemvSiblings];
+  const T* bias[kMaxGemvSiblings];
+  T* out[kMaxGemvSiblings];
+  int tiles[kMaxGemvSiblings];
+  int count;
+};
+
+// Sibling s of a group: constant indices, so the fields stay in the parameter space (an index
+// computed at run time would copy the arrays to local memory).
+template <class V>
+__device__ __forceinline__ V sibling(const V (&values)[kMaxGemvSiblings], int s) {
+  static_assert(kMaxGemvSiblings == 3, "one select per sibling");
+  return s == 0 ? values[0] : s == 1 ? values[1] : values[2];
+}
+
 template <int kFmt, class T, class P, int kZero, int kGroups>
 __global__ void __launch_bounds__(kMaxWarps * 32, 1)
-    quant_gemv_kernel(PackedWeight w, const T* x, const T* bias, T* out, int m_total, int pass_rows) {
+    quant_gemv_kernel(GemvSiblings<T> group, const T* x, int m_total, int pass_rows) {
   extern __shared__ uint4 x_smem[];
   __shared__ float partial[kMaxWarps][kTileRows][8];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, g = lane >> 2, t = lane & 3;
-  const int64_t n = w.rows, r0 = int64_t(blockIdx.y) * kTileRows;
+  // The block's sibling and tile: blockIdx.y runs over the siblings' tiles in turn.
+  int s = 0, tile = static_cast<int>(blockIdx.y);
+  for (; s + 1 < group.count && tile >= group.tiles[s]; ++s) tile -= group.tiles[s];
+  PackedWeight w = group.w;
+  w.codes = sibling(group.codes, s);
+  w.scales = sibling(group.scales, s);
+  w.zeros = sibling(group.zeros, s);
+  w.rows = sibling(group.rows, s);
+  w.tensor_scale = sibling(group.tensor_scale, s);
   const int m = min(pass_rows, m_total - pass_rows * static_cast<int>(blockIdx.x));
   x += int64_t(blockIdx.x) * pass_rows * w.cols;
-  out += int64_t(blockIdx.x) * pass_rows * n;
-  LaneRows<P> rows = lane_rows<kFmt, P>(w, r0 + g);
+  LaneRows<P> rows = lane_rows<kFmt, P>(w, int64_t(tile) * kTileRows + g);
 
   // The lane's word offset (of its step's first word) advances one slice of the warps' steps per
   // ring slot; the ring holds the loads of kDepth slices ahead of it. (32 bits: staged x limits
@@ -221,6 +252,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   partial[warp][g + 8][2 * t] = acc[0][2] + acc[1][2];
   partial[warp][g + 8][2 * t + 1] = acc[0][3] + acc[1][3];
   __syncthreads();
+  // Reread from the parameters rather than held through the loop (registers are at the cap).
+  const int64_t n = sibling(group.rows, s), r0 = int64_t(tile) * kTileRows;
+  const T* bias = sibling(group.bias, s);
+  T* out = sibling(group.out, s) + int64_t(blockIdx.x) * pass_rows * n;
   for (int i = threadIdx.x; i < kTileRows * 8; i += blockDim.x) {
     const int row = i >> 3, col = i & 7;
     if (col < m && r0 + row < n) {
@@ -254,17 +289,18 @@ int pass_rows(int64_t cols, int64_t m) {
 }
 
 template <int kFmt, class T, class P, int kZero, int kGroups>
-cudaError_t launch(const Context& c, const PackedWeight& w, const T* x, const T* bias, T* out, int m, int rows,
-                   int warps) {
+cudaError_t launch(const Context& c, const GemvSiblings<T>& group, const T* x, int m, int rows, int warps) {
   constexpr auto kernel = quant_gemv_kernel<kFmt, T, P, kZero, kGroups>;
   static const bool opted_in = [] {
     return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 static_cast<int>(x_smem_limit())) == cudaSuccess;
   }();
   (void)opted_in;  // a failure surfaces as the launch error below
-  const dim3 grid(static_cast<unsigned>((m + rows - 1) / rows), static_cast<unsigned>((w.rows + kTileRows - 1) / kTileRows));
-  const size_t smem = static_cast<size_t>(rows) * w.cols * sizeof(T);
-  return launch_overlapped(kernel, grid, dim3(warps * 32), smem, c.stream, w, x, bias, out, m, rows);
+  int64_t tiles = 0;
+  for (int s = 0; s < group.count; ++s) tiles += group.tiles[s];
+  const dim3 grid(static_cast<unsigned>((m + rows - 1) / rows), static_cast<unsigned>(tiles));
+  const size_t smem = static_cast<size_t>(rows) * group.w.cols * sizeof(T);
+  return launch_overlapped(kernel, grid, dim3(warps * 32), smem, c.stream, group, x, m, rows);
 }
 
 // Calls launch(zero domain, groups per step) as integral constants for the weight (NvFp4 has no
@@ -291,14 +327,15 @@ void with_step_kind(const PackedWeight& w, Launch&& launch) {
 
 bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m) {
   return (x.dtype == DType::BF16 || x.dtype == DType::F16) && m >= 1 && m <= kMaxGemvRows &&
-         (w.rows + kTileRows - 1) / kTileRows <= 65535 && pass_rows(w.cols, m) > 0 &&
+         (w.rows + kTileRows - 1) / kTileRows <= kMaxGemvTiles && pass_rows(w.cols, m) > 0 &&
          ((4 * w.cols / w.row_words) >> w.group_shift) <= kMaxStepGroups &&
          w.row_words % kStepWords == 0 && reinterpret_cast<uintptr_t>(w.codes) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
 }
 
-Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeight& w, const void* x, DType dtype,
-                  const void* bias, void* out, int64_t m) {
+Status quant_gemv_siblings(const Context& c, const QuantWeightParams& p, const GemvSibling* siblings, int count,
+                           const void* x, DType dtype, int64_t m) {
+  const PackedWeight& w = *siblings[0].w;
   // About kDepth steps per warp: the whole ring in flight, and the ring refilled on long rows.
   // (4 warps of <= 128 registers: four blocks per SM.)
   const int64_t steps = w.row_words / kStepWords;
@@ -308,13 +345,30 @@ Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeig
   with_packed_types(p, dtype, w.param_dtype, [&](auto fmt, auto type, auto param) {
     using T = decltype(type);
     constexpr int kFmt = decltype(fmt)::value;
+    GemvSiblings<T> group{w, {}, {}, {}, {}, {}, {}, {}, {}, count};
+    for (int s = 0; s < count; ++s) {
+      const PackedWeight& ws = *siblings[s].w;
+      group.codes[s] = ws.codes;
+      group.scales[s] = ws.scales;
+      group.zeros[s] = ws.zeros;
+      group.rows[s] = ws.rows;
+      group.tensor_scale[s] = ws.tensor_scale;
+      group.bias[s] = static_cast<const T*>(siblings[s].bias);
+      group.out[s] = static_cast<T*>(siblings[s].out);
+      group.tiles[s] = static_cast<int>((ws.rows + kTileRows - 1) / kTileRows);
+    }
     with_step_kind<kFmt>(w, [&](auto zero, auto groups) {
       status = launch<kFmt, T, decltype(param), decltype(zero)::value, decltype(groups)::value>(
-          c, w, static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(out), static_cast<int>(m),
-          rows, warps);
+          c, group, static_cast<const T*>(x), static_cast<int>(m), rows, warps);
     });
   });
   return cuda_status(status, "quant_gemv kernel");
+}
+
+Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeight& w, const void* x, DType dtype,
+                  const void* bias, void* out, int64_t m) {
+  const GemvSibling one{&w, bias, out};
+  return quant_gemv_siblings(c, p, &one, 1, x, dtype, m);
 }
 
 }  // namespace etgpu::cuda

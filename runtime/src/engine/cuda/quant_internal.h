@@ -14,10 +14,28 @@ struct PackedWeight;
 // timed when the GEMM was written.)
 constexpr int64_t kMaxGemvRows = 64;
 
+// The GEMV's tiles of weight rows (one per block), and how many one launch takes, all siblings
+// together (grid.y's limit).
+constexpr int kGemvTileRows = 16;
+constexpr int64_t kMaxGemvTiles = 65535;
+
 bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m);
 // out[m, N] = x[m, K] . dequant(W)^T (+ bias), x/out/bias of `dtype` (bf16 or f16).
 Status quant_gemv(const Context& c, const QuantWeightParams& p, const PackedWeight& w, const void* x, DType dtype,
                   const void* bias, void* out, int64_t m);
+
+// Weights that read one x (a layer's q/k/v, an MLP's gate/up) in one GEMV launch: the same
+// format, group, zero domain, parameter dtype and K, each with its own rows, bias and output.
+constexpr int kMaxGemvSiblings = 3;
+struct GemvSibling {
+  const PackedWeight* w;
+  const void* bias;
+  void* out;
+};
+// quant_gemv for each sibling, as one launch (the caller checks quant_gemv_supported for each,
+// and that their tiles together stay within kMaxGemvTiles).
+Status quant_gemv_siblings(const Context& c, const QuantWeightParams& p, const GemvSibling* siblings, int count,
+                           const void* x, DType dtype, int64_t m);
 
 
 // Whether the tiled GEMM (below) beats dequantize + cuBLASLt for m rows of x against an n-row
