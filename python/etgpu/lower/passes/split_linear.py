@@ -27,7 +27,8 @@ Quantized linears (TorchAO's dequantize_affine feeding the weight) are not merge
 weight is not a placeholder, so they never match. They can join later the same way: etgpu's
 packed codes, scales and zeros are row-major per output row (runtime/src/engine/ops.h), so they
 concatenate along rows just as dense weights do, and SplitLinear would take a QuantWeight field
-beside `w`.
+beside `w`. Until then the CUDA engine launches consecutive quantized linears that read one x as
+one GEMV at run time (quant_linear_group, docs/cuda_engine.md), without the Glu folding.
 
 A gated MLP's act(gate) * up (etgpu::glu, fuse_llm.py) over a merged gate/up pair is folded in too
 (fuse_split_linear_glu): the SplitLinear then also writes the Glu's output, so on CUDA decode's one
