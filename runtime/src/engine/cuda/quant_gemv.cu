@@ -26,6 +26,9 @@
 // per-lane bases held in registers, and two accumulators halve the mma chain.
 // Lane (g, t) of a warp reads 16 bytes of rows g and g + 8 at byte 16 t of the step: the mma's
 // A fragment then holds codes of its own load, and x is staged in the matching B order.
+// One launch may serve up to three sibling weights that read the same x (quant_gemv_siblings: a
+// layer's q/k/v, an MLP's gate/up): blockIdx.y runs over their tiles in turn, and a block works on
+// its sibling exactly as on a single weight.
 #include <algorithm>
 
 #include "engine/cuda/cuda_common.h"
