@@ -73,7 +73,8 @@ class Engine {
 
   virtual Status run(const Node& node) = 0;
   // Runs nodes[0], given the `count` - 1 instructions of the step that follow it: an engine may
-  // run some of those too, as one piece of work with nodes[0] (the CUDA engine's rope groups).
+  // run some of those too, as one piece of work with nodes[0] (the CUDA engine's rope groups and
+  // sibling quantized GEMVs; ops.h `independent` says which may run together).
   // *ran says how many instructions ran, at least 1; on failure, how many the failed work took.
   virtual Status run_next(const Node* nodes, size_t count, size_t* ran) {
     *ran = 1;

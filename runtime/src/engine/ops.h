@@ -111,6 +111,33 @@ struct Node {
   std::vector<TensorRef> extra_out = {};
 };
 
+// A QuantizedLinear node's bias operand (after x, codes, scales and the optional zeros), or null.
+inline const TensorRef* quant_linear_bias(const Node& n, const QuantLinearParams& p) {
+  return p.has_bias ? &n.in[3 + (p.w.has_zeros ? 1 : 0)] : nullptr;
+}
+
+// Whether `later` may run beside `earlier` (in one launch, in either order): it reads nothing
+// `earlier` writes and writes nothing `earlier` reads or writes. What an engine checks before it
+// runs instructions together (Engine::run_next).
+inline bool independent(const Node& earlier, const Node& later) {
+  auto writes = [](const Node& n, const TensorRef& t) {
+    bool hit = bytes_overlap(n.out, t);
+    for (const TensorRef& e : n.extra_out) hit |= bytes_overlap(e, t);
+    return hit;
+  };
+  for (const TensorRef& r : later.in) {
+    if (writes(earlier, r)) return false;
+  }
+  for (const TensorRef& r : earlier.in) {
+    if (writes(later, r)) return false;
+  }
+  if (writes(earlier, later.out)) return false;
+  for (const TensorRef& e : later.extra_out) {
+    if (writes(earlier, e)) return false;
+  }
+  return true;
+}
+
 // Shape and dtype of a Rope node's rotated value: its out, or with a cache (p.cache_dim >= 0,
 // in[3] the index) the cache with index.shape[0] rows along cache_dim; data is then
 // extra_out[0]'s, or null when the rotated value is only written into the cache.

@@ -107,7 +107,7 @@ Status quant_linear(const Node& n, const QuantLinearParams& p) {
   const TensorRef &x = n.in[0], &out = n.out;
   const int64_t k = x.size(-1), cols = out.size(-1), rows = x.numel() / std::max<int64_t>(k, 1);
   const PackedWeight w = packed(n, p.w, k);
-  const TensorRef* bias = p.has_bias ? &n.in[3 + (p.w.has_zeros ? 1 : 0)] : nullptr;
+  const TensorRef* bias = quant_linear_bias(n, p);
   std::vector<float> xs(static_cast<size_t>(rows * k)), wrow(static_cast<size_t>(k));
   for (int64_t i = 0; i < rows * k; ++i) xs[i] = static_cast<float>(load(x.data, x.dtype, i));
   if (p.act == ActQuant::Int8PerTokenAsym) {

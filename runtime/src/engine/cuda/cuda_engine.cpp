@@ -193,16 +193,17 @@ class CudaEngine final : public Engine {
         node.params);
   }
 
-  // A layer's q and k rotations and v's cache write run as one launch (rope_group decides from
-  // this run's nodes). Saves two launches and links of the chain of dependent kernels per layer:
-  // decode is launch-bound.
+  // A layer's q and k rotations and v's cache write run as one launch, and so do quantized
+  // linears that read one x (rope_group / quant_linear_group decide from this run's nodes). Each
+  // saves launches and links of the chain of dependent kernels: decode is launch-bound.
   Status run_next(const Node* nodes, size_t count, size_t* ran) override {
     *ran = 1;
+    if (count < 2) return run(nodes[0]);
     using Group = Status (*)(const cuda::Context&, const Node*, size_t, size_t*);
     const std::pair<bool, Group> groups[] = {{group_ropes_, cuda::rope_group},
                                              {group_linears_, cuda::quant_linear_group}};
     for (const auto& [enabled, group] : groups) {
-      if (!enabled || count < 2) continue;
+      if (!enabled) continue;
       size_t grouped = 0;
       const Status status = group(ctx_, nodes, count, &grouped);
       if (grouped) {

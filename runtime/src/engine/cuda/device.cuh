@@ -87,6 +87,12 @@ __device__ __forceinline__ float rms_normalize(float v, float rstd, DType x_dtyp
   return has_weight ? v * (unit_offset ? 1.f + w : w) : v;
 }
 
+// RMSNorm's row statistic from the row's fp32 sum of squares: 1 / sqrt(mean square + eps). One
+// formula for the norm kernels and the Rope's fused q/k norm, so that they compute the same value.
+__device__ __forceinline__ float rms_rstd(float sum_squares, int64_t n, float eps) {
+  return rsqrtf(sum_squares / static_cast<float>(n) + eps);
+}
+
 template <class I>
 __device__ __forceinline__ int64_t load_index(const void* p, DType dtype, I i) {
   return dtype == DType::I32 ? static_cast<const int32_t*>(p)[i] : static_cast<const int64_t*>(p)[i];

@@ -85,7 +85,7 @@ __global__ void layer_norm_kernel(NormArgs a) {
       const float d = load_as<float>(a.x, a.x_dtype, base + j) - mean;
       q += d * d;
     }
-    const float rstd = rsqrtf(block_reduce(q, SumOp(), scratch) / static_cast<float>(a.n) + a.eps);
+    const float rstd = rms_rstd(block_reduce(q, SumOp(), scratch), a.n, a.eps);
     for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) {
       float v = (load_as<float>(a.x, a.x_dtype, base + j) - mean) * rstd;
       if (a.weight) v *= load_as<float>(a.weight, a.w_dtype, j);
@@ -117,7 +117,7 @@ __global__ void rms_norm_kernel(NormArgs a) {
       const float v = rms_norm_input(a, base + j);
       q += v * v;
     }
-    const float rstd = rsqrtf(block_reduce(q, SumOp(), scratch) / static_cast<float>(a.n) + a.eps);
+    const float rstd = rms_rstd(block_reduce(q, SumOp(), scratch), a.n, a.eps);
     for (int64_t j = threadIdx.x; j < a.n; j += blockDim.x) {
       const float w = a.weight ? load_as<float>(a.weight, a.w_dtype, j) : 0.f;
       const float v = rms_normalize(load_as<float>(input, a.x_dtype, base + j), rstd, a.x_dtype, a.round_normalized,
@@ -157,7 +157,7 @@ __global__ void rms_norm_vec_kernel(NormArgs a) {
   float q = 0.f;
 #pragma unroll
   for (int t = 0; t < kVec; ++t) q += v[t] * v[t];
-  const float rstd = rsqrtf(block_reduce(q, SumOp(), scratch) / static_cast<float>(a.n) + a.eps);
+  const float rstd = rms_rstd(block_reduce(q, SumOp(), scratch), a.n, a.eps);
   if (!active) return;
 #pragma unroll
   for (int t = 0; t < kVec; ++t) {

@@ -180,7 +180,7 @@ Status run_quant_linear(const Context& c, const Node& n, const QuantLinearParams
   const int64_t k = x.size(-1), m = x.numel() / k;
   PackedWeight w;
   if (k == 0 || !make_packed_weight(n, 1, p.w, k, &w)) return unsupported_layout("quant_linear", p.w);
-  const TensorRef* bias = p.has_bias ? &n.in[3 + (p.w.has_zeros ? 1 : 0)] : nullptr;
+  const TensorRef* bias = quant_linear_bias(n, p);
   if (path == LinearPath::Dequant) return quant_gemm(c, p, w, x, bias, out, m);
   if (path == LinearPath::Tiled) {
     if (!quant_gemm_kernel_supported(w, x, m)) return err("quant_linear: the tiled GEMM does not take this layout");
@@ -255,12 +255,12 @@ Status quant_linear_group(const Context& c, const Node* nodes, size_t count, siz
         !quant_gemv_supported(w, x, m) || w.param_dtype != weights[0].param_dtype) {
       break;
     }
-    // Every output apart from x and from the earlier siblings' outputs: the launch's order is free.
-    bool independent = !bytes_overlap(node.out, x);
-    for (size_t j = 0; j < i && independent; ++j) independent = !bytes_overlap(node.out, nodes[j].out);
+    // One launch runs the siblings in no order: each must be independent of every earlier one.
+    bool free_order = true;
+    for (size_t j = 0; j < i && free_order; ++j) free_order = independent(nodes[j], node);
     tiles += (w.rows + kGemvTileRows - 1) / kGemvTileRows;
-    if (!independent || tiles > kMaxGemvTiles) break;
-    const TensorRef* bias = p->has_bias ? &node.in[3 + (p->w.has_zeros ? 1 : 0)] : nullptr;
+    if (!free_order || tiles > kMaxGemvTiles) break;
+    const TensorRef* bias = quant_linear_bias(node, *p);
     siblings[taken++] = GemvSibling{&w, bias ? bias->data : nullptr, node.out.data};
   }
   if (taken < 2) return Status::ok();

@@ -152,7 +152,7 @@ __device__ __forceinline__ void rope_normed_row(const RopeArgs<E, I>& a, I row, 
     sum_sq = add_squares<N>(sum_sq, x1, x2);
   }
   sum_sq = lane_group_reduce(sum_sq, SumOp(), static_cast<unsigned>(group));
-  const float rstd = rsqrtf(sum_sq / static_cast<float>(a.dim) + a.norm_eps);
+  const float rstd = rms_rstd(sum_sq, a.dim, a.norm_eps);
   if (has_item) rope_normed_store<E, N>(a, t, w1, w2, rstd);
   for (I item = lane + group; item < a.per_row; item += group) {
     RopeItem<I, N> u = rope_load<E, N>(a, row, x_row, item);
@@ -314,30 +314,6 @@ Status rope(const Context& c, const Node& n, const RopeParams& p) {
   ETGPU_CUDA_LAUNCH_CHECK("rope kernel");
   return Status::ok();
 }
-
-namespace {
-
-template <class F>
-void for_each_output(const Node& n, F&& f) {
-  f(n.out);
-  for (const TensorRef& t : n.extra_out) f(t);
-}
-
-// Whether `later` may run beside `earlier`: it reads nothing `earlier` writes and writes nothing
-// `earlier` reads or writes.
-bool independent(const Node& earlier, const Node& later) {
-  bool clash = false;
-  for_each_output(earlier, [&](const TensorRef& w) {
-    for (const TensorRef& r : later.in) clash |= bytes_overlap(w, r);
-    for_each_output(later, [&](const TensorRef& w2) { clash |= bytes_overlap(w, w2); });
-  });
-  for_each_output(later, [&](const TensorRef& w) {
-    for (const TensorRef& r : earlier.in) clash |= bytes_overlap(w, r);
-  });
-  return !clash;
-}
-
-}  // namespace
 
 Status rope_group(const Context& c, const Node* nodes, size_t count, size_t* ran) {
   *ran = 0;
