@@ -3,9 +3,13 @@ prefill and a few decode steps, and wraps one decode step in an NVTX range "deco
 Nsight Compute can time each of its kernels (the prefill is wrapped in a range "prefill"):
   ETGPU_CUDA_GRAPHS=0 ncu --clock-control none --nvtx --nvtx-include "decode/" \
       --metrics gpu__time_duration.sum --csv python3 scripts/profile_decode.py qwen3-0.6b
-Without ncu it prints the wall time per decode step. `profile_decode.py --summarize FILE.csv`
-sums ncu's CSV per kernel name. Usage: profile_decode.py ARCH [PREFILL] | --summarize FILE.csv"""
+Without ncu it prints the wall time per decode step, and the GPU time per step of a CUDA-graph
+replay (CUDA events over 50 steps at the context after the prefill). `--quant` and
+`--quant-embeddings` quantize the model as `etgpu export` does (TorchAO must be importable).
+`profile_decode.py --summarize FILE.csv` sums ncu's CSV per kernel name.
+Usage: profile_decode.py ARCH [PREFILL] [--quant SCHEME] [--quant-embeddings BITS] | --summarize FILE.csv"""
 
+import argparse
 import collections
 import csv
 import re
@@ -34,14 +38,33 @@ def summarize(path, top=24):
         print(f"{us:9.1f} us {count:5d}  {kernel}")
 
 
+def gpu_ms_per_step(program, tokens, start, steps=50):
+    """GPU milliseconds per decode step: CUDA events around `steps` steps from position `start`."""
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    begin.record()
+    for t in range(start, start + steps):
+        program.run([tokens[:, t:t + 1], torch.tensor([t])])
+    end.record()
+    end.synchronize()
+    return begin.elapsed_time(end) / steps
+
+
 def main():
     if sys.argv[1] == "--summarize":
         return summarize(sys.argv[2])
-    arch = sys.argv[1]
-    prefill = int(sys.argv[2]) if len(sys.argv) > 2 else 128
-    with torch.device("cuda"):
-        model = build_hf_model(arch, "full", dtype=torch.bfloat16, seed=0)
-    program = etgpu.Model(etgpu.compile(export_llm(model.cpu(), prefill + 64)), device="cuda")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("arch")
+    parser.add_argument("prefill", nargs="?", type=int, default=128)
+    parser.add_argument("--quant")
+    parser.add_argument("--quant-embeddings")
+    args = parser.parse_args()
+    arch, prefill = args.arch, args.prefill
+    with torch.device("cuda"):  # transformers' random initialisation is slow on the CPU
+        model = build_hf_model(arch, "full", dtype=torch.bfloat16, seed=0).cpu()
+    if args.quant or args.quant_embeddings:
+        from etgpu.llm.quantize import quantize_model
+        quantize_model(model, args.quant, args.quant_embeddings)
+    program = etgpu.Model(etgpu.compile(export_llm(model, prefill + 64)), device="cuda")
     tokens = torch.randint(0, model.config.vocab_size, (1, prefill + 8))
     torch.cuda.nvtx.range_push("prefill")  # --nvtx-include "prefill/" times the prompt's kernels
     program.run([tokens[:, :prefill], torch.arange(prefill)])
@@ -57,6 +80,10 @@ def main():
         if t == prefill + 4:
             torch.cuda.nvtx.range_pop()
     print(f"{arch}: decode step wall ms {[round(x * 1e3, 2) for x in times]}; stats {program.stats()}")
+    # The event timing replays the tail of the budget: positions prefill + 8 .. prefill + 57 < +64.
+    tokens = torch.randint(0, model.config.vocab_size, (1, prefill + 64))
+    print(f"{arch} {args.quant or 'bf16'} emb {args.quant_embeddings or '-'}: "
+          f"decode GPU ms/step {gpu_ms_per_step(program, tokens, prefill + 8):.4f}")
 
 
 if __name__ == "__main__":
