@@ -392,6 +392,20 @@ __device__ __forceinline__ void begin_dependent_grid() {
   release_next_grid();
 }
 
+// Raises kKernel's dynamic shared-memory limit to `bytes`, once per kernel (later calls return
+// the first call's result). A failure is returned and cleared from the runtime's last error, so
+// that the next launch check (of any kernel) does not report it as its own.
+template <auto kKernel>
+cudaError_t allow_dynamic_smem(size_t bytes) {
+  static const cudaError_t result = [bytes] {
+    const cudaError_t e = cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(bytes));
+    if (e != cudaSuccess) cudaGetLastError();
+    return e;
+  }();
+  return result;
+}
+
 template <class... Params, class... Args>
 cudaError_t launch_overlapped(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                               Args&&... args) {

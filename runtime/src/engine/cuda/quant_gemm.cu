@@ -231,11 +231,9 @@ __global__ void __launch_bounds__(kWarps * 32, 1)
 template <int kFmt, class T, class P>
 cudaError_t launch(const Context& c, const PackedWeight& w, const T* x, const T* bias, T* out, int m) {
   using S = GemmShape<kFmt>;
-  static const bool opted_in = [] {
-    return cudaFuncSetAttribute(quant_gemm_kernel<kFmt, T, P>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                S::kSmemBytes) == cudaSuccess;
-  }();
-  (void)opted_in;  // a failure surfaces as the launch error below
+  if (const cudaError_t e = allow_dynamic_smem<quant_gemm_kernel<kFmt, T, P>>(S::kSmemBytes); e != cudaSuccess) {
+    return e;
+  }
   const dim3 grid(static_cast<unsigned>((m + S::kTileM - 1) / S::kTileM),
                   static_cast<unsigned>((w.rows + kTileN - 1) / kTileN));
   return launch_overlapped(quant_gemm_kernel<kFmt, T, P>, grid, dim3(kWarps * 32), S::kSmemBytes, c.stream, w, x,

@@ -207,9 +207,8 @@ __device__ __forceinline__ float sum_squares(const XWord<kFmt>& w) {
 // the block also writes the prologue's outputs for these rows.
 template <int kFmt, class T>
 __device__ __forceinline__ void stage_x_prologue(XWord<kFmt>* xs, const GemvPrologue& pro, int64_t row0, int m,
-                                                 int64_t words, bool store) {
+                                                 int64_t words, bool store, float* scratch) {
   using Word = XWord<kFmt>;
-  __shared__ float scratch[32];
   // Scalars copied out: a lambda capturing the parameter struct by reference would move it to
   // local memory in every instance.
   const bool glu = pro.kind == GemvPrologue::kGlu, rounded = pro.round_normalized, offset = pro.unit_offset;
@@ -297,6 +296,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     quant_gemv_kernel(GemvSiblings<T> group, const T* x, int m_total, int pass_rows) {
   extern __shared__ uint4 x_smem[];
   __shared__ float partial[kMaxWarps][kTileRows][8];
+  __shared__ float reduce_scratch[32];  // the prologue's block reductions
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, g = lane >> 2, t = lane & 3;
   // The block's sibling and tile: blockIdx.y runs over the siblings' tiles in turn.
   int s = 0, tile = static_cast<int>(blockIdx.y);
@@ -330,7 +330,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
                   m * w.row_words);
   } else {
     stage_x_prologue<kFmt, T>(reinterpret_cast<XWord<kFmt>*>(x_smem), group.pro, int64_t(blockIdx.x) * pass_rows,
-                              m, w.row_words, blockIdx.y == 0);
+                              m, w.row_words, blockIdx.y == 0, reduce_scratch);
   }
   __syncthreads();
   // Rows past m read row m - 1: they only feed the mma's columns past m, which are not stored.
@@ -374,13 +374,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
 }
 
 // The opt-in shared-memory limit of a block, less what the kernel declares statically (the
-// partial sums): what staged x may use.
+// partial sums, the reduction scratch): what staged x may use. (Asking for more fails the
+// attribute call, whose error the next launch check would report as its own.)
 size_t x_smem_limit() {
   static const size_t limit = [] {
     int device = 0, optin = 0;
     cudaGetDevice(&device);
     cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-    return static_cast<size_t>(optin) - sizeof(float) * kMaxWarps * kTileRows * 8;
+    return static_cast<size_t>(optin) - sizeof(float) * (kMaxWarps * kTileRows * 8 + 32);
   }();
   return limit;
 }
@@ -397,11 +398,7 @@ int pass_rows(int64_t cols, int64_t m) {
 template <int kFmt, class T, class P, int kZero, int kGroups>
 cudaError_t launch(const Context& c, const GemvSiblings<T>& group, const T* x, int m, int rows, int warps) {
   constexpr auto kernel = quant_gemv_kernel<kFmt, T, P, kZero, kGroups>;
-  static const bool opted_in = [] {
-    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                static_cast<int>(x_smem_limit())) == cudaSuccess;
-  }();
-  (void)opted_in;  // a failure surfaces as the launch error below
+  if (const cudaError_t e = allow_dynamic_smem<kernel>(x_smem_limit()); e != cudaSuccess) return e;
   int64_t tiles = 0;
   for (int s = 0; s < group.count; ++s) tiles += group.tiles[s];
   const dim3 grid(static_cast<unsigned>((m + rows - 1) / rows), static_cast<unsigned>(tiles));
