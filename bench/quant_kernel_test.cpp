@@ -9,8 +9,7 @@
 // (f32 once per M: the dequantize fallback) on K with a partial 16-word step, without one, and
 // one the tiled GEMM does not take (int2 at K = 96: 6 words, not whole quads), N = 72 or 200
 // (partial 128-row tiles), bias / 8da cycling over the cases.
-// Then groups of three linears that read one x through run_next (one GEMV launch on CUDA), and
-// a norm or Glu folded into the launch of the linears that read its output.
+// Then groups of three linears that read one x through run_next (one GEMV launch on CUDA).
 // Outputs are poisoned (NaN) before every run.
 // Prints the worst rel-err per (format, dtype, path) and exits 1 on any failure, 77 without a GPU.
 // --quick runs a subset (for compute-sanitizer).
@@ -154,98 +153,6 @@ int sibling_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_dt
                   format_name(wp).c_str(), (long long)wp.group, dtype_str(d), (long long)m, share_all, s, err,
                   status.message().c_str());
       ++failures;
-    }
-  }
-  return failures;
-}
-
-// The prologue kinds prologue_case builds: the instruction before the linears that read its output.
-enum class Prologue { Norm, AddNorm, AddNormInPlace, GluSilu, GluGeluTanh };
-
-// A norm or Glu, then the quantized linears that read its output, run as the executor runs them:
-// the CUDA engine folds the first into the linears' GEMV launch (quant_linear_group's prologue),
-// except an AddRmsNorm whose sum overwrites its own residual (AddNormInPlace), which must run
-// alone. Checked against the same nodes run one at a time on fresh copies of the inputs: every
-// linear's output, and the prologue's own outputs, which the fused launch must still store (the
-// sum and the Glu bit for bit; the norm rounds alike but may sum its squares in another order).
-// Returns the number of failed checks; the worst rel-err goes to *worst.
-int prologue_case(Engine* e, const QuantWeightParams& wp, DType d, int64_t m, int64_t k, Prologue kind,
-                  std::mt19937& rng, double* worst) {
-  const bool glu = kind == Prologue::GluSilu || kind == Prologue::GluGeluTanh;
-  const int linears = glu ? 1 : 2;
-  const int64_t rows[2] = {72, 40};
-  const std::vector<uint8_t> a = qhost::encode(random_floats(m * k, -2.f, 2.f, d, rng), d);
-  const std::vector<uint8_t> b = qhost::encode(random_floats(m * k, -2.f, 2.f, d, rng), d);
-  const std::vector<uint8_t> w = qhost::encode(random_floats(k, 0.5f, 1.5f, d, rng), d);
-  Device dev{e, {}};
-  std::vector<TensorRef> weights[2];
-  for (int s = 0; s < linears; ++s) {
-    const qhost::Weight q = qhost::make_weight(wp, rows[s], k, DType::BF16, rng);
-    weights[s].push_back(dev.put(q.codes, DType::U8, {rows[s], static_cast<int64_t>(q.codes.size()) / rows[s]}));
-    weights[s].push_back(dev.put(q.scales, q.param_dtype, {rows[s], q.groups()}));
-    if (wp.has_zeros) weights[s].push_back(dev.put(q.zeros, q.param_dtype, {rows[s], q.groups()}));
-  }
-  // runs[0]: one node at a time; runs[1]: through run_next. Each has its own inputs and outputs.
-  std::vector<Node> runs[2];
-  for (auto& nodes : runs) {
-    const TensorRef in_a = dev.put(a, d, {m, k}), in_b = dev.put(b, d, {m, k}), weight = dev.put(w, d, {k});
-    Node pro{GluParams{kind == Prologue::GluSilu ? UnaryOp::Silu : UnaryOp::GeluTanh}, {in_a, in_b}, {}};
-    if (kind == Prologue::Norm) pro = Node{RmsNormParams{true, 1e-5, false, false}, {in_a, weight}, {}};
-    if (kind == Prologue::AddNorm || kind == Prologue::AddNormInPlace) {
-      pro = Node{AddRmsNormParams{RmsNormParams{true, 1e-6, true, true}}, {in_a, in_b, weight}, {}};
-      pro.extra_out.push_back(kind == Prologue::AddNorm ? dev.put({}, d, {m, k}) : in_b);
-    }
-    pro.out = dev.put({}, d, {m, k});
-    nodes.push_back(pro);
-    for (int s = 0; s < linears; ++s) {
-      Node linear{QuantLinearParams{wp, ActQuant::None, false}, {pro.out}, {}};
-      linear.in.insert(linear.in.end(), weights[s].begin(), weights[s].end());
-      linear.out = dev.put({}, d, {m, rows[s]});
-      nodes.push_back(linear);
-    }
-  }
-  auto env = [](const char* name) { const char* v = std::getenv(name); return std::string(v ? v : ""); };
-  const std::string allowed = env("ETGPU_GEMV_PROLOGUE");  // "0", "norm", "glu", or any other: all
-  const bool kind_allowed = allowed == "norm" ? !glu : allowed == "glu" ? glu : allowed != "0";
-  const bool folds = kind != Prologue::AddNormInPlace && env("ETGPU_QLINEAR_GROUP") != "0" && kind_allowed;
-  const size_t expected = folds ? runs[1].size() : 1;
-  const std::string label = format_name(wp) + " " + dtype_str(d) + " M=" + std::to_string(m) + " prologue " +
-                            std::to_string(static_cast<int>(kind));
-  int failures = 0;
-  Status status = Status::ok();
-  for (const Node& node : runs[0]) {
-    if (status.is_ok()) status = e->run(node);
-  }
-  for (size_t i = 0, ran = 1; i < runs[1].size() && status.is_ok(); i += ran) {
-    status = e->run_next(&runs[1][i], runs[1].size() - i, &ran);
-    if (i == 0 && ran != expected) {
-      std::printf("FAIL %s: the first launch took %zu instructions, expected %zu\n", label.c_str(), ran, expected);
-      ++failures;
-    }
-  }
-  if (status.is_ok()) status = e->synchronize();
-  auto fetch = [&](const TensorRef& t) {
-    std::vector<uint8_t> bytes(t.nbytes());
-    e->download(bytes.data(), t.data, bytes.size());
-    e->synchronize();
-    return bytes;
-  };
-  for (size_t i = 0; i < runs[0].size(); ++i) {
-    std::vector<std::pair<TensorRef, TensorRef>> outputs = {{runs[0][i].out, runs[1][i].out}};
-    for (size_t j = 0; j < runs[0][i].extra_out.size(); ++j) outputs.push_back({runs[0][i].extra_out[j], runs[1][i].extra_out[j]});
-    for (size_t j = 0; j < outputs.size(); ++j) {
-      const std::vector<uint8_t> alone = fetch(outputs[j].first), fused = fetch(outputs[j].second);
-      const bool exact = i == 0 && (glu || j == 1);
-      const std::vector<float> ref = qhost::decode(alone, d);
-      const double err = !status.is_ok() ? INFINITY : exact ? (alone == fused ? 0.0 : INFINITY)
-                                                           : qhost::rel_err(qhost::decode(fused, d),
-                                                                            std::vector<double>(ref.begin(), ref.end()));
-      *worst = std::max(*worst, err);
-      if (!(err <= tolerance(d) / 4)) {
-        std::printf("FAIL %s: node %zu output %zu: %s %.3g %s\n", label.c_str(), i, j,
-                    exact ? "not bit-identical," : "rel-err", err, status.message().c_str());
-        ++failures;
-      }
     }
   }
   return failures;
@@ -445,27 +352,6 @@ int main(int argc, char** argv) {
   std::printf("sibling groups: %d cases, %d failed outputs, max rel-err %.3g\n", sibling_cases, sibling_failures,
               sibling_worst);
   failures += sibling_failures;
-  // Prologues (a norm or Glu folded into the GEMV launch of the linears it feeds): every kind x
-  // format x f16/bf16 at M = 1 and 3, K = 256 (a pass's rows each normalized on their own).
-  int prologue_cases = 0, prologue_failures = 0;
-  double prologue_worst = 0;
-  for (int fmt : {2, 4, 8, 0}) {
-    const bool fp4 = fmt == 0;
-    const QuantWeightParams wp{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : fmt, fp4 ? 16 : 32,
-                               !fp4, false, fp4 ? 0.75f : 1.f};
-    for (DType d : {DType::F16, DType::BF16}) {
-      for (int64_t m : {1, 3}) {
-        for (Prologue kind : {Prologue::Norm, Prologue::AddNorm, Prologue::AddNormInPlace, Prologue::GluSilu,
-                              Prologue::GluGeluTanh}) {
-          prologue_failures += prologue_case(engine.get(), wp, d, m, 256, kind, rng, &prologue_worst);
-          ++prologue_cases;
-        }
-      }
-    }
-  }
-  std::printf("prologues: %d cases, %d failed checks, max rel-err %.3g\n", prologue_cases, prologue_failures,
-              prologue_worst);
-  failures += prologue_failures;
   const bool embedding_ok = embedding_cases(engine.get(), rng);
   std::printf("\n%-6s %-5s %-7s %6s %6s %10s\n", "format", "dtype", "path", "cases", "fails", "max relerr");
   for (const auto& [key, w] : table) {

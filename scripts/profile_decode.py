@@ -3,8 +3,8 @@ prefill and a few decode steps, and wraps one decode step in an NVTX range "deco
 Nsight Compute can time each of its kernels (the prefill is wrapped in a range "prefill"):
   ETGPU_CUDA_GRAPHS=0 ncu --clock-control none --nvtx --nvtx-include "decode/" \
       --metrics gpu__time_duration.sum --csv python3 scripts/profile_decode.py qwen3-0.6b
-Without ncu it prints the wall time per decode step, and the GPU time per step of a CUDA-graph
-replay (CUDA events over 50 steps at the context after the prefill). `--quant` and
+Without ncu it prints the wall time per decode step, and the mean GPU time of 50 replayed steps
+after them (the engine's events around each step). `--quant` and
 `--quant-embeddings` quantize the model as `etgpu export` does (TorchAO must be importable).
 `profile_decode.py --summarize FILE.csv` sums ncu's CSV per kernel name.
 Usage: profile_decode.py ARCH [PREFILL] [--quant SCHEME] [--quant-embeddings BITS] | --summarize FILE.csv"""
@@ -39,14 +39,13 @@ def summarize(path, top=24):
 
 
 def gpu_ms_per_step(program, tokens, start, steps=50):
-    """GPU milliseconds per decode step: CUDA events around `steps` steps from position `start`."""
-    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    begin.record()
+    """Mean GPU milliseconds of `steps` decode steps from position `start`: the engine's own events
+    around each step (stats' last_step_gpu_ms), so host time between steps does not count."""
+    total = 0.0
     for t in range(start, start + steps):
         program.run([tokens[:, t:t + 1], torch.tensor([t])])
-    end.record()
-    end.synchronize()
-    return begin.elapsed_time(end) / steps
+        total += program.stats()["last_step_gpu_ms"]
+    return total / steps
 
 
 def main():

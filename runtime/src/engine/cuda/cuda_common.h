@@ -44,9 +44,6 @@ struct Context {
   void* quant_scratch = nullptr;
   size_t quant_scratch_bytes = 0;
   int num_sms = 0;
-  // Which instructions quant_linear_group may fold into the GEMV launch of the linears after
-  // them (GemvPrologue): ETGPU_GEMV_PROLOGUE=0 none, =norm or =glu that kind alone.
-  bool fold_norm_prologue = true, fold_glu_prologue = true;
 };
 
 constexpr size_t kQuantScratchBytes = 64u << 20;

@@ -13,9 +13,7 @@
 //
 // Grouping: run_next runs a layer's q and k Ropes and v's cache IndexCopy as one launch (rope.cu
 // rope_group; ETGPU_ROPE_GROUP=0 turns that off), and quantized linears that read one x (q/k/v,
-// gate/up) as one GEMV launch (quant.cu quant_linear_group; ETGPU_QLINEAR_GROUP=0 turns it off),
-// with the norm or Glu that computes that x folded into the launch (ETGPU_GEMV_PROLOGUE=0: not;
-// =norm or =glu: that kind only).
+// gate/up) as one GEMV launch (quant.cu quant_linear_group; ETGPU_QLINEAR_GROUP=0 turns it off).
 #include <cuda_runtime.h>
 
 #include <cstdlib>
@@ -99,10 +97,6 @@ class CudaEngine final : public Engine {
     // Read with the engine, as ETGPU_CUDA_GRAPHS: a captured graph keeps the launches it recorded.
     group_ropes_ = !env_off("ETGPU_ROPE_GROUP");
     group_linears_ = !env_off("ETGPU_QLINEAR_GROUP");
-    const char* prologues = std::getenv("ETGPU_GEMV_PROLOGUE");
-    const bool only_one = prologues && (std::strcmp(prologues, "norm") == 0 || std::strcmp(prologues, "glu") == 0);
-    ctx_.fold_norm_prologue = !env_off("ETGPU_GEMV_PROLOGUE") && (!only_one || std::strcmp(prologues, "norm") == 0);
-    ctx_.fold_glu_prologue = !env_off("ETGPU_GEMV_PROLOGUE") && (!only_one || std::strcmp(prologues, "glu") == 0);
     stats_.workspace_bytes = kCublasWorkspaceBytes + kAttentionScratchBytes + kAttentionCounters * sizeof(unsigned) +
                             cuda::kQuantScratchBytes + sizeof(int);
     return Status::ok();

@@ -232,96 +232,21 @@ bool same_tensor(const TensorRef& a, const TensorRef& b) {
   return true;
 }
 
-// The largest group (tiles, all siblings together) a prologue is folded into. Every block
-// recomputes the prologue from its inputs (two or three K-element rows read from L2 per x row),
-// so for an LM head's thousands of tiles that traffic would outweigh the launch it saves (a
-// bound chosen, not measured: the layers' groups have at most ~1k tiles, the head ~8k).
-constexpr int64_t kMaxPrologueTiles = 2048;
-
-bool aligned_floats(const TensorRef& t, DType dtype, int64_t numel) {
-  return t.dtype == dtype && t.numel() == numel && reinterpret_cast<uintptr_t>(t.data) % 16 == 0;
-}
-
-// Whether `n` (an RmsNorm, AddRmsNorm or Glu) can run as the prologue of GEMVs whose x is its
-// output (rows of k elements of x's dtype), and if so its GemvPrologue. Its outputs may not
-// overlap its inputs: other blocks of the launch still read those after the first tile's blocks
-// stored the outputs.
-bool gemv_prologue(const Context& c, const Node& n, const TensorRef& x, int64_t k, GemvPrologue* pro) {
-  if (!same_tensor(n.out, x)) return false;
-  const int64_t numel = x.numel();
-  const TensorRef* weight = nullptr;
-  const TensorRef* sum = nullptr;
-  if (const auto* p = std::get_if<GluParams>(&n.params)) {
-    if (!c.fold_glu_prologue) return false;
-    *pro = GemvPrologue{GemvPrologue::kGlu, n.in[0].data, n.in[1].data, nullptr, x.data, nullptr};
-    pro->act = p->act;
-    if (!aligned_floats(n.in[0], x.dtype, numel) || !aligned_floats(n.in[1], x.dtype, numel)) return false;
-  } else {
-    const RmsNormParams* norm = nullptr;
-    const TensorRef* residual = nullptr;
-    if (const auto* p = std::get_if<RmsNormParams>(&n.params)) {
-      norm = p;
-      if (p->has_weight) weight = &n.in[1];
-    } else if (const auto* p = std::get_if<AddRmsNormParams>(&n.params)) {
-      norm = &p->norm;
-      residual = &n.in[1];
-      sum = &n.extra_out[0];
-      if (norm->has_weight) weight = &n.in[2];
-    } else {
-      return false;
-    }
-    if (!c.fold_norm_prologue || n.in[0].size(-1) != k || !aligned_floats(n.in[0], x.dtype, numel) ||
-        (weight && !aligned_floats(*weight, x.dtype, k)) || (residual && !aligned_floats(*residual, x.dtype, numel)) ||
-        (sum && !aligned_floats(*sum, x.dtype, numel))) {
-      return false;
-    }
-    *pro = GemvPrologue{GemvPrologue::kRmsNorm, n.in[0].data, residual ? residual->data : nullptr,
-                        weight ? weight->data : nullptr, x.data, sum ? sum->data : nullptr,
-                        static_cast<float>(norm->eps), norm->unit_offset, norm->round_normalized};
-  }
-  for (const TensorRef& in : n.in) {
-    if (bytes_overlap(n.out, in) || (sum && bytes_overlap(*sum, in))) return false;
-  }
-  return true;
-}
-
-// Whether a linear that reads the prologue's output as x may run in its launch: it writes none
-// of the prologue's tensors and reads none of its outputs besides x.
-bool after_prologue(const Node& prologue, const Node& linear) {
-  auto written = [&](const TensorRef& t) {
-    bool hit = bytes_overlap(prologue.out, t);
-    for (const TensorRef& e : prologue.extra_out) hit |= bytes_overlap(e, t);
-    return hit;
-  };
-  for (size_t i = 1; i < linear.in.size(); ++i) {
-    if (written(linear.in[i])) return false;
-  }
-  if (written(linear.out)) return false;
-  for (const TensorRef& in : prologue.in) {
-    if (bytes_overlap(linear.out, in)) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 Status quant_linear_group(const Context& c, const Node* nodes, size_t count, size_t* ran) {
   *ran = 0;
-  // A norm or Glu first: its output is the linears' x, computed in their launch.
-  const size_t first_linear = count >= 2 && !std::holds_alternative<QuantLinearParams>(nodes[0].params) ? 1 : 0;
-  const auto* first = std::get_if<QuantLinearParams>(&nodes[first_linear].params);
+  const auto* first = std::get_if<QuantLinearParams>(&nodes[0].params);
   if (count < 2 || !first || first->act != ActQuant::None) return Status::ok();
-  const TensorRef& x = nodes[first_linear].in[0];
+  const TensorRef& x = nodes[0].in[0];
   const int64_t k = x.rank > 0 ? x.size(-1) : 0;
   if (k == 0 || x.numel() == 0) return Status::ok();
   const int64_t m = x.numel() / k;
-  GemvPrologue prologue;
-  if (first_linear && !gemv_prologue(c, nodes[0], x, k, &prologue)) return Status::ok();
   PackedWeight weights[kMaxGemvSiblings];
   GemvSibling siblings[kMaxGemvSiblings];
   int taken = 0;
   int64_t tiles = 0;
-  for (size_t i = first_linear; i < count && taken < kMaxGemvSiblings; ++i) {
+  for (size_t i = 0; i < count && taken < kMaxGemvSiblings; ++i) {
     const Node& node = nodes[i];
     const auto* p = std::get_if<QuantLinearParams>(&node.params);
     PackedWeight& w = weights[taken];
@@ -331,16 +256,16 @@ Status quant_linear_group(const Context& c, const Node* nodes, size_t count, siz
       break;
     }
     // One launch runs the siblings in no order: each must be independent of every earlier one.
-    bool free_order = !first_linear || after_prologue(nodes[0], node);
-    for (size_t j = first_linear; j < i && free_order; ++j) free_order = independent(nodes[j], node);
+    bool free_order = true;
+    for (size_t j = 0; j < i && free_order; ++j) free_order = independent(nodes[j], node);
     tiles += (w.rows + kGemvTileRows - 1) / kGemvTileRows;
-    if (!free_order || tiles > (first_linear ? kMaxPrologueTiles : kMaxGemvTiles)) break;
+    if (!free_order || tiles > kMaxGemvTiles) break;
     const TensorRef* bias = quant_linear_bias(node, *p);
     siblings[taken++] = GemvSibling{&w, bias ? bias->data : nullptr, node.out.data};
   }
-  if (taken < (first_linear ? 1 : 2)) return Status::ok();
-  *ran = first_linear + static_cast<size_t>(taken);  // before the launch: a failure names the whole group
-  return quant_gemv_siblings(c, first->w, siblings, taken, x.data, x.dtype, m, prologue);
+  if (taken < 2) return Status::ok();
+  *ran = static_cast<size_t>(taken);  // before the launch, so that a failure names the whole group
+  return quant_gemv_siblings(c, first->w, siblings, taken, x.data, x.dtype, m);
 }
 
 Status quant_embedding(const Context& c, const Node& n, const QuantEmbeddingParams& p) {

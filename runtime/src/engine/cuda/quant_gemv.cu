@@ -138,117 +138,21 @@ struct alignas(codes_per_word(kFmt) >= 8 ? 16 : 8) XWord {
   uint32_t v[codes_per_word(kFmt) / 2];
 };
 
-// One word's P elements of x, (x_0 .. x_{P-1}), in the mma's B order: as the decoder pairs them,
-// (x_j, x_{j+P/2}), two pairs per B register pair, so a step reads its operands with no permutes.
-template <int kFmt>
-__device__ __forceinline__ XWord<kFmt> permute_word(const XWord<kFmt>& in) {
-  constexpr int kQuarter = codes_per_word(kFmt) / 4;
-  XWord<kFmt> out;
-#pragma unroll
-  for (int j = 0; j < kQuarter; ++j) {
-    out.v[2 * j] = __byte_perm(in.v[j], in.v[j + kQuarter], 0x5410);
-    out.v[2 * j + 1] = __byte_perm(in.v[j], in.v[j + kQuarter], 0x7632);
-  }
-  return out;
-}
-
-// Copies the pass's m rows of x (K elements each) into shared memory, each word permuted.
+// Copies the pass's m rows of x (K elements each) into shared memory in the mma's B order:
+// each word's elements as the decoder pairs them, (x_j, x_{j+P/2}), two pairs per B register
+// pair, so a step reads its operands with no permutes.
 template <int kFmt>
 __device__ __forceinline__ void stage_x(XWord<kFmt>* xs, const XWord<kFmt>* x, int64_t words) {
-  for (int64_t i = threadIdx.x; i < words; i += blockDim.x) xs[i] = permute_word<kFmt>(x[i]);
-}
-
-// Element h (0: the low half) of a 32-bit pair of T (bf16 or f16) as float, and two floats
-// rounded to T and packed. Bit operations on the word itself: indexing the word through a T*
-// would move it to local memory.
-template <class T>
-__device__ __forceinline__ float pair_element(uint32_t pair, int h) {
-  const uint32_t bits = h ? pair >> 16 : pair & 0xffffu;
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __uint_as_float(bits << 16);
-  else return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
-}
-
-template <class T>
-__device__ __forceinline__ uint32_t pack_pair(float lo, float hi) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    return __bfloat16_as_ushort(__float2bfloat16(lo)) | uint32_t(__bfloat16_as_ushort(__float2bfloat16(hi))) << 16;
-  } else {
-    return __half_as_ushort(__float2half(lo)) | uint32_t(__half_as_ushort(__float2half(hi))) << 16;
-  }
-}
-
-// f(a_j, b_j) for each element pair of two words of T, rounded back to T.
-template <int kFmt, class T, class F>
-__device__ __forceinline__ XWord<kFmt> map_word(const XWord<kFmt>& a, const XWord<kFmt>& b, F f) {
-  XWord<kFmt> out;
+  constexpr int kQuarter = codes_per_word(kFmt) / 4;
+  for (int64_t i = threadIdx.x; i < words; i += blockDim.x) {
+    const XWord<kFmt> in = x[i];
+    XWord<kFmt> out;
 #pragma unroll
-  for (int q = 0; q < codes_per_word(kFmt) / 2; ++q) {
-    out.v[q] = pack_pair<T>(f(pair_element<T>(a.v[q], 0), pair_element<T>(b.v[q], 0)),
-                            f(pair_element<T>(a.v[q], 1), pair_element<T>(b.v[q], 1)));
-  }
-  return out;
-}
-
-template <int kFmt, class T>
-__device__ __forceinline__ float sum_squares(const XWord<kFmt>& w) {
-  float s = 0.f;
-#pragma unroll
-  for (int q = 0; q < codes_per_word(kFmt) / 2; ++q) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) s += pair_element<T>(w.v[q], h) * pair_element<T>(w.v[q], h);
-  }
-  return s;
-}
-
-// stage_x with a folded prologue (GemvPrologue): the pass's m rows of x, from rows row0.. of the
-// prologue's inputs, `words` words per row. A Glu stages round(act(gate)) * up at once. A norm
-// stages its input (x, or x + residual rounded as AddRmsNorm's sum) unpermuted, reduces the
-// row's squares over the block, then normalizes each word in place and permutes it. With `store`
-// the block also writes the prologue's outputs for these rows.
-template <int kFmt, class T>
-__device__ __forceinline__ void stage_x_prologue(XWord<kFmt>* xs, const GemvPrologue& pro, int64_t row0, int m,
-                                                 int64_t words, bool store, float* scratch) {
-  using Word = XWord<kFmt>;
-  // Scalars copied out: a lambda capturing the parameter struct by reference would move it to
-  // local memory in every instance.
-  const bool glu = pro.kind == GemvPrologue::kGlu, rounded = pro.round_normalized, offset = pro.unit_offset;
-  const UnaryOp act = pro.act;
-  for (int r = 0; r < m; ++r) {
-    const int64_t first = (row0 + r) * words;  // the row's first word in the inputs and outputs
-    Word* row = xs + r * words;
-    const Word* a = static_cast<const Word*>(pro.a) + first;
-    const Word* b = pro.b ? static_cast<const Word*>(pro.b) + first : nullptr;
-    float squares = 0.f;
-    for (int64_t i = threadIdx.x; i < words; i += blockDim.x) {
-      const Word in_a = a[i];
-      if (glu) {
-        const Word out = map_word<kFmt, T>(in_a, b[i], [act](float gate, float up) {
-          return round_to<T>(gate_activation(act, gate)) * up;
-        });
-        if (store) static_cast<Word*>(pro.out)[first + i] = out;
-        row[i] = permute_word<kFmt>(out);
-        continue;
-      }
-      Word in = in_a;
-      if (b) in = map_word<kFmt, T>(in_a, b[i], [](float x, float residual) { return x + residual; });
-      if (b && store) static_cast<Word*>(pro.sum)[first + i] = in;
-      squares += sum_squares<kFmt, T>(in);
-      row[i] = in;
+    for (int j = 0; j < kQuarter; ++j) {
+      out.v[2 * j] = __byte_perm(in.v[j], in.v[j + kQuarter], 0x5410);
+      out.v[2 * j + 1] = __byte_perm(in.v[j], in.v[j + kQuarter], 0x7632);
     }
-    if (glu) continue;
-    const float rstd = rms_rstd(block_reduce(squares, SumOp(), scratch), words * codes_per_word(kFmt), pro.eps);
-    const Word* weight = static_cast<const Word*>(pro.weight);
-    const bool weighted = weight != nullptr;
-    for (int64_t i = threadIdx.x; i < words; i += blockDim.x) {
-      const Word in = row[i];
-      Word scale = in;  // a value, not `weighted ? weight[i] : in`: that selects an address
-      if (weighted) scale = weight[i];
-      const Word out = map_word<kFmt, T>(in, scale, [=](float v, float w) {
-        return rms_normalize(v, rstd, dtype_of<T>(), rounded, weighted, w, offset);
-      });
-      if (store) static_cast<Word*>(pro.out)[first + i] = out;
-      row[i] = permute_word<kFmt>(out);
-    }
+    xs[i] = out;
   }
 }
 
@@ -280,7 +184,6 @@ struct GemvSiblings {
   T* out[kMaxGemvSiblings];
   int tiles[kMaxGemvSiblings];
   int count;
-  GemvPrologue pro;
 };
 
 // Sibling s of a group: constant indices, so the fields stay in the parameter space (an index
@@ -296,7 +199,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     quant_gemv_kernel(GemvSiblings<T> group, const T* x, int m_total, int pass_rows) {
   extern __shared__ uint4 x_smem[];
   __shared__ float partial[kMaxWarps][kTileRows][8];
-  __shared__ float reduce_scratch[32];  // the prologue's block reductions
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, g = lane >> 2, t = lane & 3;
   // The block's sibling and tile: blockIdx.y runs over the siblings' tiles in turn.
   int s = 0, tile = static_cast<int>(blockIdx.y);
@@ -325,13 +227,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     if (word + d * slice < row_words) load_step<P, kZero>(ring[d], rows, word + d * slice);
   }
   wait_previous_grid();
-  if (group.pro.kind == GemvPrologue::kNone) {
-    stage_x<kFmt>(reinterpret_cast<XWord<kFmt>*>(x_smem), reinterpret_cast<const XWord<kFmt>*>(x),
-                  m * w.row_words);
-  } else {
-    stage_x_prologue<kFmt, T>(reinterpret_cast<XWord<kFmt>*>(x_smem), group.pro, int64_t(blockIdx.x) * pass_rows,
-                              m, w.row_words, blockIdx.y == 0, reduce_scratch);
-  }
+  stage_x<kFmt>(reinterpret_cast<XWord<kFmt>*>(x_smem), reinterpret_cast<const XWord<kFmt>*>(x),
+                m * w.row_words);
   __syncthreads();
   // Rows past m read row m - 1: they only feed the mma's columns past m, which are not stored.
   // A word's x (2P bytes) sits at x_row + 2P word.
@@ -374,14 +271,13 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
 }
 
 // The opt-in shared-memory limit of a block, less what the kernel declares statically (the
-// partial sums, the reduction scratch): what staged x may use. (Asking for more fails the
-// attribute call, whose error the next launch check would report as its own.)
+// partial sums): what staged x may use.
 size_t x_smem_limit() {
   static const size_t limit = [] {
     int device = 0, optin = 0;
     cudaGetDevice(&device);
     cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-    return static_cast<size_t>(optin) - sizeof(float) * (kMaxWarps * kTileRows * 8 + 32);
+    return static_cast<size_t>(optin) - sizeof(float) * kMaxWarps * kTileRows * 8;
   }();
   return limit;
 }
@@ -437,7 +333,7 @@ bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m) 
 }
 
 Status quant_gemv_siblings(const Context& c, const QuantWeightParams& p, const GemvSibling* siblings, int count,
-                           const void* x, DType dtype, int64_t m, const GemvPrologue& prologue) {
+                           const void* x, DType dtype, int64_t m) {
   const PackedWeight& w = *siblings[0].w;
   // About kDepth steps per warp: the whole ring in flight, and the ring refilled on long rows.
   // (4 warps of <= 128 registers: four blocks per SM.)
@@ -448,7 +344,7 @@ Status quant_gemv_siblings(const Context& c, const QuantWeightParams& p, const G
   with_packed_types(p, dtype, w.param_dtype, [&](auto fmt, auto type, auto param) {
     using T = decltype(type);
     constexpr int kFmt = decltype(fmt)::value;
-    GemvSiblings<T> group{w, {}, {}, {}, {}, {}, {}, {}, {}, count, prologue};
+    GemvSiblings<T> group{w, {}, {}, {}, {}, {}, {}, {}, {}, count};
     for (int s = 0; s < count; ++s) {
       const PackedWeight& ws = *siblings[s].w;
       group.codes[s] = ws.codes;

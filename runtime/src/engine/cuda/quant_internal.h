@@ -32,29 +32,10 @@ struct GemvSibling {
   const void* bias;
   void* out;
 };
-
-// The instruction before the linears, folded into their GEMV launch: each block computes the
-// rows of x it multiplies from this instruction's inputs while staging x, instead of reading x
-// after a launch of its own. The blocks of the first tile still store the instruction's outputs,
-// so later readers find them. The math is the standalone kernels' (norm.cu rms_norm_vec_kernel,
-// elementwise.cu glu_kernel), with every intermediate rounded to x's dtype alike.
-struct GemvPrologue {
-  enum Kind : int { kNone, kRmsNorm, kGlu };
-  Kind kind = kNone;
-  const void* a = nullptr;       // RmsNorm: its x; Glu: the gate
-  const void* b = nullptr;       // RmsNorm: AddRmsNorm's residual, or null; Glu: the up input
-  const void* weight = nullptr;  // RmsNorm's weight, or null
-  void* out = nullptr;           // the instruction's output: the linears' x
-  void* sum = nullptr;           // AddRmsNorm's x + residual
-  float eps = 0.f;
-  bool unit_offset = false, round_normalized = false;
-  UnaryOp act = UnaryOp::Silu;   // Glu's activation
-};
-
 // quant_gemv for each sibling, as one launch (the caller checks quant_gemv_supported for each,
-// and that their tiles together stay within kMaxGemvTiles). With a prologue, x is its output.
+// and that their tiles together stay within kMaxGemvTiles).
 Status quant_gemv_siblings(const Context& c, const QuantWeightParams& p, const GemvSibling* siblings, int count,
-                           const void* x, DType dtype, int64_t m, const GemvPrologue& prologue = {});
+                           const void* x, DType dtype, int64_t m);
 
 
 // Whether the tiled GEMM (below) beats dequantize + cuBLASLt for m rows of x against an n-row
