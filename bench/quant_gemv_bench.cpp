@@ -6,6 +6,8 @@
 //     over enough copies to exceed L2; each timing is a CUDA graph of one launch per copy (the
 //     graph's time over the launches), so launch gaps shrink but still count;
 //     The bf16 GEMV (no quantization) on the same shapes, for reference;
+//     then two weights taller than one wave of blocks (int4-g32 16384 x 2048, int8 32768 x 2048),
+//     which the GEMV streams several tiles per block through;
 //  3. prefill shapes vs plain bf16 cuBLASLt: int4-g32 at M = 16, 64 (multi-pass GEMV) and
 //     M = 128, 512, 2048 (the tiled GEMM, quant_gemm.cu), and the other formats at M = 512, 2048;
 //     for M > 64 also the dequantize + cuBLASLt path the tiled GEMM replaced (quant_linear_dequant).
@@ -14,7 +16,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
@@ -231,6 +235,8 @@ int main() {
   CHECK(cudaMalloc(&ctx.quant_scratch, cuda::kQuantScratchBytes));
   ctx.quant_scratch_bytes = cuda::kQuantScratchBytes;
   ctx.num_sms = prop.multiProcessorCount;
+  const char* stream = std::getenv("ETGPU_GEMV_STREAM");  // as the engine reads it
+  ctx.stream_gemv_tiles = !(stream && std::string(stream) == "0");
 
   const double copy_gbs = copy_bandwidth(ctx.stream);
   std::mt19937 rng(7);
@@ -259,6 +265,23 @@ int main() {
                     100.0 * gbs / copy_gbs, ref_us);
       rows.push_back(line);
     }
+  }
+  // Taller weights than one wave of blocks: each block streams several 16-row tiles (int4 16384 x
+  // 2048 is a gate/up pair of llama3.2-1b; int8 32768 x 2048 a quarter of its int8 LM head).
+  const std::pair<Case, int64_t> tall[] = {{cases[0], 16384}, {cases[1], 32768}};
+  for (auto [c, n] : tall) {
+    const int64_t k = 2048;
+    if (c.p.group == 0) c.p.group = k;
+    Problem pr;
+    build(pr, c, 1, n, k, static_cast<int>(std::max<int64_t>(4, (int64_t(400) << 20) / (n * k / 2))), rng);
+    const double ms = time_nodes(ctx, pr.nodes, 20);
+    const double gbs = pr.weight_bytes / (ms * 1e-3) / 1e9;
+    const double ref_us = copy_us(ctx.stream, pr.weight_bytes, static_cast<int>(pr.nodes.size()));
+    std::snprintf(line, sizeof line,
+                  "gemv %-9s N=%-5lld K=%-5lld M=1    %8.2f MB %9.2f us %8.0f GB/s %6.1f%%  (copy of these bytes %.2f us)",
+                  c.name.c_str(), (long long)n, (long long)k, pr.weight_bytes / 1e6, ms * 1e3, gbs,
+                  100.0 * gbs / copy_gbs, ref_us);
+    rows.push_back(line);
   }
   for (const auto& shape : shapes) {
     const int64_t n = shape[0], k = shape[1];
