@@ -6,8 +6,7 @@
 //     over enough copies to exceed L2; each timing is a CUDA graph of one launch per copy (the
 //     graph's time over the launches), so launch gaps shrink but still count;
 //     The bf16 GEMV (no quantization) on the same shapes, for reference;
-//     then two weights taller than one wave of blocks (int4-g32 16384 x 2048, int8 32768 x 2048),
-//     which the GEMV streams several tiles per block through;
+//     then two weights taller than one wave of blocks (int4-g32 16384 x 2048, int8 32768 x 2048);
 //  3. prefill shapes vs plain bf16 cuBLASLt: int4-g32 at M = 16, 64 (multi-pass GEMV) and
 //     M = 128, 512, 2048 (the tiled GEMM, quant_gemm.cu), and the other formats at M = 512, 2048;
 //     for M > 64 also the dequantize + cuBLASLt path the tiled GEMM replaced (quant_linear_dequant).
@@ -16,7 +15,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 #include <utility>
 
@@ -235,8 +233,6 @@ int main() {
   CHECK(cudaMalloc(&ctx.quant_scratch, cuda::kQuantScratchBytes));
   ctx.quant_scratch_bytes = cuda::kQuantScratchBytes;
   ctx.num_sms = prop.multiProcessorCount;
-  const char* stream = std::getenv("ETGPU_GEMV_STREAM");  // as the engine reads it
-  ctx.stream_gemv_tiles = !(stream && std::string(stream) == "0");
 
   const double copy_gbs = copy_bandwidth(ctx.stream);
   std::mt19937 rng(7);
@@ -266,8 +262,8 @@ int main() {
       rows.push_back(line);
     }
   }
-  // Taller weights than one wave of blocks: each block streams several 16-row tiles (int4 16384 x
-  // 2048 is a gate/up pair of llama3.2-1b; int8 32768 x 2048 a quarter of its int8 LM head).
+  // Weights taller than one wave of blocks (int4 16384 x 2048 is a gate/up pair of llama3.2-1b;
+  // int8 32768 x 2048 a quarter of its int8 LM head).
   const std::pair<Case, int64_t> tall[] = {{cases[0], 16384}, {cases[1], 32768}};
   for (auto [c, n] : tall) {
     const int64_t k = 2048;

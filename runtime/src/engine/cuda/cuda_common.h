@@ -44,9 +44,6 @@ struct Context {
   void* quant_scratch = nullptr;
   size_t quant_scratch_bytes = 0;
   int num_sms = 0;
-  // Whether a quantized GEMV taller than one wave of blocks streams several tiles per block
-  // (quant_gemv.cu; ETGPU_GEMV_STREAM=0 launches one block per tile instead).
-  bool stream_gemv_tiles = true;
 };
 
 constexpr size_t kQuantScratchBytes = 64u << 20;

@@ -97,7 +97,6 @@ class CudaEngine final : public Engine {
     // Read with the engine, as ETGPU_CUDA_GRAPHS: a captured graph keeps the launches it recorded.
     group_ropes_ = !env_off("ETGPU_ROPE_GROUP");
     group_linears_ = !env_off("ETGPU_QLINEAR_GROUP");
-    ctx_.stream_gemv_tiles = !env_off("ETGPU_GEMV_STREAM");
     stats_.workspace_bytes = kCublasWorkspaceBytes + kAttentionScratchBytes + kAttentionCounters * sizeof(unsigned) +
                             cuda::kQuantScratchBytes + sizeof(int);
     return Status::ok();

@@ -184,7 +184,6 @@ struct GemvSiblings {
   T* out[kMaxGemvSiblings];
   int tiles[kMaxGemvSiblings];
   int count;
-  int total_tiles;
 };
 
 // Sibling s of a group: constant indices, so the fields stay in the parameter space (an index
@@ -195,44 +194,24 @@ __device__ __forceinline__ V sibling(const V (&values)[kMaxGemvSiblings], int s)
   return s == 0 ? values[0] : s == 1 ? values[1] : values[2];
 }
 
-// The sibling that tile `tile` of the group (the siblings' tiles in turn) belongs to; `tile`
-// becomes its index among that sibling's tiles.
-template <class T>
-__device__ __forceinline__ int sibling_of(const GemvSiblings<T>& group, int& tile) {
-  int s = 0;
-  for (; s + 1 < group.count && tile >= group.tiles[s]; ++s) tile -= group.tiles[s];
-  return s;
-}
-
-// The packed weight of sibling s (the fields the siblings share come from the first).
-template <class T>
-__device__ __forceinline__ PackedWeight sibling_weight(const GemvSiblings<T>& group, int s) {
-  PackedWeight w = group.w;
-  w.codes = sibling(group.codes, s);
-  w.scales = sibling(group.scales, s);
-  w.zeros = sibling(group.zeros, s);
-  w.rows = sibling(group.rows, s);
-  w.tensor_scale = sibling(group.tensor_scale, s);
-  return w;
-}
-
-// A block serves tiles blockIdx.y, blockIdx.y + gridDim.y, ... of the group. The grid holds one
-// block per tile unless the tiles outnumber the blocks that fit on the GPU at once (an LM head,
-// an MLP's gate/up): then each block streams several tiles, and the last round of a tile refills
-// the ring with the next tile's first round, so its loads are in flight while this tile's last
-// steps decode and its sums are reduced and stored. The host streams only rows of whole rounds
-// (row_words a multiple of kDepth slices), where the last round's refills all fall past the row.
 template <int kFmt, class T, class P, int kZero, int kGroups>
 __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     quant_gemv_kernel(GemvSiblings<T> group, const T* x, int m_total, int pass_rows) {
   extern __shared__ uint4 x_smem[];
   __shared__ float partial[kMaxWarps][kTileRows][8];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, g = lane >> 2, t = lane & 3;
-  int tile = static_cast<int>(blockIdx.y), local = tile;
-  PackedWeight w = sibling_weight(group, sibling_of(group, local));
+  // The block's sibling and tile: blockIdx.y runs over the siblings' tiles in turn.
+  int s = 0, tile = static_cast<int>(blockIdx.y);
+  for (; s + 1 < group.count && tile >= group.tiles[s]; ++s) tile -= group.tiles[s];
+  PackedWeight w = group.w;
+  w.codes = sibling(group.codes, s);
+  w.scales = sibling(group.scales, s);
+  w.zeros = sibling(group.zeros, s);
+  w.rows = sibling(group.rows, s);
+  w.tensor_scale = sibling(group.tensor_scale, s);
   const int m = min(pass_rows, m_total - pass_rows * static_cast<int>(blockIdx.x));
   x += int64_t(blockIdx.x) * pass_rows * w.cols;
-  LaneRows<P> rows = lane_rows<kFmt, P>(w, int64_t(local) * kTileRows + g);
+  LaneRows<P> rows = lane_rows<kFmt, P>(w, int64_t(tile) * kTileRows + g);
 
   // The lane's word offset (of its step's first word) advances one slice of the warps' steps per
   // ring slot; the ring holds the loads of kDepth slices ahead of it. (32 bits: staged x limits
@@ -255,66 +234,40 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   // A word's x (2P bytes) sits at x_row + 2P word.
   uint32_t x_row = smem_addr(x_smem + min(g, m - 1) * w.cols / 8);
 
-  for (;;) {
-    const int next = tile + static_cast<int>(gridDim.y);
-    const bool stream_next = next < group.total_tiles;
-    float acc[2][4] = {};
-    while (word < row_words) {
-      if (stream_next && word + ahead >= row_words) {  // the last round: refill from the next tile
-        int next_local = next;
-        rows = lane_rows<kFmt, P>(sibling_weight(group, sibling_of(group, next_local)),
-                                  int64_t(next_local) * kTileRows + g);
-      }
-      // Loop-invariant, but pinned in registers like the bases: rematerialising them costs more.
-      rows.pin();
-      asm volatile("" : "+r"(x_row), "+r"(slice), "+r"(ahead));
+  float acc[2][4] = {};
+  while (word < row_words) {
+    // Loop-invariant, but pinned in registers like the bases: rematerialising them costs more.
+    rows.pin();
+    asm volatile("" : "+r"(x_row), "+r"(slice), "+r"(ahead));
 #pragma unroll
-      for (int d = 0; d < kDepth; ++d) {
-        if (word < row_words) {
-          consume_step<kFmt, T, P, kZero>(ring[d], w, x_row + word * 2 * codes_per_word(kFmt), acc);
-          const uint32_t at = word + ahead;
-          if (at < row_words) load_step<P, kZero>(ring[d], rows, at);
-          else if (stream_next) load_step<P, kZero>(ring[d], rows, at - row_words);
-        }
-        word += slice;
+    for (int d = 0; d < kDepth; ++d) {
+      if (word < row_words) {
+        consume_step<kFmt, T, P, kZero>(ring[d], w, x_row + word * 2 * codes_per_word(kFmt), acc);
+        if (word + ahead < row_words) load_step<P, kZero>(ring[d], rows, word + ahead);
       }
+      word += slice;
     }
-
-    // Accumulator fragment: [0..1] = row g, x rows 2t, 2t+1; [2..3] = row g + 8.
-    partial[warp][g][2 * t] = acc[0][0] + acc[1][0];
-    partial[warp][g][2 * t + 1] = acc[0][1] + acc[1][1];
-    partial[warp][g + 8][2 * t] = acc[0][2] + acc[1][2];
-    partial[warp][g + 8][2 * t + 1] = acc[0][3] + acc[1][3];
-    __syncthreads();
-    // Reread from the parameters rather than held through the loop (registers are at the cap).
-    local = tile;
-    const int s = sibling_of(group, local);
-    const int64_t n = sibling(group.rows, s), r0 = int64_t(local) * kTileRows;
-    const T* bias = sibling(group.bias, s);
-    T* out = sibling(group.out, s) + int64_t(blockIdx.x) * pass_rows * n;
-    for (int i = threadIdx.x; i < kTileRows * 8; i += blockDim.x) {
-      const int row = i >> 3, col = i & 7;
-      if (col < m && r0 + row < n) {
-        float sum = 0.f;
-        for (int k = 0; k < warps; ++k) sum += partial[k][row][col];
-        if (bias) sum += static_cast<float>(bias[r0 + row]);
-        out[col * n + r0 + row] = static_cast<T>(sum);
-      }
-    }
-    if (!stream_next) return;
-    __syncthreads();  // the next tile rewrites partial
-    tile = next;
-    local = tile;
-    w.tensor_scale = sibling(group.tensor_scale, sibling_of(group, local));  // all its consume_step reads
-    word -= row_words;
   }
-}
 
-// Whether a block may stream several tiles (quant_gemv_kernel): every lane's row is whole rounds
-// of kDepth slices of the warps' steps.
-bool streamable(int64_t row_words, int warps) {
-  const int64_t slice = int64_t(warps) * kStepWords;
-  return row_words % slice == 0 && (row_words / slice) % kDepth == 0;
+  // Accumulator fragment: [0..1] = row g, x rows 2t, 2t+1; [2..3] = row g + 8.
+  partial[warp][g][2 * t] = acc[0][0] + acc[1][0];
+  partial[warp][g][2 * t + 1] = acc[0][1] + acc[1][1];
+  partial[warp][g + 8][2 * t] = acc[0][2] + acc[1][2];
+  partial[warp][g + 8][2 * t + 1] = acc[0][3] + acc[1][3];
+  __syncthreads();
+  // Reread from the parameters rather than held through the loop (registers are at the cap).
+  const int64_t n = sibling(group.rows, s), r0 = int64_t(tile) * kTileRows;
+  const T* bias = sibling(group.bias, s);
+  T* out = sibling(group.out, s) + int64_t(blockIdx.x) * pass_rows * n;
+  for (int i = threadIdx.x; i < kTileRows * 8; i += blockDim.x) {
+    const int row = i >> 3, col = i & 7;
+    if (col < m && r0 + row < n) {
+      float sum = 0.f;
+      for (int k = 0; k < warps; ++k) sum += partial[k][row][col];
+      if (bias) sum += static_cast<float>(bias[r0 + row]);
+      out[col * n + r0 + row] = static_cast<T>(sum);
+    }
+  }
 }
 
 // The opt-in shared-memory limit of a block, less what the kernel declares statically (the
@@ -339,22 +292,14 @@ int pass_rows(int64_t cols, int64_t m) {
 }
 
 template <int kFmt, class T, class P, int kZero, int kGroups>
-cudaError_t launch(const Context& c, GemvSiblings<T> group, const T* x, int m, int rows, int warps) {
+cudaError_t launch(const Context& c, const GemvSiblings<T>& group, const T* x, int m, int rows, int warps) {
   constexpr auto kernel = quant_gemv_kernel<kFmt, T, P, kZero, kGroups>;
   if (const cudaError_t e = allow_dynamic_smem<kernel>(x_smem_limit()); e != cudaSuccess) return e;
-  group.total_tiles = 0;
-  for (int s = 0; s < group.count; ++s) group.total_tiles += group.tiles[s];
-  const unsigned passes = static_cast<unsigned>((m + rows - 1) / rows);
+  int64_t tiles = 0;
+  for (int s = 0; s < group.count; ++s) tiles += group.tiles[s];
+  const dim3 grid(static_cast<unsigned>((m + rows - 1) / rows), static_cast<unsigned>(tiles));
   const size_t smem = static_cast<size_t>(rows) * group.w.cols * sizeof(T);
-  unsigned blocks_y = static_cast<unsigned>(group.total_tiles);
-  if (c.stream_gemv_tiles && streamable(group.w.row_words, warps)) {
-    int per_sm = 0;
-    const cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * 32, smem);
-    if (e != cudaSuccess) return e;
-    const unsigned resident = static_cast<unsigned>(std::max(per_sm, 1) * c.num_sms) / passes;
-    blocks_y = std::min(blocks_y, std::max(resident, 1u));
-  }
-  return launch_overlapped(kernel, dim3(passes, blocks_y), dim3(warps * 32), smem, c.stream, group, x, m, rows);
+  return launch_overlapped(kernel, grid, dim3(warps * 32), smem, c.stream, group, x, m, rows);
 }
 
 // Calls launch(zero domain, groups per step) as integral constants for the weight (NvFp4 has no
@@ -399,7 +344,7 @@ Status quant_gemv_siblings(const Context& c, const QuantWeightParams& p, const G
   with_packed_types(p, dtype, w.param_dtype, [&](auto fmt, auto type, auto param) {
     using T = decltype(type);
     constexpr int kFmt = decltype(fmt)::value;
-    GemvSiblings<T> group{w, {}, {}, {}, {}, {}, {}, {}, {}, count, 0};
+    GemvSiblings<T> group{w, {}, {}, {}, {}, {}, {}, {}, {}, count};
     for (int s = 0; s < count; ++s) {
       const PackedWeight& ws = *siblings[s].w;
       group.codes[s] = ws.codes;
