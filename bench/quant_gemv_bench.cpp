@@ -16,7 +16,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
-#include <utility>
+#include <tuple>
 
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
@@ -245,32 +245,20 @@ int main() {
   const int64_t shapes[2][2] = {{2048, 8192}, {8192, 2048}};
   std::vector<std::string> rows;
   char line[320];
+  // Every format at both shapes, then weights taller than one wave of blocks (int4 16384 x 2048
+  // is a gate/up pair of llama3.2-1b; int8 32768 x 2048 a quarter of its int8 LM head).
+  std::vector<std::tuple<Case, int64_t, int64_t>> gemvs;
   for (const auto& shape : shapes) {
-    for (Case c : cases) {
-      const int64_t n = shape[0], k = shape[1];
-      if (c.p.group == 0) c.p.group = k;  // per-channel
-      Problem pr;
-      const int copies = static_cast<int>(std::max<size_t>(8, (size_t(400) << 20) / (n * k / 2)));
-      build(pr, c, 1, n, k, std::min(copies, 64), rng);
-      const double ms = time_nodes(ctx, pr.nodes, 50);
-      const double gbs = pr.weight_bytes / (ms * 1e-3) / 1e9;
-      const double ref_us = copy_us(ctx.stream, pr.weight_bytes, static_cast<int>(pr.nodes.size()));
-      std::snprintf(line, sizeof line,
-                    "gemv %-9s N=%-5lld K=%-5lld M=1    %8.2f MB %9.2f us %8.0f GB/s %6.1f%%  (copy of these bytes %.2f us)",
-                    c.name.c_str(), (long long)n, (long long)k, pr.weight_bytes / 1e6, ms * 1e3, gbs,
-                    100.0 * gbs / copy_gbs, ref_us);
-      rows.push_back(line);
-    }
+    for (const Case& c : cases) gemvs.emplace_back(c, shape[0], shape[1]);
   }
-  // Weights taller than one wave of blocks (int4 16384 x 2048 is a gate/up pair of llama3.2-1b;
-  // int8 32768 x 2048 a quarter of its int8 LM head).
-  const std::pair<Case, int64_t> tall[] = {{cases[0], 16384}, {cases[1], 32768}};
-  for (auto [c, n] : tall) {
-    const int64_t k = 2048;
-    if (c.p.group == 0) c.p.group = k;
+  gemvs.emplace_back(cases[0], 16384, 2048);
+  gemvs.emplace_back(cases[1], 32768, 2048);
+  for (auto [c, n, k] : gemvs) {
+    if (c.p.group == 0) c.p.group = k;  // per-channel
     Problem pr;
-    build(pr, c, 1, n, k, static_cast<int>(std::max<int64_t>(4, (int64_t(400) << 20) / (n * k / 2))), rng);
-    const double ms = time_nodes(ctx, pr.nodes, 20);
+    const int copies = static_cast<int>(std::max<size_t>(8, (size_t(400) << 20) / (n * k / 2)));
+    build(pr, c, 1, n, k, std::min(copies, 64), rng);
+    const double ms = time_nodes(ctx, pr.nodes, 50);
     const double gbs = pr.weight_bytes / (ms * 1e-3) / 1e9;
     const double ref_us = copy_us(ctx.stream, pr.weight_bytes, static_cast<int>(pr.nodes.size()));
     std::snprintf(line, sizeof line,
