@@ -4,8 +4,8 @@ Nsight Compute can time each of its kernels (the prefill is wrapped in a range "
   ETGPU_CUDA_GRAPHS=0 ncu --clock-control none --nvtx --nvtx-include "decode/" \
       --metrics gpu__time_duration.sum --csv python3 scripts/profile_decode.py qwen3-0.6b
 Without ncu it prints the wall time per decode step, and the mean GPU time of 50 replayed steps
-after them (the engine's events around each step). `--quant` and
-`--quant-embeddings` quantize the model as `etgpu export` does (TorchAO must be importable).
+after them (the engine's events around each step). `--quant` and `--quant-embeddings` quantize
+the model as `etgpu export` does (TorchAO must be importable).
 `profile_decode.py --summarize FILE.csv` sums ncu's CSV per kernel name.
 Usage: profile_decode.py ARCH [PREFILL] [--quant SCHEME] [--quant-embeddings BITS] | --summarize FILE.csv"""
 
@@ -79,7 +79,7 @@ def main():
         if t == prefill + 4:
             torch.cuda.nvtx.range_pop()
     print(f"{arch}: decode step wall ms {[round(x * 1e3, 2) for x in times]}; stats {program.stats()}")
-    # The event timing replays the tail of the budget: positions prefill + 8 .. prefill + 57 < +64.
+    # The timed steps take positions prefill + 8 .. prefill + 57, within the exported prefill + 64.
     tokens = torch.randint(0, model.config.vocab_size, (1, prefill + 64))
     print(f"{arch} {args.quant or 'bf16'} emb {args.quant_embeddings or '-'}: "
           f"decode GPU ms/step {gpu_ms_per_step(program, tokens, prefill + 8):.4f}")
