@@ -2,6 +2,7 @@
 // Engines never see the IR; the executor resolves symbolic shapes before every call.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -31,6 +32,11 @@ struct TensorRef {
   // Size of dim `d`, counting negative dims from the end.
   int64_t size(int d) const { return shape[d < 0 ? d + rank : d]; }
 };
+
+// Whether two tensors have one shape (rank and every extent).
+inline bool same_shape(const TensorRef& a, const TensorRef& b) {
+  return a.rank == b.rank && std::equal(a.shape, a.shape + a.rank, b.shape);
+}
 
 // Whether two tensors share a byte (one without data has none): what decides whether two
 // instructions may run in one launch, in either order.

@@ -10,11 +10,6 @@ namespace {
 
 int normalize_dim(int dim, int rank) { return dim < 0 ? dim + rank : dim; }
 
-bool same_shape(const TensorRef& a, const TensorRef& b) {
-  if (a.rank != b.rank) return false;
-  return std::equal(a.shape, a.shape + a.rank, b.shape);
-}
-
 // `x` broadcasts to `out` (numpy rules, aligned at the right).
 bool broadcasts_to(const TensorRef& x, const TensorRef& out) {
   if (x.rank > out.rank) return false;

@@ -225,11 +225,7 @@ bool same_weight_kind(const QuantWeightParams& a, const QuantWeightParams& b) {
 }
 
 bool same_tensor(const TensorRef& a, const TensorRef& b) {
-  if (a.data != b.data || a.dtype != b.dtype || a.rank != b.rank) return false;
-  for (int d = 0; d < a.rank; ++d) {
-    if (a.shape[d] != b.shape[d]) return false;
-  }
-  return true;
+  return a.data == b.data && a.dtype == b.dtype && same_shape(a, b);
 }
 
 }  // namespace
@@ -258,7 +254,7 @@ Status quant_linear_group(const Context& c, const Node* nodes, size_t count, siz
     // One launch runs the siblings in no order: each must be independent of every earlier one.
     bool free_order = true;
     for (size_t j = 0; j < i && free_order; ++j) free_order = independent(nodes[j], node);
-    tiles += (w.rows + kGemvTileRows - 1) / kGemvTileRows;
+    tiles += gemv_tiles(w.rows);
     if (!free_order || tiles > kMaxGemvTiles) break;
     const TensorRef* bias = quant_linear_bias(node, *p);
     siblings[taken++] = GemvSibling{&w, bias ? bias->data : nullptr, node.out.data};

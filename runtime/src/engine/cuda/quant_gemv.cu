@@ -326,7 +326,7 @@ void with_step_kind(const PackedWeight& w, Launch&& launch) {
 
 bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m) {
   return (x.dtype == DType::BF16 || x.dtype == DType::F16) && m >= 1 && m <= kMaxGemvRows &&
-         (w.rows + kTileRows - 1) / kTileRows <= kMaxGemvTiles && pass_rows(w.cols, m) > 0 &&
+         gemv_tiles(w.rows) <= kMaxGemvTiles && pass_rows(w.cols, m) > 0 &&
          ((4 * w.cols / w.row_words) >> w.group_shift) <= kMaxStepGroups &&
          w.row_words % kStepWords == 0 && reinterpret_cast<uintptr_t>(w.codes) % 16 == 0 &&
          reinterpret_cast<uintptr_t>(x.data) % 16 == 0;
@@ -354,7 +354,7 @@ Status quant_gemv_siblings(const Context& c, const QuantWeightParams& p, const G
       group.tensor_scale[s] = ws.tensor_scale;
       group.bias[s] = static_cast<const T*>(siblings[s].bias);
       group.out[s] = static_cast<T*>(siblings[s].out);
-      group.tiles[s] = static_cast<int>((ws.rows + kTileRows - 1) / kTileRows);
+      group.tiles[s] = static_cast<int>(gemv_tiles(ws.rows));
     }
     with_step_kind<kFmt>(w, [&](auto zero, auto groups) {
       status = launch<kFmt, T, decltype(param), decltype(zero)::value, decltype(groups)::value>(

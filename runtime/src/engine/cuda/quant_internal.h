@@ -18,6 +18,7 @@ constexpr int64_t kMaxGemvRows = 64;
 // together (grid.y's limit).
 constexpr int kGemvTileRows = 16;
 constexpr int64_t kMaxGemvTiles = 65535;
+inline int64_t gemv_tiles(int64_t rows) { return (rows + kGemvTileRows - 1) / kGemvTileRows; }
 
 bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m);
 // out[m, N] = x[m, K] . dequant(W)^T (+ bias), x/out/bias of `dtype` (bf16 or f16).
