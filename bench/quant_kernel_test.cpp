@@ -69,6 +69,16 @@ struct Worst {
   int cases = 0, failures = 0;
 };
 
+// A quantized weight's operands on the device, appended to node->in: codes, scales, the zeros
+// when the weight has them, and a linear's bias (of x's dtype d) when given.
+void put_weight(Device& dev, const qhost::Weight& q, const std::vector<float>* bias, DType d, Node* node) {
+  const int64_t n = q.n;
+  node->in.push_back(dev.put(q.codes, DType::U8, {n, static_cast<int64_t>(q.codes.size()) / n}));
+  node->in.push_back(dev.put(q.scales, q.param_dtype, {n, q.groups()}));
+  if (q.p.has_zeros) node->in.push_back(dev.put(q.zeros, q.param_dtype, {n, q.groups()}));
+  if (bias) node->in.push_back(dev.put(qhost::encode(*bias, d), d, {n}));
+}
+
 // One quant_linear case; returns its rel-err (infinity on an engine error).
 double linear_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_dtype, int64_t m, int64_t n,
                    int64_t k, bool bias, bool act, std::mt19937& rng, std::string* error) {
@@ -79,10 +89,7 @@ double linear_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_
   QuantLinearParams p{wp, act ? ActQuant::Int8PerTokenAsym : ActQuant::None, bias};
   Node node{p, {}, {}};
   node.in.push_back(dev.put(qhost::encode(x, d), d, {m, k}));
-  node.in.push_back(dev.put(q.codes, DType::U8, {n, static_cast<int64_t>(q.codes.size()) / n}));
-  node.in.push_back(dev.put(q.scales, q.param_dtype, {n, q.groups()}));
-  if (wp.has_zeros) node.in.push_back(dev.put(q.zeros, q.param_dtype, {n, q.groups()}));
-  if (bias) node.in.push_back(dev.put(qhost::encode(b, d), d, {n}));
+  put_weight(dev, q, bias ? &b : nullptr, d, &node);
   node.out = dev.put({}, d, {m, n});
   Status s = e->run(node);
   if (s.is_ok()) s = e->synchronize();
@@ -118,10 +125,7 @@ int sibling_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_dt
     const bool bias = s != 1;
     Node node{QuantLinearParams{wp, ActQuant::None, bias}, {}, {}};
     node.in.push_back(s == 2 && !share_all ? x_copy : x_dev);
-    node.in.push_back(dev.put(q.codes, DType::U8, {rows[s], static_cast<int64_t>(q.codes.size()) / rows[s]}));
-    node.in.push_back(dev.put(q.scales, q.param_dtype, {rows[s], q.groups()}));
-    if (wp.has_zeros) node.in.push_back(dev.put(q.zeros, q.param_dtype, {rows[s], q.groups()}));
-    if (bias) node.in.push_back(dev.put(qhost::encode(biases.back(), d), d, {rows[s]}));
+    put_weight(dev, q, bias ? &biases.back() : nullptr, d, &node);
     node.out = dev.put({}, d, {m, rows[s]});
     nodes.push_back(node);
   }
@@ -177,9 +181,7 @@ bool embedding_cases(Engine* e, std::mt19937& rng) {
         std::vector<uint8_t> ib(count * 8);
         std::memcpy(ib.data(), idx.data(), ib.size());
         node.in.push_back(dev.put(ib, DType::I64, {count}));
-        node.in.push_back(dev.put(q.codes, DType::U8, {rows, static_cast<int64_t>(q.codes.size()) / rows}));
-        node.in.push_back(dev.put(q.scales, q.param_dtype, {rows, q.groups()}));
-        if (wp.has_zeros) node.in.push_back(dev.put(q.zeros, q.param_dtype, {rows, q.groups()}));
+        put_weight(dev, q, nullptr, d, &node);
         node.out = dev.put({}, d, {count, k});
         Status s = e->run(node);
         if (s.is_ok()) s = e->synchronize();
