@@ -2,14 +2,15 @@
 //  1. device-to-device copy bandwidth (bytes read + written): the roofline the GEMV is held to;
 //  2. GEMV (M = 1) for int4-g32, int8 per-channel, int2-g32, nvfp4 at N x K = 2048 x 8192 and
 //     8192 x 2048 (N outputs, K inputs), bf16 x: weight bytes (codes + scales + zeros), GB/s and %
-//     of copy bandwidth, and the time of a device-to-device copy of the same bytes. Weights rotate
+//     of copy bandwidth, and the time of a kernel that only reads the same bytes (read_floor.cu:
+//     the floor of any one-launch kernel at this size) and of a device-to-device copy. Weights rotate
 //     over enough copies to exceed L2; each timing is a CUDA graph of one launch per copy (the
 //     graph's time over the launches), so launch gaps shrink but still count;
 //     The bf16 GEMV (no quantization) on the same shapes, for reference;
 //     then two weights taller than one wave of blocks (int4-g32 16384 x 2048, int8 32768 x 2048);
-//  3. prefill shapes vs plain bf16 cuBLASLt: int4-g32 at M = 16, 64 (multi-pass GEMV) and
-//     M = 128, 512, 2048 (the tiled GEMM, quant_gemm.cu), and the other formats at M = 512, 2048;
-//     for M > 64 also the dequantize + cuBLASLt path the tiled GEMM replaced (quant_linear_dequant).
+//  3. more rows of x (prefill), int4-g32 at M = 16 .. 2048 and the other formats at M = 16, 512,
+//     2048: the path quant_linear picks and each path forced (GEMV passes up to kMaxGemvRows, the
+//     tiled GEMM of quant_gemm.cu, dequantize + cuBLASLt), against plain bf16 cuBLASLt.
 // Exits 77 without a GPU. The table is printed last.
 #include <cuda_runtime.h>
 
@@ -21,7 +22,9 @@
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/gemv.h"
+#include "engine/cuda/quant_internal.h"
 #include "quant_host.h"
+#include "read_floor.h"
 
 using namespace etgpu;
 
@@ -260,11 +263,14 @@ int main() {
     build(pr, c, 1, n, k, std::min(copies, 64), rng);
     const double ms = time_nodes(ctx, pr.nodes, 50);
     const double gbs = pr.weight_bytes / (ms * 1e-3) / 1e9;
-    const double ref_us = copy_us(ctx.stream, pr.weight_bytes, static_cast<int>(pr.nodes.size()));
+    const int launches = static_cast<int>(pr.nodes.size());
+    const double ref_us = copy_us(ctx.stream, pr.weight_bytes, launches);
+    const double read_us = read_only_us(ctx.stream, pr.weight_bytes, launches);
     std::snprintf(line, sizeof line,
-                  "gemv %-9s N=%-5lld K=%-5lld M=1    %8.2f MB %9.2f us %8.0f GB/s %6.1f%%  (copy of these bytes %.2f us)",
+                  "gemv %-9s N=%-5lld K=%-5lld M=1    %8.2f MB %9.2f us %8.0f GB/s %6.1f%%  (read-only kernel %.2f us "
+                  "%.1f%%; copy %.2f us)",
                   c.name.c_str(), (long long)n, (long long)k, pr.weight_bytes / 1e6, ms * 1e3, gbs,
-                  100.0 * gbs / copy_gbs, ref_us);
+                  100.0 * gbs / copy_gbs, read_us, 100.0 * pr.weight_bytes / (read_us * 1e-6) / 1e9 / copy_gbs, ref_us);
     rows.push_back(line);
   }
   for (const auto& shape : shapes) {
@@ -277,18 +283,24 @@ int main() {
                   copy_us(ctx.stream, static_cast<size_t>(bytes), 16));
     rows.push_back(line);
   }
-  // Prefill: GEMV passes (M <= 64) vs bf16 cuBLASLt on the same shapes; for M > 64 both prefill
-  // paths, each forced (quant_linear picks between them by tiled_gemm_preferred, set from these rows).
+  // More than one row of x: every path quant_linear can take, each forced (GEMV passes of 8 rows
+  // up to kMaxGemvRows, the tiled GEMM, dequantize + cuBLASLt), what it picks, and plain bf16
+  // cuBLASLt on the same shape. kMaxGemvRows and tiled_gemm_preferred are set from these rows.
+  const LinearFn paths[] = {cuda::quant_linear, cuda::quant_linear_gemv, cuda::quant_linear_tiled,
+                            cuda::quant_linear_dequant};
   for (const auto& shape : shapes) {
     for (Case c : cases) {
-      for (int64_t m : {16, 64, 128, 512, 2048}) {
-        if (c.name != "int4-g32" && m < 512) continue;
+      for (int64_t m : {16, 32, 64, 128, 512, 2048}) {
+        if (c.name != "int4-g32" && m != 16 && m < 512) continue;
         const int64_t n = shape[0], k = shape[1];
         if (c.p.group == 0) c.p.group = k;  // per-channel
         Problem pr;
         build(pr, c, m, n, k, 1, rng);
-        const double q_ms = time_nodes(ctx, pr.nodes, 20, m > 64 ? cuda::quant_linear_tiled : cuda::quant_linear);
-        const double dq_ms = m > 64 ? time_nodes(ctx, pr.nodes, 20, cuda::quant_linear_dequant) : 0.0;
+        double ms[4] = {};
+        for (int i = 0; i < 4; ++i) {
+          if (i == 1 && m > cuda::kMaxGemvRows) continue;
+          ms[i] = time_nodes(ctx, pr.nodes, 20, paths[i]);
+        }
         void* w = device_copy(std::vector<uint8_t>(n * k * 2, 0x3c));  // bf16 ~0.01, not zeros
         cuda::GemmProblem g{DType::BF16, true, m, n, k, 1, 0, 0, 0, false};
         const Node& node = pr.nodes[0];
@@ -296,17 +308,13 @@ int main() {
           check(ctx.blas->gemm(g, node.in[0].data, w, node.out.data, ctx.stream), "gemm");
         });
         CHECK(cudaFree(w));
-        const double tflops = 2.0 * m * n * k / (q_ms * 1e-3) / 1e12;
-        if (m > 64) {
-          std::snprintf(line, sizeof line,
-                        "mm   %-9s N=%-5lld K=%-5lld M=%-5lld tiled %8.3f ms (%5.0f TFLOP/s)  dequant+lt %8.3f ms  "
-                        "bf16 %8.3f ms  tiled/bf16 x%.2f",
-                        c.name.c_str(), (long long)n, (long long)k, (long long)m, q_ms, tflops, dq_ms, ref_ms,
-                        q_ms / ref_ms);
-        } else {
-          std::snprintf(line, sizeof line, "mm   %-9s N=%-5lld K=%-5lld M=%-5lld gemv  %8.3f ms  bf16 %8.3f ms  x%.2f",
-                        c.name.c_str(), (long long)n, (long long)k, (long long)m, q_ms, ref_ms, q_ms / ref_ms);
-        }
+        char gemv[32] = "     -";
+        if (ms[1] > 0) std::snprintf(gemv, sizeof gemv, "%6.3f", ms[1]);
+        std::snprintf(line, sizeof line,
+                      "mm   %-9s N=%-5lld K=%-5lld M=%-5lld picked %6.3f ms  gemv %s  tiled %6.3f  dequant+lt %6.3f  "
+                      "bf16 %6.3f  picked/bf16 x%.2f",
+                      c.name.c_str(), (long long)n, (long long)k, (long long)m, ms[0], gemv, ms[2], ms[3], ref_ms,
+                      ms[0] / ref_ms);
         rows.push_back(line);
       }
     }

@@ -11,6 +11,8 @@
 // TorchAO 8da activations are quantized-dequantized per row into the scratch first (in chunks of
 // rows when x exceeds it).
 // quant_embedding reuses the row-dequantize kernel with a gather index.
+#include <algorithm>
+
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/quant.cuh"
@@ -19,16 +21,40 @@
 namespace etgpu::cuda {
 namespace {
 
+// A word's kN decoded values stored at dst: as 16-byte (or 8-byte) units when `vector` (dst
+// aligned to them), else one by one. Scalar 2-byte stores spread over a warp made the dequantize
+// pass ~5x slower than its bytes (bench/NOTES.md 2026-11-30, session 17).
+template <class T, int kN>
+__device__ __forceinline__ void store_values(T* dst, const T (&v)[kN], bool vector) {
+  constexpr int kBytes = kN * static_cast<int>(sizeof(T));
+  if constexpr (kBytes % 16 == 0) {
+    if (vector) {
+#pragma unroll
+      for (int c = 0; c < kBytes / 16; ++c) reinterpret_cast<uint4*>(dst)[c] = reinterpret_cast<const uint4*>(v)[c];
+      return;
+    }
+  } else if constexpr (kBytes % 8 == 0) {
+    if (vector) {
+      *reinterpret_cast<uint2*>(dst) = *reinterpret_cast<const uint2*>(v);
+      return;
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < kN; ++e) dst[e] = v[e];
+}
+
 // Dequantizes rows of W into out[r, :] (row-major, `cols` per row), r < out_rows. Source row:
 // index[r] when an index is given (embedding; negatives wrap once as in index.cu, and a row
-// still out of range is zeroed and flagged), else row0 + r. One thread per code word.
+// still out of range is zeroed and flagged), else row0 + r. A thread decodes code word
+// blockIdx.x * blockDim.x + threadIdx.x of rows blockIdx.y, + gridDim.y, ... (no division per
+// word; a row's source is resolved once per row).
 template <int kFmt, class T>
 __global__ void dequant_rows_kernel(PackedWeight w, int64_t row0, const void* index, DType index_dtype, T* out,
-                                    int64_t out_rows, int* error_flag) {
+                                    int64_t out_rows, bool vector_stores, int* error_flag) {
   constexpr int kP = codes_per_word(kFmt);
-  const int64_t total = out_rows * w.row_words;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = i / w.row_words, word = i % w.row_words;
+  const int64_t word = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (word >= w.row_words) return;
+  for (int64_t r = blockIdx.y; r < out_rows; r += gridDim.y) {
     int64_t src = row0 + r;
     bool valid = true;
     if (index) {
@@ -37,20 +63,21 @@ __global__ void dequant_rows_kernel(PackedWeight w, int64_t row0, const void* in
       valid = src >= 0 && src < w.rows;
       if (!valid && word == 0) atomicCAS(error_flag, kNoError, kIndexOutOfRange);
     }
-    T* dst = out + r * w.cols + word * kP;
-    if (!valid) {
+    alignas(16) T values[kP];
+    if (valid) {
+      const uint32_t code = w.codes[src * w.row_words + word];
+      const WordDecoder<kFmt, T> decoder(load_group<kFmt>(w, src, (word * kP) >> w.group_shift));
 #pragma unroll
-      for (int e = 0; e < kP; ++e) dst[e] = T(0.f);
-      continue;
-    }
-    const uint32_t code = w.codes[src * w.row_words + word];
-    const WordDecoder<kFmt, T> decoder(load_group<kFmt>(w, src, (word * kP) >> w.group_shift));
+      for (int j = 0; j < kP / 2; ++j) {
+        const auto pair = decoder.pair(code, j);
+        values[j] = pair.x;
+        values[j + kP / 2] = pair.y;
+      }
+    } else {
 #pragma unroll
-    for (int j = 0; j < kP / 2; ++j) {
-      const auto pair = decoder.pair(code, j);
-      dst[j] = pair.x;
-      dst[j + kP / 2] = pair.y;
+      for (int e = 0; e < kP; ++e) values[e] = T(0.f);
     }
+    store_values(out + r * w.cols + word * kP, values, vector_stores);
   }
 }
 
@@ -99,14 +126,18 @@ Status act_quant(const Context& c, const void* x, DType dtype, void* out, int64_
 
 Status dequant_rows(const Context& c, const QuantWeightParams& p, const PackedWeight& w, int64_t row0,
                     const TensorRef* index, DType dtype, void* out, int64_t out_rows) {
-  const unsigned grid = grid_for(out_rows * w.row_words);
+  const dim3 grid(static_cast<unsigned>((w.row_words + kThreads - 1) / kThreads),
+                  static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(out_rows, 1), 65535)));
   with_format(p, [&](auto fmt) {
     constexpr int kFmt = decltype(fmt)::value;
     with_float_type(dtype, [&](auto type) {
       using T = decltype(type);
+      // A word's values as 16-byte units (8 for int8 with 2-byte T) when every row start allows.
+      const size_t unit = std::min<size_t>(16, codes_per_word(kFmt) * sizeof(T));
+      const bool vector = reinterpret_cast<uintptr_t>(out) % unit == 0 && (w.cols * sizeof(T)) % unit == 0;
       dequant_rows_kernel<kFmt, T><<<grid, kThreads, 0, c.stream>>>(
           w, row0, index ? index->data : nullptr, index ? index->dtype : DType::I64, static_cast<T*>(out),
-          out_rows, c.error_flag);
+          out_rows, vector, c.error_flag);
     });
   });
   ETGPU_CUDA_LAUNCH_CHECK("quant dequant_rows kernel");
@@ -171,8 +202,8 @@ Status unsupported_layout(const char* op, const QuantWeightParams& p) {
              "whole row or a power of two >= 16 (bits ", p.bits, ", group ", p.group, ")");
 }
 
-// Which prefill path runs: quant_linear's choice, or one forced (the benchmark entry points).
-enum class LinearPath { Auto, Dequant, Tiled };
+// Which path runs: quant_linear's choice, or one forced (the benchmark entry points).
+enum class LinearPath { Auto, Dequant, Tiled, Gemv };
 
 Status run_quant_linear(const Context& c, const Node& n, const QuantLinearParams& p, LinearPath path) {
   const TensorRef &x = n.in[0], &out = n.out;
@@ -188,6 +219,9 @@ Status run_quant_linear(const Context& c, const Node& n, const QuantLinearParams
   }
   const bool act = p.act != ActQuant::None;
   const bool act_fits = !act || x.nbytes() <= c.quant_scratch_bytes;
+  if (path == LinearPath::Gemv && (!quant_gemv_supported(w, x, m) || !act_fits)) {
+    return err("quant_linear: the GEMV does not take this layout");
+  }
   if (!quant_gemv_supported(w, x, m) || !act_fits) {
     const bool act_row_fits = !act || static_cast<size_t>(k) * dtype_size(x.dtype) <= c.quant_scratch_bytes;
     if (quant_gemm_kernel_supported(w, x, m) && act_row_fits && tiled_gemm_preferred(p.w, w.rows, m)) {
@@ -215,6 +249,10 @@ Status quant_linear_dequant(const Context& c, const Node& n, const QuantLinearPa
 
 Status quant_linear_tiled(const Context& c, const Node& n, const QuantLinearParams& p) {
   return run_quant_linear(c, n, p, LinearPath::Tiled);
+}
+
+Status quant_linear_gemv(const Context& c, const Node& n, const QuantLinearParams& p) {
+  return run_quant_linear(c, n, p, LinearPath::Gemv);
 }
 
 namespace {
