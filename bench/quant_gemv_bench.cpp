@@ -9,8 +9,8 @@
 //     The bf16 GEMV (no quantization) on the same shapes, for reference;
 //     then two weights taller than one wave of blocks (int4-g32 16384 x 2048, int8 32768 x 2048);
 //  3. more rows of x (prefill), int4-g32 at M = 16 .. 2048 and the other formats at M = 16, 512,
-//     2048: the path quant_linear picks and each path forced (GEMV passes up to kMaxGemvRows, the
-//     tiled GEMM of quant_gemm.cu, dequantize + cuBLASLt), against plain bf16 cuBLASLt.
+//     2048: the path quant_linear picks and each path forced (GEMV passes up to 64 rows,
+//     dequantize + cuBLASLt), against plain bf16 cuBLASLt.
 // Exits 77 without a GPU. The table is printed last.
 #include <cuda_runtime.h>
 
@@ -283,11 +283,10 @@ int main() {
                   copy_us(ctx.stream, static_cast<size_t>(bytes), 16));
     rows.push_back(line);
   }
-  // More than one row of x: every path quant_linear can take, each forced (GEMV passes of 8 rows
-  // up to kMaxGemvRows, the tiled GEMM, dequantize + cuBLASLt), what it picks, and plain bf16
-  // cuBLASLt on the same shape. kMaxGemvRows and tiled_gemm_preferred are set from these rows.
-  const LinearFn paths[] = {cuda::quant_linear, cuda::quant_linear_gemv, cuda::quant_linear_tiled,
-                            cuda::quant_linear_dequant};
+  // More than one row of x: what quant_linear picks, each path forced (GEMV passes of 8 rows, up
+  // to 64 rows whatever kMaxGemvRows is, and dequantize + cuBLASLt), and plain bf16 cuBLASLt on the
+  // same shape. kMaxGemvRows is set from these rows.
+  const LinearFn paths[] = {cuda::quant_linear, cuda::quant_linear_gemv, cuda::quant_linear_dequant};
   for (const auto& shape : shapes) {
     for (Case c : cases) {
       for (int64_t m : {16, 32, 64, 128, 512, 2048}) {
@@ -296,9 +295,9 @@ int main() {
         if (c.p.group == 0) c.p.group = k;  // per-channel
         Problem pr;
         build(pr, c, m, n, k, 1, rng);
-        double ms[4] = {};
-        for (int i = 0; i < 4; ++i) {
-          if (i == 1 && m > cuda::kMaxGemvRows) continue;
+        double ms[3] = {};
+        for (int i = 0; i < 3; ++i) {
+          if (i == 1 && m > 64) continue;
           ms[i] = time_nodes(ctx, pr.nodes, 20, paths[i]);
         }
         void* w = device_copy(std::vector<uint8_t>(n * k * 2, 0x3c));  // bf16 ~0.01, not zeros
@@ -311,9 +310,9 @@ int main() {
         char gemv[32] = "     -";
         if (ms[1] > 0) std::snprintf(gemv, sizeof gemv, "%6.3f", ms[1]);
         std::snprintf(line, sizeof line,
-                      "mm   %-9s N=%-5lld K=%-5lld M=%-5lld picked %6.3f ms  gemv %s  tiled %6.3f  dequant+lt %6.3f  "
-                      "bf16 %6.3f  picked/bf16 x%.2f",
-                      c.name.c_str(), (long long)n, (long long)k, (long long)m, ms[0], gemv, ms[2], ms[3], ref_ms,
+                      "mm   %-9s N=%-5lld K=%-5lld M=%-5lld picked %6.3f ms  gemv %s  dequant+lt %6.3f  bf16 %6.3f  "
+                      "picked/bf16 x%.2f",
+                      c.name.c_str(), (long long)n, (long long)k, (long long)m, ms[0], gemv, ms[2], ref_ms,
                       ms[0] / ref_ms);
         rows.push_back(line);
       }

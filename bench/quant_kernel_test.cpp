@@ -1,14 +1,13 @@
 // Parity of the CUDA engine's quant_linear / quant_embedding against an fp64 host reference
 // (quant_host.h), through the engine's own run(): every format (int2/4/8, nvfp4) x group (32,
 // 128, whole row; 16 for nvfp4) x zeros (none, integer, float domain) x dtype x M in
-// {1, 3, 8, 17, 64} x bias x 8da act quant, on a K that the GEMV tiles (256), one it does not
-// (96), a long row (2560 bytes, fewer combinations), and N = 72 (a partial 16-row tile). Then
-// every GEMV instance (parameter dtype, zero domain, groups per step) at M = 1..8.
-// Then the prefill sizes, M in {65, 128, 200, 512} (the tiled GEMM's M tails and several M
-// tiles): every format x group (16 too: int2-g16 is the GEMM's 4-group case) x zeros x f16/bf16
-// (f32 once per M: the dequantize fallback) on K with a partial 16-word step, without one, and
-// one the tiled GEMM does not take (int2 at K = 96: 6 words, not whole quads), N = 72 or 200
-// (partial 128-row tiles), bias / 8da cycling over the cases.
+// {1, 3, 8, 11, 64} (11: two GEMV passes, the second partial; 64: the dequantize path) x bias x
+// 8da act quant, on a K that the GEMV tiles (256), one it does not (96), a long row (2560 bytes,
+// fewer combinations), and N = 72 (a partial 16-row tile). Then every GEMV instance (parameter
+// dtype, zero domain, groups per step) at M = 1..8.
+// Then the prefill sizes, M in {65, 128, 200, 512} (dequantize + cuBLASLt): every format x group
+// (16 too) x zeros x f16/bf16 (f32 once per M) on K with a partial 16-word step, without one, and
+// int2 at K = 96 (6 words), N = 72 or 200, bias / 8da cycling over the cases.
 // Then groups of three linears that read one x through run_next (one GEMV launch on CUDA).
 // Outputs are poisoned (NaN) before every run.
 // Prints the worst rel-err per (format, dtype, path) and exits 1 on any failure, 77 without a GPU.
@@ -211,21 +210,20 @@ bool embedding_cases(Engine* e, std::mt19937& rng) {
   return ok;
 }
 
-// The kernel quant_linear routes a bf16/f16/f32 case to (mirrors quant.cu / quant_gemv.cu /
-// quant_gemm.cu): "gemv" (M <= 64, whole 16-word steps, <= 2 groups per 4 words), "tiled" (the
-// tiled GEMM: bf16/f16, whole 4-word quads), else "dequant" (dequantize + cuBLASLt).
-const char* path_of(const QuantWeightParams& wp, DType d, int64_t m, int64_t n, int64_t k) {
+// The kernel quant_linear routes a bf16/f16/f32 case to (mirrors quant.cu / quant_gemv.cu):
+// "gemv" (bf16/f16, M <= kMaxGemvRows, whole 16-word steps, <= 2 groups per 4 words), else
+// "dequant" (dequantize + cuBLASLt).
+const char* path_of(const QuantWeightParams& wp, DType d, int64_t m, int64_t k) {
   const int64_t per_word = wp.scheme == QuantScheme::NvFp4 ? 8 : 32 / wp.bits, words = k / per_word;
   const int64_t quad_groups = wp.group == k ? 1 : 4 * per_word / wp.group;
-  if (d == DType::F32) return "dequant";
-  if (m <= 64 && words % 16 == 0 && quad_groups <= 2) return "gemv";
-  return words % 4 == 0 && cuda::tiled_gemm_preferred(wp, n, m) ? "tiled" : "dequant";
+  const bool gemv = d != DType::F32 && m <= cuda::kMaxGemvRows && words % 16 == 0 && quad_groups <= 2;
+  return gemv ? "gemv" : "dequant";
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  // --quick: fewer cases (no long rows, no f32, M in {1, 8, 17}), for compute-sanitizer runs.
+  // --quick: fewer cases (no long rows, no f32, M in {1, 8, 11}), for compute-sanitizer runs.
   const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
   std::string why;
   std::unique_ptr<Engine> engine = make_cuda_engine(&why);
@@ -244,7 +242,7 @@ int main(int argc, char** argv) {
     std::string error;
     const DType param_dtype = param ? *param : dtypes[cases % 3];
     const double err = linear_case(engine.get(), wp, d, param_dtype, m, n, k, bias, act, rng, &error);
-    auto& w = table[{format_name(wp), dtype_str(d), path_of(wp, d, m, n, k)}];
+    auto& w = table[{format_name(wp), dtype_str(d), path_of(wp, d, m, k)}];
     w.err = std::max(w.err, err);
     ++w.cases;
     ++cases;
@@ -269,7 +267,7 @@ int main(int argc, char** argv) {
           const QuantWeightParams wp{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : fmt, group,
                                      zeros > 0, zeros == 2, fp4 ? 0.75f : 1.f};
           for (DType d : dtypes) {
-            for (int64_t m : {1, 3, 8, 17, 64}) {
+            for (int64_t m : {1, 3, 8, 11, 64}) {
               if ((long_row || quick) && (d == DType::F32 || m == 3 || m == 64)) continue;
               for (int flags = 0; flags < 4; ++flags) {
                 const bool bias = flags & 1, act = flags & 2;
@@ -300,7 +298,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  // Prefill sizes: the tiled GEMM (and the dequantize fallback where it does not apply).
+  // Prefill sizes: dequantize + cuBLASLt.
   int prefill = 0;
   for (int fmt : {2, 4, 8, 0}) {
     const bool fp4 = fmt == 0;
@@ -320,9 +318,7 @@ int main(int argc, char** argv) {
               if (d == DType::F32 && (m != 65 || zeros != 0 || group != k)) continue;
               const int flags = prefill % 4;
               const bool bias = flags & 1, act = flags & 2;
-              // 8200 rows (m = 65 only: the CPU reference's cost) reach the tiled GEMM for every
-              // format (tiled_gemm_preferred); 72 and 200 reach it for int2 and dequantize otherwise.
-              const int64_t n = m == 65 && (prefill / 4) % 3 == 2 ? 8200 : (prefill / 4) % 2 ? 200 : 72;
+              const int64_t n = (prefill / 4) % 2 ? 200 : 72;
               ++prefill;
               run_case(wp, d, m, n, k, bias, act);
             }

@@ -75,11 +75,9 @@ Status gather(const Context& c, const Node& n, const GatherParams& p);
 Status sdpa(const Context& c, const Node& n, const SdpaParams& p);
 Status index_copy(const Context& c, const Node& n, const IndexCopyParams& p);
 Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p);
-// quant_linear forced onto one path, whatever it would pick: dequantize to scratch + cuBLASLt, the
-// tiled GEMM, or the GEMV in passes of 8 rows (an error where the path does not take the layout).
-// For benchmarks.
+// quant_linear forced onto one path, whatever it would pick: dequantize to scratch + cuBLASLt, or
+// the GEMV in passes of 8 rows (an error where it does not take the layout). For benchmarks.
 Status quant_linear_dequant(const Context& c, const Node& n, const QuantLinearParams& p);
-Status quant_linear_tiled(const Context& c, const Node& n, const QuantLinearParams& p);
 Status quant_linear_gemv(const Context& c, const Node& n, const QuantLinearParams& p);
 Status quant_embedding(const Context& c, const Node& n, const QuantEmbeddingParams& p);
 Status rope(const Context& c, const Node& n, const RopeParams& p);

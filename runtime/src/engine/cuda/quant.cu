@@ -1,13 +1,13 @@
 // Quantized linear and embedding on the CUDA engine (layout: ops.h).
 //
-// quant_linear: bf16/f16 x with at most 64 rows takes the tensor-core GEMV (quant_gemv.cu), which
-// reads the packed weights once per 8 rows. More rows (prefill), and the layouts the GEMV does not
-// tile, take the tiled GEMM (quant_gemm.cu) where it measured faster (tiled_gemm_preferred): it
-// decodes weight tiles straight into tensor-core operands, so the weights are read once, never
-// written back dequantized. Everything else (and f32 x, rows that are not whole 16-byte quads of
-// code words) dequantizes the weight into the engine's fixed quant scratch, a chunk of rows at a
-// time, and multiplies with cuBLASLt into the matching column block of out (ldc = N): no
-// allocation in run, whatever the weight's size.
+// quant_linear: bf16/f16 x with at most kMaxGemvRows rows takes the tensor-core GEMV
+// (quant_gemv.cu), which reads the packed weights once per 8 rows. More rows (prefill), f32 x and
+// the layouts the GEMV does not tile dequantize the weight into the engine's fixed quant scratch,
+// a chunk of rows at a time, and multiply with cuBLASLt into the matching column block of out
+// (ldc = N): no allocation in run, whatever the weight's size. The dequantize pass runs near the
+// copy rate, so this costs 1.03-1.24x a bf16 cuBLASLt GEMM at 512-2048 rows on the H200
+// (bench/NOTES.md, session 17). A tiled GEMM that decoded weight tiles straight into mma.sync
+// operands (reading them once) measured 2-4x slower than this path, and was removed.
 // TorchAO 8da activations are quantized-dequantized per row into the scratch first (in chunks of
 // rows when x exceeds it).
 // quant_embedding reuses the row-dequantize kernel with a gather index.
@@ -179,31 +179,13 @@ Status quant_gemm(const Context& c, const QuantLinearParams& p, const PackedWeig
   return Status::ok();
 }
 
-// The tiled GEMM, x act-quantized first (into the scratch, in chunks of rows) when asked.
-// The caller checks that one row of x fits the scratch.
-Status quant_gemm_direct(const Context& c, const QuantLinearParams& p, const PackedWeight& w, const TensorRef& x,
-                         const TensorRef* bias, const TensorRef& out, int64_t m) {
-  const void* b = bias ? bias->data : nullptr;
-  if (p.act == ActQuant::None) return quant_gemm_tiled(c, p.w, w, x.data, x.dtype, b, out.data, m);
-  const size_t element = dtype_size(x.dtype), row_bytes = static_cast<size_t>(w.cols) * element;
-  const int64_t m_chunk = std::min<int64_t>(m, c.quant_scratch_bytes / row_bytes);
-  for (int64_t m0 = 0; m0 < m; m0 += m_chunk) {
-    const int64_t rows = std::min(m_chunk, m - m0);
-    ETGPU_RETURN_IF_ERROR(act_quant(c, static_cast<const uint8_t*>(x.data) + m0 * row_bytes, x.dtype,
-                                    c.quant_scratch, rows, w.cols));
-    ETGPU_RETURN_IF_ERROR(quant_gemm_tiled(c, p.w, w, c.quant_scratch, x.dtype, b,
-                                           static_cast<uint8_t*>(out.data) + m0 * w.rows * element, rows));
-  }
-  return Status::ok();
-}
-
 Status unsupported_layout(const char* op, const QuantWeightParams& p) {
   return err(op, ": the cuda engine needs whole 32-bit code words per row and groups that are a "
              "whole row or a power of two >= 16 (bits ", p.bits, ", group ", p.group, ")");
 }
 
 // Which path runs: quant_linear's choice, or one forced (the benchmark entry points).
-enum class LinearPath { Auto, Dequant, Tiled, Gemv };
+enum class LinearPath { Auto, Dequant, Gemv };
 
 Status run_quant_linear(const Context& c, const Node& n, const QuantLinearParams& p, LinearPath path) {
   const TensorRef &x = n.in[0], &out = n.out;
@@ -213,22 +195,12 @@ Status run_quant_linear(const Context& c, const Node& n, const QuantLinearParams
   if (k == 0 || !make_packed_weight(n, 1, p.w, k, &w)) return unsupported_layout("quant_linear", p.w);
   const TensorRef* bias = quant_linear_bias(n, p);
   if (path == LinearPath::Dequant) return quant_gemm(c, p, w, x, bias, out, m);
-  if (path == LinearPath::Tiled) {
-    if (!quant_gemm_kernel_supported(w, x, m)) return err("quant_linear: the tiled GEMM does not take this layout");
-    return quant_gemm_direct(c, p, w, x, bias, out, m);
-  }
   const bool act = p.act != ActQuant::None;
   const bool act_fits = !act || x.nbytes() <= c.quant_scratch_bytes;
   if (path == LinearPath::Gemv && (!quant_gemv_supported(w, x, m) || !act_fits)) {
     return err("quant_linear: the GEMV does not take this layout");
   }
-  if (!quant_gemv_supported(w, x, m) || !act_fits) {
-    const bool act_row_fits = !act || static_cast<size_t>(k) * dtype_size(x.dtype) <= c.quant_scratch_bytes;
-    if (quant_gemm_kernel_supported(w, x, m) && act_row_fits && tiled_gemm_preferred(p.w, w.rows, m)) {
-      return quant_gemm_direct(c, p, w, x, bias, out, m);
-    }
-    return quant_gemm(c, p, w, x, bias, out, m);
-  }
+  if (m > kMaxGemvRows || !quant_gemv_supported(w, x, m) || !act_fits) return quant_gemm(c, p, w, x, bias, out, m);
   const void* a = x.data;
   if (act) {
     ETGPU_RETURN_IF_ERROR(act_quant(c, x.data, x.dtype, c.quant_scratch, m, k));
@@ -245,10 +217,6 @@ Status quant_linear(const Context& c, const Node& n, const QuantLinearParams& p)
 
 Status quant_linear_dequant(const Context& c, const Node& n, const QuantLinearParams& p) {
   return run_quant_linear(c, n, p, LinearPath::Dequant);
-}
-
-Status quant_linear_tiled(const Context& c, const Node& n, const QuantLinearParams& p) {
-  return run_quant_linear(c, n, p, LinearPath::Tiled);
 }
 
 Status quant_linear_gemv(const Context& c, const Node& n, const QuantLinearParams& p) {
@@ -276,6 +244,7 @@ Status quant_linear_group(const Context& c, const Node* nodes, size_t count, siz
   const int64_t k = x.rank > 0 ? x.size(-1) : 0;
   if (k == 0 || x.numel() == 0) return Status::ok();
   const int64_t m = x.numel() / k;
+  if (m > kMaxGemvRows) return Status::ok();
   PackedWeight weights[kMaxGemvSiblings];
   GemvSibling siblings[kMaxGemvSiblings];
   int taken = 0;

@@ -325,7 +325,7 @@ void with_step_kind(const PackedWeight& w, Launch&& launch) {
 }  // namespace
 
 bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m) {
-  return (x.dtype == DType::BF16 || x.dtype == DType::F16) && m >= 1 && m <= kMaxGemvRows &&
+  return (x.dtype == DType::BF16 || x.dtype == DType::F16) && m >= 1 &&
          gemv_tiles(w.rows) <= kMaxGemvTiles && pass_rows(w.cols, m) > 0 &&
          ((4 * w.cols / w.row_words) >> w.group_shift) <= kMaxStepGroups &&
          w.row_words % kStepWords == 0 && reinterpret_cast<uintptr_t>(w.codes) % 16 == 0 &&
