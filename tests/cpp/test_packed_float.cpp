@@ -1,7 +1,8 @@
 // PackedFloat constants (program/packed_float.cpp; layout in docs/quantization.md): hand-built
 // payloads decode to the exact bit patterns, every corrupt header or length is an error that says
 // what is wrong, and a packed constant goes through Program::load and Executor::create (decoded
-// into the CPU engine's memory) or is refused there, naming the constant.
+// into the CPU engine's memory, or uploaded decoded to a device-style engine) or is refused
+// there, naming the constant.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -186,6 +187,43 @@ TEST(PackedFloatConstant, IsDecodedWhenTheExecutorIsCreated) {
   auto inline_exec = make_executor(packed_add_graph(/*inline_weight=*/true), nullptr);
   ASSERT_TRUE(inline_exec.is_ok()) << inline_exec.status().message();
   expect_adds_one_two_three(*inline_exec.value());
+}
+
+// The CPU engine posing as a device engine (memory the executor may not write directly), as the
+// CUDA engine is: packed constants then take the decode-into-a-host-buffer-and-upload path.
+class StagingEngine : public Engine {
+ public:
+  const char* name() const override { return "staging"; }
+  bool uses_host_memory() const override { return false; }
+  Result<void*> allocate(size_t bytes) override { return cpu_->allocate(bytes); }
+  void release(void* ptr) override { cpu_->release(ptr); }
+  Status upload(void* dst, const void* src, size_t bytes) override {
+    uploaded_bytes += bytes;
+    return cpu_->upload(dst, src, bytes);
+  }
+  Status download(void* dst, const void* src, size_t bytes) override { return cpu_->download(dst, src, bytes); }
+  Status zero(void* dst, size_t bytes) override { return cpu_->zero(dst, bytes); }
+  Status synchronize() override { return cpu_->synchronize(); }
+  Status run(const Node& node) override { return cpu_->run(node); }
+  EngineStats stats() const override { return cpu_->stats(); }
+  size_t uploaded_bytes = 0;
+
+ private:
+  std::unique_ptr<Engine> cpu_ = make_cpu_engine(1);
+};
+
+TEST(PackedFloatConstant, IsUploadedDecodedToADeviceEngine) {
+  MapConstants constants;
+  constants.bytes["w"] = packed_one_two_three();
+  const auto bytes = build_payload(packed_add_graph());
+  auto program = Program::load(bytes.data(), bytes.size());
+  ASSERT_TRUE(program.is_ok()) << program.status().message();
+  auto engine = std::make_unique<StagingEngine>();
+  StagingEngine* staging = engine.get();
+  auto exec = Executor::create(program.take(), &constants, std::move(engine));
+  ASSERT_TRUE(exec.is_ok()) << exec.status().message();
+  EXPECT_EQ(staging->uploaded_bytes, 12u);  // the decoded f32 {1, 2, 3}, not the 25 stored bytes
+  expect_adds_one_two_three(*exec.value());
 }
 
 TEST(PackedFloatConstant, ACorruptOneIsNamedAtCreate) {
