@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from etgpu import container
+from etgpu.ir.ConstantEncoding import ConstantEncoding
 from etgpu.ir.DType import DType
 from etgpu.ir.Op import Op
 from etgpu.ir.Program import Program, ProgramT
@@ -29,7 +30,7 @@ _STORAGE = _enum_names(Storage)
 class Payload:
     label: str                          # where it came from ("model.etgpu", "forward delegate 0")
     data: bytes                         # the FlatBuffer payload
-    constants: Optional[Dict[str, bytes]] = None  # the .etgpu container's constants, if any
+    constants: Optional[Dict[str, bytes]] = None  # the file's keyed constants, if any
 
 
 def _text(value) -> str:
@@ -80,9 +81,10 @@ def _scheme_label(w, act: int = 0) -> str:
     return f"{'8da ' if act else ''}int{w.bits} g{w.group}{zeros}"
 
 
-def weight_bytes_by_scheme(graph) -> Dict[str, int]:
-    """Constant bytes per weight scheme ("dense" for the rest); a key (a tied weight) counts once."""
-    seen, totals = set(), Counter()
+def _constants_by_scheme(graph) -> Dict[str, list]:
+    """The constant tensors of each weight scheme ("dense" for the rest); a key (a tied weight)
+    is listed once."""
+    seen, groups = set(), {}
     tensors = graph.tensors or []
 
     def add(label, index):
@@ -91,7 +93,7 @@ def weight_bytes_by_scheme(graph) -> Dict[str, int]:
         key = _text(tensors[index].key) or index  # inline constants have no key
         if key not in seen:
             seen.add(key)
-            totals[label] += tensors[index].nbytes
+            groups.setdefault(label, []).append(tensors[index])
 
     for ins in graph.instructions or []:
         if ins.opType in (Op.QuantizedLinear, Op.QuantizedEmbedding):
@@ -101,7 +103,34 @@ def weight_bytes_by_scheme(graph) -> Dict[str, int]:
                 add(label, index)
     for index in range(len(tensors)):
         add("dense", index)
-    return dict(totals)
+    return groups
+
+
+def weight_bytes_by_scheme(graph) -> Dict[str, int]:
+    """Constant bytes per weight scheme as the engines hold them (decoded)."""
+    return {label: sum(t.nbytes for t in ts) for label, ts in _constants_by_scheme(graph).items()}
+
+
+def _stored_bytes(tensor, constants: Optional[Dict[str, bytes]]) -> Optional[int]:
+    """The bytes a file holds for a constant (encoded ones are smaller than `nbytes`): its inline
+    data, its keyed bytes, or `nbytes` for a raw one whose keyed bytes are not at hand; None for an
+    encoded one whose bytes are not at hand (a bare payload)."""
+    if tensor.data is not None:
+        return len(tensor.data)
+    key = _text(tensor.key)
+    if constants is not None and key in constants:
+        return len(constants[key])
+    return tensor.nbytes if tensor.encoding == ConstantEncoding.Raw else None
+
+
+def _scheme_bytes(tensors, constants) -> str:
+    """'1234', or '1000 (decoded 1234)' where an encoding made the stored bytes smaller."""
+    decoded = sum(t.nbytes for t in tensors)
+    stored = [_stored_bytes(t, constants) for t in tensors]
+    if None in stored:
+        return f"{decoded} decoded (the encoded constants' stored bytes are not in this file)"
+    total = sum(stored)
+    return f"{total}" + (f" (decoded {decoded})" if total < decoded else "")
 
 
 def describe(payload: Payload) -> str:
@@ -133,8 +162,9 @@ def describe(payload: Payload) -> str:
     # Grouped by shape: an LLM's KV cache shows full-length and sliding-window (ring) layers apart.
     mutable = Counter(format_type(t, sym_names) for t in tensors if t.storage == Storage.Mutable)
     lines.extend(f"  {count} x {shape}" for shape, count in sorted(mutable.items()))
-    lines.append("weight bytes by scheme:")
-    lines.extend(f"  {label:<32} {count}" for label, count in sorted(weight_bytes_by_scheme(graph).items()))
+    lines.append("weight bytes by scheme (stored; decoded where that is larger):")
+    lines.extend(f"  {label:<32} {_scheme_bytes(ts, payload.constants)}"
+                 for label, ts in sorted(_constants_by_scheme(graph).items()))
     return "\n".join(lines)
 
 
@@ -144,7 +174,11 @@ def pte_payloads(data: bytes, label: str) -> List[Payload]:
         from executorch.exir._serialize._program import deserialize_pte_binary
     except ImportError as e:
         raise RuntimeError(f"reading a .pte needs the executorch Python package ({e})") from e
-    program = deserialize_pte_binary(data).program
+    pte = deserialize_pte_binary(data)
+    program, named = pte.program, pte.named_data
+    # The named data (every delegate's constants, in the .pte): what the stored sizes come from.
+    constants = ({key: named.buffers[entry.buffer_index] for key, entry in named.pte_data.items()}
+                 if named is not None else None)
     found = []
     for plan in program.execution_plan:
         for index, delegate in enumerate(plan.delegates):
@@ -152,7 +186,7 @@ def pte_payloads(data: bytes, label: str) -> List[Payload]:
                 continue
             # Segments are folded back into backend_delegate_data by the deserializer.
             blob = program.backend_delegate_data[delegate.processed.index].data
-            found.append(Payload(f"{label} method '{plan.name}' delegate {index}", bytes(blob)))
+            found.append(Payload(f"{label} method '{plan.name}' delegate {index}", bytes(blob), constants))
     return found
 
 

@@ -13,7 +13,7 @@ std::vector<uint8_t> build_payload(const GraphDesc& graph) {
     tensors.push_back(ir::CreateTensorDirect(fbb, t.name.empty() ? nullptr : t.name.c_str(), t.dtype, &t.shape,
                                              t.storage, t.offset, t.nbytes,
                                              t.key.empty() ? nullptr : t.key.c_str(),
-                                             t.data.empty() ? nullptr : &t.data, t.alias_of));
+                                             t.data.empty() ? nullptr : &t.data, t.alias_of, t.encoding));
   }
   std::vector<flatbuffers::Offset<ir::Instruction>> instructions;
   for (const BinaryDesc& b : graph.instructions) {

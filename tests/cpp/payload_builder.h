@@ -26,6 +26,7 @@ struct TensorDesc {
   std::string key;            // empty: none
   std::vector<uint8_t> data;  // empty: none
   int alias_of = -1;
+  ir::ConstantEncoding encoding = ir::ConstantEncoding::Raw;
 };
 
 struct SymDesc {

@@ -1,6 +1,7 @@
 """Writes the fuzzers' seed corpus from real exported programs: each small model is exported,
 compiled with etgpu.compile, and saved twice: the whole .etgpu file (for fuzz_container) and its
 bare IR payload (for fuzz_payload). Weights are tiny so seeds stay small and mutations fast.
+fuzz_packed_float gets the PackedFloat constants of those programs and a few made here.
 
     PYTHONPATH=python ETGPU_BUILD_DIR=build .venv/bin/python tests/fuzz/make_corpus.py OUT_DIR
 """
@@ -11,7 +12,10 @@ from pathlib import Path
 import torch
 
 import etgpu
-from etgpu import container
+from etgpu import container, packed_float
+from etgpu.describe import parse
+from etgpu.dtypes import dtype_code
+from etgpu.ir.ConstantEncoding import ConstantEncoding
 
 Dim = torch.export.Dim
 
@@ -71,6 +75,25 @@ class QuantizedLinear(torch.nn.Module):
         return self.fc(x)
 
 
+class PackedScales(torch.nn.Module):
+    """A bf16 int4 group-32 linear and int8 embedding whose scales are stored PackedFloat-encoded:
+    seeds the packed-float decoder with real payloads to mutate."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 16)
+        self.embed = torch.nn.Embedding(32, 64)
+        from etgpu.llm.quantize import embedding_config, linear_config
+        from torchao.quantization import quantize_
+
+        self.to(torch.bfloat16)
+        quantize_(self.fc, linear_config("int4-g32"))
+        quantize_(self, embedding_config("int8"), filter_fn=lambda m, fqn: isinstance(m, torch.nn.Embedding))
+
+    def forward(self, x, index):
+        return self.fc(x), self.embed(index)
+
+
 class RopeGlu(torch.nn.Module):
     """transformers' rotate_half RoPE and a SiLU-gated product: seeds the fused Rope and Glu."""
 
@@ -113,21 +136,50 @@ def models():
                                  torch.randn(3, 16), torch.randn(3, 16)), None),
         ("normed_rope_cache", NormedRopeCache(), (torch.randn(1, 3, 2, 8), torch.randn(1, 1, 3, 8),
                                                   torch.randn(1, 1, 3, 8), torch.tensor([4, 5, 6])), None),
+        ("packed_scales", PackedScales(), (torch.randn(3, 64, dtype=torch.bfloat16), torch.tensor([0, 31])), None),
     ]
+
+
+def packed_float_seed(dtype_byte: int, stored: bytes) -> bytes:
+    """An input of fuzz_packed_float: the tensor's dtype, 0 (the element count is the one the
+    payload's header declares), the payload."""
+    return bytes([dtype_byte, 0]) + stored
+
+
+def packed_constants(data: bytes):
+    """The PackedFloat constants of a compiled program, as fuzz_packed_float inputs."""
+    payload, constants = container.unpack(data)
+    keys = {t.key.decode(): t.dtype for t in parse(payload).graph.tensors
+            if t.encoding == ConstantEncoding.PackedFloat}
+    return [packed_float_seed(dtype, constants[key]) for key, dtype in sorted(keys.items())]
+
+
+def special_values_seeds():
+    """Every float format with signs, zeros, a subnormal, inf and NaN (the models' scales are bf16
+    and positive)."""
+    values = torch.tensor([1.0, -2.0, 0.5, 0.0, -0.0, 1e-40, float("inf"), float("nan"), 3e-3])
+    return {f"specials_{str(dtype).replace('torch.', '')}":
+            packed_float_seed(dtype_code(dtype), packed_float.encode(values.to(dtype)))
+            for dtype in (torch.float32, torch.float16, torch.bfloat16)}
 
 
 def main(out_dir: str) -> None:
     out = Path(out_dir)
-    (out / "container").mkdir(parents=True, exist_ok=True)
-    (out / "payload").mkdir(parents=True, exist_ok=True)
+    for kind in ("container", "payload", "packed_float"):
+        (out / kind).mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
+    seeds = special_values_seeds()
     for name, module, inputs, dynamic in models():
         exported = torch.export.export(module.eval(), inputs, dynamic_shapes=dynamic)
         data = etgpu.compile(exported)
         payload, _ = container.unpack(data)
         (out / "container" / f"{name}.etgpu").write_bytes(data)
         (out / "payload" / f"{name}.bin").write_bytes(payload)
+        seeds.update({f"{name}_{i}": seed for i, seed in enumerate(packed_constants(data))})
         print(f"{name}: {len(data)} bytes (payload {len(payload)})")
+    for name, seed in seeds.items():
+        (out / "packed_float" / f"{name}.bin").write_bytes(seed)
+    print(f"packed_float: {len(seeds)} seeds")
 
 
 if __name__ == "__main__":

@@ -109,3 +109,26 @@ def test_inspect_pte_with_an_etgpu_delegate(tmp_path, capsys):
     assert "delegated.pte method 'forward' delegate 0: etgpu IR v1" in text, text
     assert re.search(r"inputs:\n  t\d+ .*F32\[3, 6\]", text), text
     assert re.search(r"MatMul\s+1", text), text
+
+
+def test_inspect_shows_what_packed_scales_save(tmp_path, capsys, monkeypatch):
+    """The int4 weight's bytes as stored, and decoded where the packed scales made them smaller."""
+    pytest.importorskip("torchao")
+    from torchao.quantization import quantize_
+
+    from etgpu.llm.quantize import linear_config
+
+    module = torch.nn.Sequential(torch.nn.Linear(128, 64)).to(torch.bfloat16)
+    quantize_(module, linear_config("int4-g32"))
+    exported = torch.export.export(module, (torch.randn(2, 128, dtype=torch.bfloat16),))
+    shown = {}
+    for pack in ("1", "0"):
+        monkeypatch.setenv("ETGPU_PACK_QPARAMS", pack)
+        path = tmp_path / f"packed_{pack}.etgpu"
+        etgpu.compile(exported, path)
+        assert cli.main(["inspect", str(path)]) == 0
+        shown[pack] = re.search(r"\n  int4 g32 +(.*)\n", capsys.readouterr().out).group(1)
+    raw = 64 * 128 // 2 + 64 * 4 * 2  # int4 codes + bf16 scales
+    assert shown["0"] == str(raw)
+    stored, decoded = map(int, re.fullmatch(r"(\d+) \(decoded (\d+)\)", shown["1"]).groups())
+    assert decoded == raw and stored < raw

@@ -21,7 +21,9 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.fx
 
+from etgpu import packed_float
 from etgpu.dtypes import dtype_code
+from etgpu.ir.ConstantEncoding import ConstantEncoding
 from etgpu.lower.registry import Unsupported
 from etgpu.lower.symbolic import AffineDim, SymbolTable
 
@@ -43,6 +45,7 @@ class TensorSpec:
     alias_of: int = -1
     offset: int = 0
     nbytes: int = 0
+    encoding: int = ConstantEncoding.Raw  # how `key`'s stored bytes represent the elements
 
 
 @dataclass
@@ -160,15 +163,19 @@ class LoweringContext:
     def bind(self, node: torch.fx.Node, tid: int) -> None:
         self.values[node] = tid
 
-    def constant(self, name: str, tensor: torch.Tensor, key: Optional[str] = None) -> int:
-        """A weight: bytes stored once by `key` (a content hash by default, so tied weights share)."""
-        from etgpu.lower.constants import tensor_bytes, content_key
+    def constant(self, name: str, tensor: torch.Tensor, key: Optional[str] = None, packed: bool = False) -> int:
+        """A weight: bytes stored once by `key` (a content hash by default, so tied weights share).
+        `packed`: a quantization parameter (scales, float zeros), stored PackedFloat-encoded when
+        that is smaller (etgpu/packed_float.py) and the encoding is enabled."""
+        from etgpu.lower.constants import content_key, packing_enabled, tensor_bytes
 
-        data = tensor_bytes(tensor)
+        stored = packed_float.pack_if_smaller(tensor) if packed and packing_enabled() else None
+        encoding = ConstantEncoding.Raw if stored is None else ConstantEncoding.PackedFloat
+        data = tensor_bytes(tensor) if stored is None else stored
         key = key or content_key(data, tensor)
         self.constants.setdefault(key, data)
         return self.add_tensor(TensorSpec(name, tensor.dtype, [AffineDim(-1, 0, int(s)) for s in tensor.shape],
-                                          storage=Storage.CONSTANT, key=key))
+                                          storage=Storage.CONSTANT, key=key, encoding=encoding))
 
     def scalar_tensor(self, value, dtype: torch.dtype) -> int:
         """A 0-d inline constant (broadcasts against anything)."""

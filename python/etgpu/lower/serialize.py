@@ -34,6 +34,7 @@ def _tensor(spec) -> TensorT:
     t.key = spec.key
     t.data = list(spec.data) if spec.data is not None else None
     t.aliasOf = spec.alias_of
+    t.encoding = spec.encoding
     return t
 
 

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "program/packed_float.h"
 #include "program/verify.h"
 
 namespace etgpu {
@@ -87,6 +88,20 @@ Status Executor::allocate_storage(ConstantSource* constants) {
   return Status::ok();
 }
 
+// "constant 'key'" (or "tensor 7" for inline data): how load errors name a constant.
+std::string Executor::constant_label(int id) const {
+  const ir::Tensor& t = *graph().tensors()->Get(id);
+  return t.key() ? "constant '" + t.key()->str() + "'" : "tensor " + std::to_string(id);
+}
+
+// Engine memory that lives as long as the executor.
+Result<void*> Executor::allocate_owned(uint64_t bytes) {
+  auto memory = engine_->allocate(bytes == 0 ? 1 : bytes);
+  ETGPU_RETURN_IF_ERROR(memory.status());
+  owned_.push_back(memory.value());
+  return memory.value();
+}
+
 // Constants and mutable state: resolve their bytes and place them in engine memory. A CPU engine
 // reads constants where the source holds them; mutable state always gets its own copy.
 Status Executor::bind_constant(int id, ConstantSource* constants) {
@@ -103,11 +118,11 @@ Status Executor::bind_constant(int id, ConstantSource* constants) {
     ETGPU_RETURN_IF_ERROR(found.status());
     source = found.take();
   }
+  if (t.encoding() == ir::ConstantEncoding::PackedFloat) return bind_packed_constant(id, std::move(source));
   // Checked for every source (inline data too): the upload below copies `bytes` from it.
   if (source.data && source.size != bytes) {
     if (source.release) source.release();
-    return err("constant ", t.key() ? "'" + t.key()->str() + "'" : "tensor " + std::to_string(id),
-               " has ", source.size, " bytes; its declared shape needs ", bytes);
+    return err(constant_label(id), " has ", source.size, " bytes; its declared shape needs ", bytes);
   }
   // Kernels load elements through typed pointers, so a constant is used in place only when it is
   // aligned (16 bytes covers every dtype); a file may place constants at any offset, so a
@@ -119,12 +134,11 @@ Status Executor::bind_constant(int id, ConstantSource* constants) {
     stats_.constant_bytes += bytes;
     return Status::ok();
   }
-  auto memory = engine_->allocate(bytes == 0 ? 1 : bytes);
+  auto memory = allocate_owned(bytes);
   if (!memory.is_ok()) {
     if (source.release) source.release();
     return memory.status();
   }
-  owned_.push_back(memory.value());
   tensor_data_[id] = memory.value();
   Status status = source.data ? engine_->upload(memory.value(), source.data, bytes)
                               : engine_->zero(memory.value(), bytes);
@@ -136,6 +150,32 @@ Status Executor::bind_constant(int id, ConstantSource* constants) {
   }
   (is_mutable ? stats_.mutable_bytes : stats_.constant_bytes) += bytes;
   return status;
+}
+
+// A PackedFloat constant (verify_graph allows the encoding only on float constants). The stored
+// bytes are released once decoded: the engine then holds the only copy.
+Status Executor::bind_packed_constant(int id, ConstantBytes source) {
+  Status status = decode_into_engine(id, source);
+  if (source.release) source.release();
+  ETGPU_CHECK(status.is_ok(), constant_label(id), ": ", status.message());
+  stats_.constant_bytes += graph().tensors()->Get(id)->nbytes();
+  return Status::ok();
+}
+
+// Decodes straight into a host-memory engine's allocation; for a device engine, into a host
+// buffer that is then uploaded.
+Status Executor::decode_into_engine(int id, const ConstantBytes& source) {
+  const ir::Tensor& t = *graph().tensors()->Get(id);
+  const uint64_t bytes = t.nbytes();
+  const auto* stored = static_cast<const uint8_t*>(source.data);
+  auto memory = allocate_owned(bytes);
+  ETGPU_RETURN_IF_ERROR(memory.status());
+  tensor_data_[id] = memory.value();
+  if (engine_->uses_host_memory()) return decode_packed_float(stored, source.size, t.dtype(), memory.value(), bytes);
+  std::vector<uint8_t> decoded(bytes);
+  ETGPU_RETURN_IF_ERROR(decode_packed_float(stored, source.size, t.dtype(), decoded.data(), bytes));
+  ETGPU_RETURN_IF_ERROR(engine_->upload(memory.value(), decoded.data(), bytes));
+  return engine_->synchronize();  // the upload may be asynchronous: `decoded` must outlive it
 }
 
 DType Executor::input_dtype(size_t i) const {

@@ -74,6 +74,10 @@ class Executor {
   const ir::Graph& graph() const { return program_->graph(); }
   Status allocate_storage(ConstantSource* constants);
   Status bind_constant(int id, ConstantSource* constants);
+  Status bind_packed_constant(int id, ConstantBytes source);
+  Status decode_into_engine(int id, const ConstantBytes& source);
+  Result<void*> allocate_owned(uint64_t bytes);
+  std::string constant_label(int id) const;
   std::string input_label(size_t i) const;
   std::string describe_instructions(size_t first, size_t count) const;
   Status bind_symbols(const std::vector<HostTensor>& inputs, std::vector<int64_t>* syms) const;

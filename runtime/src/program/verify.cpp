@@ -75,9 +75,11 @@ Status verify_storage(const ir::Graph& graph, int index, uint64_t max_bytes) {
     case ir::Storage::Constant:
       ETGPU_CHECK(t.key() != nullptr || t.data() != nullptr, "constant tensor ", index,
                   " has neither a key nor inline data");
-      // The executor copies nbytes() from inline data, so the two must agree exactly (not just
-      // cover the shape): a larger nbytes would read past the end of the inline vector.
-      ETGPU_CHECK(!t.data() || (t.data()->size() == max_bytes && t.data()->size() == t.nbytes()),
+      // The executor copies nbytes() from raw inline data, so the two must agree exactly (not
+      // just cover the shape): a larger nbytes would read past the end of the inline vector.
+      // Encoded bytes are checked against nbytes by their decoder.
+      ETGPU_CHECK(t.encoding() != ir::ConstantEncoding::Raw || !t.data() ||
+                      (t.data()->size() == max_bytes && t.data()->size() == t.nbytes()),
                   "constant tensor ", index, " has ", t.data() ? t.data()->size() : 0,
                   " inline bytes, its shape needs ", max_bytes, " and it declares ", t.nbytes());
       return Status::ok();
@@ -96,6 +98,19 @@ Status verify_storage(const ir::Graph& graph, int index, uint64_t max_bytes) {
     }
   }
   return err("tensor ", index, " has unknown storage kind ", static_cast<int>(t.storage()));
+}
+
+// An encoding other than Raw is for float constants only (the formats packed_float.cpp decodes);
+// their stored bytes are checked when they are decoded, at executor creation.
+Status verify_encoding(const ir::Tensor& t, int index) {
+  if (t.encoding() == ir::ConstantEncoding::Raw) return Status::ok();
+  ETGPU_CHECK(t.encoding() == ir::ConstantEncoding::PackedFloat, "tensor ", index,
+              " has unknown constant encoding ", static_cast<int>(t.encoding()));
+  ETGPU_CHECK(t.storage() == ir::Storage::Constant, "tensor ", index,
+              " is PackedFloat-encoded but not a constant");
+  ETGPU_CHECK(t.dtype() == ir::DType::F32 || t.dtype() == ir::DType::F16 || t.dtype() == ir::DType::BF16,
+              "tensor ", index, " is PackedFloat-encoded but its dtype is not F32, F16 or BF16");
+  return Status::ok();
 }
 
 Status verify_id_list(const flatbuffers::Vector<int32_t>* ids, size_t num_tensors, const char* what) {
@@ -188,6 +203,7 @@ Status verify_graph(const ir::Graph& graph, const LoadLimits& limits) {
     ETGPU_CHECK(t.nbytes() >= need.value(), "tensor ", index, " declares ", t.nbytes(),
                 " bytes but its shape at the bounds needs ", need.value());
     ETGPU_RETURN_IF_ERROR(verify_storage(graph, index, need.value()));
+    ETGPU_RETURN_IF_ERROR(verify_encoding(t, index));
   }
   ETGPU_RETURN_IF_ERROR(verify_device_bytes(graph, limits));
   ETGPU_RETURN_IF_ERROR(verify_id_list(graph.inputs(), num_tensors, "input"));

@@ -201,7 +201,9 @@ def _weight_table(ctx, weight) -> QuantWeightT:
     if memo_key not in ctx.memo:
         pack = _affine_operands if isinstance(weight, QuantizedWeight) else _nvfp4_operands
         fields, tensors = pack(ctx, weight)
-        ids = {role: ctx.constant(f"{weight.node.name}_{role}", t.contiguous()) for role, t in tensors.items()}
+        # Scales and float zeros are stored packed when that is smaller; codes are already dense.
+        ids = {role: ctx.constant(f"{weight.node.name}_{role}", t.contiguous(), packed=role != "codes")
+               for role, t in tensors.items()}
         ctx.memo[memo_key] = (fields, ids)
     fields, ids = ctx.memo[memo_key]
     table = QuantWeightT()
