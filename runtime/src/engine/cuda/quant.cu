@@ -197,10 +197,9 @@ Status run_quant_linear(const Context& c, const Node& n, const QuantLinearParams
   if (path == LinearPath::Dequant) return quant_gemm(c, p, w, x, bias, out, m);
   const bool act = p.act != ActQuant::None;
   const bool act_fits = !act || x.nbytes() <= c.quant_scratch_bytes;
-  if (path == LinearPath::Gemv && (!quant_gemv_supported(w, x, m) || !act_fits)) {
-    return err("quant_linear: the GEMV does not take this layout");
-  }
-  if (m > kMaxGemvRows || !quant_gemv_supported(w, x, m) || !act_fits) return quant_gemm(c, p, w, x, bias, out, m);
+  const bool gemv_fits = quant_gemv_supported(w, x, m) && act_fits;
+  if (path == LinearPath::Gemv && !gemv_fits) return err("quant_linear: the GEMV does not take this layout");
+  if (path == LinearPath::Auto && (m > kMaxGemvRows || !gemv_fits)) return quant_gemm(c, p, w, x, bias, out, m);
   const void* a = x.data;
   if (act) {
     ETGPU_RETURN_IF_ERROR(act_quant(c, x.data, x.dtype, c.quant_scratch, m, k));
