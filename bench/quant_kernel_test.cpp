@@ -8,7 +8,8 @@
 // Then the prefill sizes, M in {65, 128, 200, 512} (dequantize + cuBLASLt): every format x group
 // (16 too) x zeros x f16/bf16 (f32 once per M) on K with a partial 16-word step, without one, and
 // int2 at K = 96 (6 words), N = 72 or 200, bias / 8da cycling over the cases.
-// Then groups of three linears that read one x through run_next (one GEMV launch on CUDA).
+// Then groups of three linears that read one x through run_next (one GEMV launch on CUDA), and
+// gate/up pairs with their Glu (the Glu in that launch's epilogue).
 // Outputs are poisoned (NaN) before every run.
 // Prints the worst rel-err per (format, dtype, path) and exits 1 on any failure, 77 without a GPU.
 // --quick runs a subset (for compute-sanitizer).
@@ -157,6 +158,70 @@ int sibling_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_dt
                   status.message().c_str());
       ++failures;
     }
+  }
+  return failures;
+}
+
+// The bytes of a device tensor.
+std::vector<uint8_t> fetch(Engine* e, const TensorRef& t) {
+  std::vector<uint8_t> bytes(t.nbytes());
+  e->download(bytes.data(), t.data, bytes.size());
+  e->synchronize();
+  return bytes;
+}
+
+// A gated MLP's gate and up linears and the Glu of their outputs, run as the executor runs them
+// (run_next): the CUDA engine takes the three as one GEMV launch, the Glu in its epilogue. The
+// outputs must equal, byte for byte, the three run one at a time (run); N = 76 leaves a partial
+// 8-row pair. With `overlap` the Glu's output takes x's bytes, so the launch must leave the Glu
+// out (x is uploaded again before each run). Returns the number of failures.
+int glu_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_dtype, int64_t m, int64_t k, UnaryOp act,
+             bool overlap, std::mt19937& rng) {
+  const int64_t n = 76;
+  const std::vector<uint8_t> x = qhost::encode(random_floats(m * k, -2.f, 2.f, d, rng), d);
+  const qhost::Weight gate = qhost::make_weight(wp, n, k, param_dtype, rng), up = qhost::make_weight(wp, n, k, param_dtype, rng);
+  const std::vector<float> bias = random_floats(n, -1.f, 1.f, d, rng);
+  Device dev{e, {}};
+  const TensorRef x_dev = dev.put(x, d, {m, k});
+  TensorRef glu_over_x = x_dev;
+  glu_over_x.rank = 2, glu_over_x.shape[0] = m, glu_over_x.shape[1] = n;
+  auto make_nodes = [&] {
+    std::vector<Node> nodes(3, Node{QuantLinearParams{wp, ActQuant::None, true}, {}, {}});
+    nodes[1].params = QuantLinearParams{wp, ActQuant::None, false};
+    for (int s = 0; s < 2; ++s) {
+      nodes[s].in.push_back(x_dev);
+      put_weight(dev, s == 0 ? gate : up, s == 0 ? &bias : nullptr, d, &nodes[s]);
+      nodes[s].out = dev.put({}, d, {m, n});
+    }
+    nodes[2] = Node{GluParams{act}, {nodes[0].out, nodes[1].out}, overlap ? glu_over_x : dev.put({}, d, {m, n})};
+    return nodes;
+  };
+  const std::vector<Node> alone = make_nodes(), together = make_nodes();
+  Status status = Status::ok();
+  for (const Node& node : alone) {
+    if (status.is_ok()) status = e->run(node);
+  }
+  std::vector<std::vector<uint8_t>> expected;
+  for (const Node& node : alone) expected.push_back(fetch(e, node.out));
+  e->upload(x_dev.data, x.data(), x.size());
+  const char* grouping = std::getenv("ETGPU_QLINEAR_GROUP");
+  const size_t first_launch = grouping && std::string(grouping) == "0" ? 1 : overlap ? 2 : 3;
+  int failures = 0;
+  for (size_t i = 0, ran = 1; i < together.size() && status.is_ok(); i += ran) {
+    status = e->run_next(&together[i], together.size() - i, &ran);
+    if (i == 0 && ran != first_launch) {
+      std::printf("FAIL glu %s %s overlap=%d: the first launch took %zu instructions, expected %zu\n",
+                  format_name(wp).c_str(), dtype_str(d), overlap, ran, first_launch);
+      ++failures;
+    }
+  }
+  if (status.is_ok()) status = e->synchronize();
+  for (int s = 0; s < 3; ++s) {
+    if (status.is_ok() && fetch(e, together[s].out) == expected[s]) continue;
+    std::printf("FAIL glu %s g%lld %s M=%lld act=%d overlap=%d: output %d differs from the instructions run alone %s\n",
+                format_name(wp).c_str(), (long long)wp.group, dtype_str(d), (long long)m, int(act), overlap, s,
+                status.message().c_str());
+    ++failures;
   }
   return failures;
 }
@@ -350,6 +415,27 @@ int main(int argc, char** argv) {
   std::printf("sibling groups: %d cases, %d failed outputs, max rel-err %.3g\n", sibling_cases, sibling_failures,
               sibling_worst);
   failures += sibling_failures;
+  // Gate/up pairs with the Glu in the GEMV's epilogue: every format x zero domain x f16/bf16 x
+  // M = 1, 3, the three Glu activations in turn, and the Glu over x's bytes (no fold) once per format.
+  int glu_cases = 0, glu_failures = 0;
+  const UnaryOp acts[] = {UnaryOp::Silu, UnaryOp::GeluTanh, UnaryOp::GeluErf};
+  for (int fmt : {2, 4, 8, 0}) {
+    const bool fp4 = fmt == 0;
+    for (int zeros = 0; zeros < (fp4 ? 1 : 3); ++zeros) {
+      const QuantWeightParams wp{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : fmt, fp4 ? 16 : 32,
+                                 zeros > 0, zeros == 2, fp4 ? 0.75f : 1.f};
+      for (DType d : {DType::F16, DType::BF16}) {
+        for (int64_t m : {1, 3}) {
+          const bool overlap = zeros == 0 && d == DType::F16 && m == 1;
+          glu_failures += glu_case(engine.get(), wp, d, dtypes[(glu_cases + zeros) % 3], m, 256, acts[glu_cases % 3],
+                                   overlap, rng);
+          ++glu_cases;
+        }
+      }
+    }
+  }
+  std::printf("glu pairs: %d cases, %d failures\n", glu_cases, glu_failures);
+  failures += glu_failures;
   const bool embedding_ok = embedding_cases(engine.get(), rng);
   std::printf("\n%-6s %-5s %-7s %6s %6s %10s\n", "format", "dtype", "path", "cases", "fails", "max relerr");
   for (const auto& [key, w] : table) {

@@ -49,9 +49,9 @@ def test_tiny_llm_matches_torchao_eager(scheme, dtype):
 
 @pytest.mark.skipif(TEST_DEVICE != "cuda", reason="a CUDA engine launch grouping")
 def test_linears_that_read_one_x_share_one_gemv_launch(monkeypatch):
-    """On cuda a decode step's q/k/v projections run as one quantized GEMV launch, and gate/up as
-    another (three instructions folded per layer beside the rope groups' two), with the same logits
-    bit for bit as one launch per linear (ETGPU_QLINEAR_GROUP=0). The tiny recipe widened to hidden
+    """On cuda a decode step's q/k/v projections run as one quantized GEMV launch, and gate/up with
+    the Glu of their outputs as another (four instructions folded per layer beside the rope groups'
+    two), with the same logits bit for bit as one launch per instruction (ETGPU_QLINEAR_GROUP=0). The tiny recipe widened to hidden
     256: the GEMV takes rows of whole 16-word steps (K a multiple of 128 at 4 bits), and K = 64 is
     not."""
     config = build_config("llama3.2-1b", "tiny")
@@ -70,8 +70,35 @@ def test_linears_that_read_one_x_share_one_gemv_launch(monkeypatch):
         logits[grouping] = program.run([tokens[:, PREFILL:PREFILL + 1], torch.tensor([PREFILL])])[0]
         folded[grouping] = program.stats()["instructions_folded"] - before
     layers = model.config.num_hidden_layers
-    assert folded["1"] - folded["0"] == 3 * layers, folded
+    assert folded["1"] - folded["0"] == 4 * layers, folded
     assert torch.equal(logits["1"], logits["0"])
+
+
+def test_glu_output_never_takes_its_gate_up_input():
+    """The memory plan keeps a quantized gate/up pair's x live through the Glu of their outputs, so
+    the CUDA engine may write the Glu in the pair's GEMV launch (other blocks still read x)."""
+    from etgpu.describe import parse
+    from etgpu.ir.Op import Op
+    from etgpu.ir.Storage import Storage
+
+    model = quantize_model(build_hf_model("llama3.2-1b", "tiny", dtype=torch.bfloat16, seed=0), "int4-g32", None)
+    graph = parse(lower(export_llm(model, MAX_SEQ)).payload).graph
+
+    def arena_range(tid):
+        t = graph.tensors[tid]
+        assert t.storage == Storage.Arena
+        return t.offset, t.offset + t.nbytes
+
+    checked = 0
+    ins = graph.instructions
+    for gate, up, glu in zip(ins, ins[1:], ins[2:]):
+        if (gate.opType, up.opType, glu.opType) != (Op.QuantizedLinear, Op.QuantizedLinear, Op.Glu):
+            continue
+        assert gate.op.x == up.op.x and (glu.op.a, glu.op.b) == (gate.op.out, up.op.out)
+        (x0, x1), (o0, o1) = arena_range(gate.op.x), arena_range(glu.op.out)
+        assert o1 <= x0 or x1 <= o0, (x0, x1, o0, o1)
+        checked += 1
+    assert checked == model.config.num_hidden_layers
 
 
 @pytest.mark.parametrize("quant_embeddings", [None, "int4"])

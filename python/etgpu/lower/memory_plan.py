@@ -1,5 +1,10 @@
 """Memory plan: arena offsets for every arena tensor, sized at the symbols' upper bounds, reusing
-bytes between tensors whose lifetimes do not overlap (greedy by size, best offset first)."""
+bytes between tensors whose lifetimes do not overlap (greedy by size, best offset first).
+
+One lifetime is stretched for an engine's sake: the x of a quantized gate/up pair stays live
+through the Glu of their outputs right after them. The CUDA engine runs the three as one GEMV
+launch whose epilogue writes the Glu (quant.cu quant_linear_group), so the Glu's output must not
+take x's bytes, which other blocks of that launch still read. It costs x's bytes at that one step."""
 
 from typing import List
 
@@ -44,7 +49,22 @@ def _lifetimes(ctx: LoweringContext):
             touch(tid, index)
     for tid in ctx.outputs:
         touch(tid, n)
+    for x, glu_index in _glu_pairs(ctx):
+        touch(x, glu_index)
     return first, last
+
+
+def _glu_pairs(ctx: LoweringContext):
+    """(x, index of the Glu) for each QuantizedLinear pair without activation quantization that reads
+    one x, followed by the Glu of their two outputs (gate first)."""
+    ins = ctx.instructions
+    for i in range(len(ins) - 2):
+        gate, up, glu = ins[i:i + 3]
+        if (gate.op == up.op == "QuantizedLinear" and glu.op == "Glu"
+                and gate.fields["x"] == up.fields["x"]
+                and not gate.fields.get("act", 0) and not up.fields.get("act", 0)
+                and (glu.fields["a"], glu.fields["b"]) == (gate.fields["out"], up.fields["out"])):
+            yield gate.fields["x"], i + 2
 
 
 def plan_memory(ctx: LoweringContext) -> int:

@@ -12,6 +12,7 @@
 // rows when x exceeds it).
 // quant_embedding reuses the row-dequantize kernel with a gather index.
 #include <algorithm>
+#include <cstdlib>
 
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
@@ -233,6 +234,23 @@ bool same_tensor(const TensorRef& a, const TensorRef& b) {
   return a.data == b.data && a.dtype == b.dtype && same_shape(a, b);
 }
 
+// A gated MLP's Glu right after its gate and up siblings (nodes[0], nodes[1]), over exactly their
+// outputs, that the GEMV's epilogue can compute: the launch writes its output while other blocks
+// still read x and the two products, so it must share no byte with them (memory_plan.py keeps x
+// live through such a Glu so that lowering leaves them apart).
+const GluParams* glu_after_pair(const Node* nodes, size_t count, const PackedWeight& gate, const PackedWeight& up) {
+  if (count < 3) return nullptr;
+  const auto* p = std::get_if<GluParams>(&nodes[2].params);
+  const Node& glu = nodes[2];
+  const bool fits = p && same_tensor(glu.in[0], nodes[0].out) && same_tensor(glu.in[1], nodes[1].out) &&
+                    same_shape(glu.out, nodes[0].out) && glu.out.dtype == nodes[0].out.dtype &&
+                    gate.rows == up.rows && gate.tensor_scale == up.tensor_scale &&
+                    !bytes_overlap(glu.out, nodes[0].in[0]) && !bytes_overlap(glu.out, nodes[0].out) &&
+                    !bytes_overlap(glu.out, nodes[1].out);
+  const char* experiment = std::getenv("ETGPU_GLU_FOLD_EXPERIMENT");
+  return fits && !(experiment && experiment[0] == '0') ? p : nullptr;
+}
+
 }  // namespace
 
 Status quant_linear_group(const Context& c, const Node* nodes, size_t count, size_t* ran) {
@@ -266,6 +284,13 @@ Status quant_linear_group(const Context& c, const Node* nodes, size_t count, siz
     siblings[taken++] = GemvSibling{&w, bias ? bias->data : nullptr, node.out.data};
   }
   if (taken < 2) return Status::ok();
+  if (taken == 2) {
+    if (const GluParams* glu = glu_after_pair(nodes, count, weights[0], weights[1])) {
+      *ran = 3;
+      const GemvGlu epilogue{nodes[2].out.data, glu->act};
+      return quant_gemv_siblings(c, first->w, siblings, taken, x.data, x.dtype, m, &epilogue);
+    }
+  }
   *ran = static_cast<size_t>(taken);  // before the launch, so that a failure names the whole group
   return quant_gemv_siblings(c, first->w, siblings, taken, x.data, x.dtype, m);
 }

@@ -158,16 +158,21 @@ __device__ __forceinline__ void stage_x(XWord<kFmt>* xs, const XWord<kFmt>* x, i
 
 constexpr int kMaxWarps = 16;
 
-// The lane's rows are weight rows row and row + 8 of the tile; rows past the end read the last
-// row (valid memory) and are not stored. Offsets are 32-bit: a row's words and groups fit.
+// The lane's rows: row a of weight wa (the mma's A rows 0-7) and row b of wb (rows 8-15), weights
+// of one shape and format: rows row and row + 8 of one weight's tile, or gate row j and up row j
+// of a Glu pair. Rows past the end read the last row (valid memory) and are not stored. Offsets
+// are 32-bit: a row's words and groups fit.
 template <int kFmt, class P>
-__device__ __forceinline__ LaneRows<P> lane_rows(const PackedWeight& w, int64_t row) {
-  const int64_t a = min(row, w.rows - 1), b = min(row + 8, w.rows - 1);
-  const auto* scales = static_cast<const RawParam<P>*>(w.scales);
-  const auto* zeros = static_cast<const RawParam<P>*>(w.zeros);
+__device__ __forceinline__ LaneRows<P> lane_rows(const PackedWeight& wa, int64_t a, const PackedWeight& wb, int64_t b) {
+  a = min(a, wa.rows - 1);
+  b = min(b, wb.rows - 1);
+  const auto* scales_a = static_cast<const RawParam<P>*>(wa.scales);
+  const auto* scales_b = static_cast<const RawParam<P>*>(wb.scales);
+  const auto* zeros_a = static_cast<const RawParam<P>*>(wa.zeros);
+  const auto* zeros_b = static_cast<const RawParam<P>*>(wb.zeros);
   constexpr int kWordCodesLog2 = codes_per_word(kFmt) == 16 ? 4 : codes_per_word(kFmt) == 8 ? 3 : 2;
-  return {w.codes + a * w.row_words, w.codes + b * w.row_words, scales + a * w.groups, scales + b * w.groups,
-          zeros + a * w.groups, zeros + b * w.groups, w.group_shift - kWordCodesLog2};
+  return {wa.codes + a * wa.row_words, wb.codes + b * wb.row_words, scales_a + a * wa.groups, scales_b + b * wb.groups,
+          zeros_a + a * wa.groups, zeros_b + b * wb.groups, wa.group_shift - kWordCodesLog2};
 }
 
 // The kernel's view of quant_gemv_siblings' weights: what they share (format, K, groups) from the
@@ -184,6 +189,8 @@ struct GemvSiblings {
   T* out[kMaxGemvSiblings];
   int tiles[kMaxGemvSiblings];
   int count;
+  T* glu;  // with a Glu (count 2): its output; tiles[0] then counts the 8-row pairs
+  UnaryOp act;
 };
 
 // Sibling s of a group: constant indices, so the fields stay in the parameter space (an index
@@ -194,15 +201,42 @@ __device__ __forceinline__ V sibling(const V (&values)[kMaxGemvSiblings], int s)
   return s == 0 ? values[0] : s == 1 ? values[1] : values[2];
 }
 
+// A Glu pair's epilogue: partial row r < 8 is gate row 8 tile + r, row r + 8 the same up row.
+// Gate, up and the Glu are stored with the Glu kernel's roundings (gate and up to T, act(gate)
+// to T, then the product), so the outputs equal the three instructions run one by one.
+template <class T>
+__device__ __forceinline__ void store_glu_pair(const GemvSiblings<T>& group, const float (*partial)[kTileRows][8],
+                                               int warps, int tile, int m, int first_row) {
+  const int64_t n = group.rows[0], r0 = int64_t(tile) * 8;
+  for (int i = threadIdx.x; i < 8 * 8; i += blockDim.x) {
+    const int row = i >> 3, col = i & 7;
+    if (col >= m || r0 + row >= n) continue;
+    float gate = 0.f, up = 0.f;
+    for (int k = 0; k < warps; ++k) {
+      gate += partial[k][row][col];
+      up += partial[k][row + 8][col];
+    }
+    if (group.bias[0]) gate += static_cast<float>(group.bias[0][r0 + row]);
+    if (group.bias[1]) up += static_cast<float>(group.bias[1][r0 + row]);
+    const T gate_t = static_cast<T>(gate), up_t = static_cast<T>(up);
+    const int64_t at = (first_row + col) * n + r0 + row;
+    group.out[0][at] = gate_t;
+    group.out[1][at] = up_t;
+    const float act = static_cast<float>(static_cast<T>(gate_activation(group.act, static_cast<float>(gate_t))));
+    group.glu[at] = static_cast<T>(act * static_cast<float>(up_t));
+  }
+}
+
 template <int kFmt, class T, class P, int kZero, int kGroups>
 __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     quant_gemv_kernel(GemvSiblings<T> group, const T* x, int m_total, int pass_rows) {
   extern __shared__ uint4 x_smem[];
   __shared__ float partial[kMaxWarps][kTileRows][8];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, g = lane >> 2, t = lane & 3;
-  // The block's sibling and tile: blockIdx.y runs over the siblings' tiles in turn.
+  // The block's sibling and tile: blockIdx.y runs over the siblings' tiles in turn; with a Glu,
+  // over 8-row pairs of both (rows 0-7 of the tile from gate, 8-15 from up).
   int s = 0, tile = static_cast<int>(blockIdx.y);
-  for (; s + 1 < group.count && tile >= group.tiles[s]; ++s) tile -= group.tiles[s];
+  for (; !group.glu && s + 1 < group.count && tile >= group.tiles[s]; ++s) tile -= group.tiles[s];
   PackedWeight w = group.w;
   w.codes = sibling(group.codes, s);
   w.scales = sibling(group.scales, s);
@@ -211,7 +245,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   w.tensor_scale = sibling(group.tensor_scale, s);
   const int m = min(pass_rows, m_total - pass_rows * static_cast<int>(blockIdx.x));
   x += int64_t(blockIdx.x) * pass_rows * w.cols;
-  LaneRows<P> rows = lane_rows<kFmt, P>(w, int64_t(tile) * kTileRows + g);
+  LaneRows<P> rows;
+  if (group.glu) {
+    PackedWeight up = w;
+    up.codes = group.codes[1];
+    up.scales = group.scales[1];
+    up.zeros = group.zeros[1];
+    rows = lane_rows<kFmt, P>(w, int64_t(tile) * 8 + g, up, int64_t(tile) * 8 + g);
+  } else {
+    rows = lane_rows<kFmt, P>(w, int64_t(tile) * kTileRows + g, w, int64_t(tile) * kTileRows + g + 8);
+  }
 
   // The lane's word offset (of its step's first word) advances one slice of the warps' steps per
   // ring slot; the ring holds the loads of kDepth slices ahead of it. (32 bits: staged x limits
@@ -255,6 +298,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   partial[warp][g + 8][2 * t] = acc[0][2] + acc[1][2];
   partial[warp][g + 8][2 * t + 1] = acc[0][3] + acc[1][3];
   __syncthreads();
+  if (group.glu) {
+    store_glu_pair(group, partial, warps, tile, m, static_cast<int>(blockIdx.x) * pass_rows);
+    return;
+  }
   // Reread from the parameters rather than held through the loop (registers are at the cap).
   const int64_t n = sibling(group.rows, s), r0 = int64_t(tile) * kTileRows;
   const T* bias = sibling(group.bias, s);
@@ -295,8 +342,9 @@ template <int kFmt, class T, class P, int kZero, int kGroups>
 cudaError_t launch(const Context& c, const GemvSiblings<T>& group, const T* x, int m, int rows, int warps) {
   constexpr auto kernel = quant_gemv_kernel<kFmt, T, P, kZero, kGroups>;
   if (const cudaError_t e = allow_dynamic_smem<kernel>(x_smem_limit()); e != cudaSuccess) return e;
+  // Blocks along y: every sibling's tiles, or a Glu pair's 8-row pairs (counted in tiles[0]).
   int64_t tiles = 0;
-  for (int s = 0; s < group.count; ++s) tiles += group.tiles[s];
+  for (int s = 0; s < (group.glu ? 1 : group.count); ++s) tiles += group.tiles[s];
   const dim3 grid(static_cast<unsigned>((m + rows - 1) / rows), static_cast<unsigned>(tiles));
   const size_t smem = static_cast<size_t>(rows) * group.w.cols * sizeof(T);
   return launch_overlapped(kernel, grid, dim3(warps * 32), smem, c.stream, group, x, m, rows);
@@ -333,7 +381,7 @@ bool quant_gemv_supported(const PackedWeight& w, const TensorRef& x, int64_t m) 
 }
 
 Status quant_gemv_siblings(const Context& c, const QuantWeightParams& p, const GemvSibling* siblings, int count,
-                           const void* x, DType dtype, int64_t m) {
+                           const void* x, DType dtype, int64_t m, const GemvGlu* glu) {
   const PackedWeight& w = *siblings[0].w;
   // About kDepth steps per warp: the whole ring in flight, and the ring refilled on long rows.
   // (4 warps of <= 128 registers: four blocks per SM.)
@@ -344,7 +392,11 @@ Status quant_gemv_siblings(const Context& c, const QuantWeightParams& p, const G
   with_packed_types(p, dtype, w.param_dtype, [&](auto fmt, auto type, auto param) {
     using T = decltype(type);
     constexpr int kFmt = decltype(fmt)::value;
-    GemvSiblings<T> group{w, {}, {}, {}, {}, {}, {}, {}, {}, count};
+    GemvSiblings<T> group{w, {}, {}, {}, {}, {}, {}, {}, {}, count, nullptr, UnaryOp::Silu};
+    if (glu) {
+      group.glu = static_cast<T*>(glu->out);
+      group.act = glu->act;
+    }
     for (int s = 0; s < count; ++s) {
       const PackedWeight& ws = *siblings[s].w;
       group.codes[s] = ws.codes;
@@ -356,6 +408,7 @@ Status quant_gemv_siblings(const Context& c, const QuantWeightParams& p, const G
       group.out[s] = static_cast<T*>(siblings[s].out);
       group.tiles[s] = static_cast<int>(gemv_tiles(ws.rows));
     }
+    if (glu) group.tiles[0] = static_cast<int>((w.rows + 7) / 8);  // 8-row pairs of gate and up
     with_step_kind<kFmt>(w, [&](auto zero, auto groups) {
       status = launch<kFmt, T, decltype(param), decltype(zero)::value, decltype(groups)::value>(
           c, group, static_cast<const T*>(x), static_cast<int>(m), rows, warps);

@@ -36,9 +36,17 @@ struct GemvSibling {
   const void* bias;
   void* out;
 };
+// A gated MLP's Glu computed in the GEMV's epilogue: out = round(act(gate)) * up over the two
+// siblings' outputs (gate first, up second, one row count, one NvFp4 tensor scale), rounded as
+// the Glu kernel rounds. out must share no byte with x or the siblings' outputs.
+struct GemvGlu {
+  void* out;
+  UnaryOp act;
+};
 // quant_gemv for each sibling, as one launch (the caller checks quant_gemv_supported for each,
-// and that their tiles together stay within kMaxGemvTiles).
+// and that their tiles together stay within kMaxGemvTiles). With `glu` (two siblings), a block
+// takes 8 rows of each: its tile pairs gate row j with up row j, and it also writes glu->out.
 Status quant_gemv_siblings(const Context& c, const QuantWeightParams& p, const GemvSibling* siblings, int count,
-                           const void* x, DType dtype, int64_t m);
+                           const void* x, DType dtype, int64_t m, const GemvGlu* glu = nullptr);
 
 }  // namespace etgpu::cuda
