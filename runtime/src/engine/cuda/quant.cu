@@ -12,7 +12,6 @@
 // rows when x exceeds it).
 // quant_embedding reuses the row-dequantize kernel with a gather index.
 #include <algorithm>
-#include <cstdlib>
 
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
@@ -247,8 +246,7 @@ const GluParams* glu_after_pair(const Node* nodes, size_t count, const PackedWei
                     gate.rows == up.rows && gate.tensor_scale == up.tensor_scale &&
                     !bytes_overlap(glu.out, nodes[0].in[0]) && !bytes_overlap(glu.out, nodes[0].out) &&
                     !bytes_overlap(glu.out, nodes[1].out);
-  const char* experiment = std::getenv("ETGPU_GLU_FOLD_EXPERIMENT");
-  return fits && !(experiment && experiment[0] == '0') ? p : nullptr;
+  return fits ? p : nullptr;
 }
 
 }  // namespace
