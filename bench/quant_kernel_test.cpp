@@ -103,6 +103,31 @@ double linear_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_
   return qhost::rel_err(qhost::decode(got, d), qhost::linear_ref(q, x, m, bias ? b.data() : nullptr, act, d));
 }
 
+// The bytes of a device tensor.
+std::vector<uint8_t> fetch(Engine* e, const TensorRef& t) {
+  std::vector<uint8_t> bytes(t.nbytes());
+  e->download(bytes.data(), t.data, bytes.size());
+  e->synchronize();
+  return bytes;
+}
+
+// Whether ETGPU_QLINEAR_GROUP=0 turned the engine's grouping off (every instruction runs alone).
+bool grouping_off() {
+  const char* v = std::getenv("ETGPU_QLINEAR_GROUP");
+  return v && std::string(v) == "0";
+}
+
+// Runs `nodes` as the executor does (run_next), then synchronizes. *first_launch: how many
+// instructions the first launch took.
+Status run_as_executor(Engine* e, const std::vector<Node>& nodes, size_t* first_launch) {
+  Status status = Status::ok();
+  for (size_t i = 0, ran = 1; i < nodes.size() && status.is_ok(); i += ran) {
+    status = e->run_next(&nodes[i], nodes.size() - i, &ran);
+    if (i == 0) *first_launch = ran;
+  }
+  return status.is_ok() ? e->synchronize() : status;
+}
+
 // Quantized linears that read one x, run as the executor runs them (run_next): the CUDA engine
 // takes up to three as one GEMV launch (quant_linear_group). Each output must match its own
 // reference, and the group must take exactly the siblings that read x: with `share_all` false the
@@ -129,23 +154,17 @@ int sibling_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_dt
     node.out = dev.put({}, d, {m, rows[s]});
     nodes.push_back(node);
   }
-  const char* grouping = std::getenv("ETGPU_QLINEAR_GROUP");
-  const size_t expected = grouping && std::string(grouping) == "0" ? 1 : share_all ? 3 : 2;
+  const size_t expected = grouping_off() ? 1 : share_all ? 3 : 2;
   int failures = 0;
-  Status status = Status::ok();
-  for (size_t i = 0, ran = 1; i < nodes.size() && status.is_ok(); i += ran) {
-    status = e->run_next(&nodes[i], nodes.size() - i, &ran);
-    if (i == 0 && ran != expected) {
-      std::printf("FAIL siblings %s %s share_all=%d: the first launch took %zu linears, expected %zu\n",
-                  format_name(wp).c_str(), dtype_str(d), share_all, ran, expected);
-      ++failures;
-    }
+  size_t first_launch = 0;
+  const Status status = run_as_executor(e, nodes, &first_launch);
+  if (status.is_ok() && first_launch != expected) {
+    std::printf("FAIL siblings %s %s share_all=%d: the first launch took %zu linears, expected %zu\n",
+                format_name(wp).c_str(), dtype_str(d), share_all, first_launch, expected);
+    ++failures;
   }
-  if (status.is_ok()) status = e->synchronize();
   for (int s = 0; s < 3; ++s) {
-    std::vector<uint8_t> got(nodes[s].out.nbytes());
-    e->download(got.data(), nodes[s].out.data, got.size());
-    e->synchronize();
+    const std::vector<uint8_t> got = fetch(e, nodes[s].out);
     const double err = status.is_ok() ? qhost::rel_err(qhost::decode(got, d),
                                                        qhost::linear_ref(weights[s], x, m,
                                                                          s != 1 ? biases[s].data() : nullptr,
@@ -160,14 +179,6 @@ int sibling_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_dt
     }
   }
   return failures;
-}
-
-// The bytes of a device tensor.
-std::vector<uint8_t> fetch(Engine* e, const TensorRef& t) {
-  std::vector<uint8_t> bytes(t.nbytes());
-  e->download(bytes.data(), t.data, bytes.size());
-  e->synchronize();
-  return bytes;
 }
 
 // A gated MLP's gate and up linears and the Glu of their outputs, run as the executor runs them
@@ -204,18 +215,15 @@ int glu_case(Engine* e, const QuantWeightParams& wp, DType d, DType param_dtype,
   std::vector<std::vector<uint8_t>> expected;
   for (const Node& node : alone) expected.push_back(fetch(e, node.out));
   e->upload(x_dev.data, x.data(), x.size());
-  const char* grouping = std::getenv("ETGPU_QLINEAR_GROUP");
-  const size_t first_launch = grouping && std::string(grouping) == "0" ? 1 : overlap ? 2 : 3;
+  const size_t expected_launch = grouping_off() ? 1 : overlap ? 2 : 3;
   int failures = 0;
-  for (size_t i = 0, ran = 1; i < together.size() && status.is_ok(); i += ran) {
-    status = e->run_next(&together[i], together.size() - i, &ran);
-    if (i == 0 && ran != first_launch) {
-      std::printf("FAIL glu %s %s overlap=%d: the first launch took %zu instructions, expected %zu\n",
-                  format_name(wp).c_str(), dtype_str(d), overlap, ran, first_launch);
-      ++failures;
-    }
+  size_t first_launch = 0;
+  if (status.is_ok()) status = run_as_executor(e, together, &first_launch);
+  if (status.is_ok() && first_launch != expected_launch) {
+    std::printf("FAIL glu %s %s overlap=%d: the first launch took %zu instructions, expected %zu\n",
+                format_name(wp).c_str(), dtype_str(d), overlap, first_launch, expected_launch);
+    ++failures;
   }
-  if (status.is_ok()) status = e->synchronize();
   for (int s = 0; s < 3; ++s) {
     if (status.is_ok() && fetch(e, together[s].out) == expected[s]) continue;
     std::printf("FAIL glu %s g%lld %s M=%lld act=%d overlap=%d: output %d differs from the instructions run alone %s\n",
@@ -283,6 +291,20 @@ const char* path_of(const QuantWeightParams& wp, DType d, int64_t m, int64_t k) 
   const int64_t quad_groups = wp.group == k ? 1 : 4 * per_word / wp.group;
   const bool gemv = d != DType::F32 && m <= cuda::kMaxGemvRows && words % 16 == 0 && quad_groups <= 2;
   return gemv ? "gemv" : "dequant";
+}
+
+// Calls fn(weight params, zero domain) for every format x zero domain (none, integer, float) at
+// the group the grouped GEMV cases use (32; nvfp4's 16).
+template <class Fn>
+void for_each_grouped_format(Fn&& fn) {
+  for (int fmt : {2, 4, 8, 0}) {
+    const bool fp4 = fmt == 0;
+    for (int zeros = 0; zeros < (fp4 ? 1 : 3); ++zeros) {
+      fn(QuantWeightParams{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : fmt, fp4 ? 16 : 32, zeros > 0,
+                           zeros == 2, fp4 ? 0.75f : 1.f},
+         zeros);
+    }
+  }
 }
 
 }  // namespace
@@ -396,22 +418,17 @@ int main(int argc, char** argv) {
   // f16/bf16 at M = 1 and 3, K = 256.
   int sibling_cases = 0, sibling_failures = 0;
   double sibling_worst = 0;
-  for (int fmt : {2, 4, 8, 0}) {
-    const bool fp4 = fmt == 0;
-    for (int zeros = 0; zeros < (fp4 ? 1 : 3); ++zeros) {
-      const QuantWeightParams wp{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : fmt, fp4 ? 16 : 32,
-                                 zeros > 0, zeros == 2, fp4 ? 0.75f : 1.f};
-      for (DType d : {DType::F16, DType::BF16}) {
-        for (int64_t m : {1, 3}) {
-          for (bool share_all : {true, false}) {
-            sibling_failures += sibling_case(engine.get(), wp, d, dtypes[(sibling_cases + zeros) % 3], m, 256,
-                                             share_all, rng, &sibling_worst);
-            ++sibling_cases;
-          }
+  for_each_grouped_format([&](const QuantWeightParams& wp, int zeros) {
+    for (DType d : {DType::F16, DType::BF16}) {
+      for (int64_t m : {1, 3}) {
+        for (bool share_all : {true, false}) {
+          sibling_failures += sibling_case(engine.get(), wp, d, dtypes[(sibling_cases + zeros) % 3], m, 256,
+                                           share_all, rng, &sibling_worst);
+          ++sibling_cases;
         }
       }
     }
-  }
+  });
   std::printf("sibling groups: %d cases, %d failed outputs, max rel-err %.3g\n", sibling_cases, sibling_failures,
               sibling_worst);
   failures += sibling_failures;
@@ -419,21 +436,16 @@ int main(int argc, char** argv) {
   // M = 1, 3, the three Glu activations in turn, and the Glu over x's bytes (no fold) once per format.
   int glu_cases = 0, glu_failures = 0;
   const UnaryOp acts[] = {UnaryOp::Silu, UnaryOp::GeluTanh, UnaryOp::GeluErf};
-  for (int fmt : {2, 4, 8, 0}) {
-    const bool fp4 = fmt == 0;
-    for (int zeros = 0; zeros < (fp4 ? 1 : 3); ++zeros) {
-      const QuantWeightParams wp{fp4 ? QuantScheme::NvFp4 : QuantScheme::Affine, fp4 ? 4 : fmt, fp4 ? 16 : 32,
-                                 zeros > 0, zeros == 2, fp4 ? 0.75f : 1.f};
-      for (DType d : {DType::F16, DType::BF16}) {
-        for (int64_t m : {1, 3}) {
-          const bool overlap = zeros == 0 && d == DType::F16 && m == 1;
-          glu_failures += glu_case(engine.get(), wp, d, dtypes[(glu_cases + zeros) % 3], m, 256, acts[glu_cases % 3],
-                                   overlap, rng);
-          ++glu_cases;
-        }
+  for_each_grouped_format([&](const QuantWeightParams& wp, int zeros) {
+    for (DType d : {DType::F16, DType::BF16}) {
+      for (int64_t m : {1, 3}) {
+        const bool overlap = zeros == 0 && d == DType::F16 && m == 1;
+        glu_failures += glu_case(engine.get(), wp, d, dtypes[(glu_cases + zeros) % 3], m, 256, acts[glu_cases % 3],
+                                 overlap, rng);
+        ++glu_cases;
       }
     }
-  }
+  });
   std::printf("glu pairs: %d cases, %d failures\n", glu_cases, glu_failures);
   failures += glu_failures;
   const bool embedding_ok = embedding_cases(engine.get(), rng);
