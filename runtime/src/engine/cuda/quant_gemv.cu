@@ -28,7 +28,9 @@
 // A fragment then holds codes of its own load, and x is staged in the matching B order.
 // One launch may serve up to three sibling weights that read the same x (quant_gemv_siblings: a
 // layer's q/k/v, an MLP's gate/up): blockIdx.y runs over their tiles in turn, and a block works on
-// its sibling exactly as on a single weight.
+// its sibling exactly as on a single weight. A gate/up pair followed by its Glu instead gives each
+// block 8 rows of both (its lanes' row g from gate, row g + 8 the same up row), so the epilogue
+// holds gate and up of one output element and writes the Glu too.
 #include <algorithm>
 
 #include "engine/cuda/cuda_common.h"
