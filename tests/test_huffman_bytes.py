@@ -126,10 +126,10 @@ def test_raw_when_encoding_does_not_pay(values):
 def _huffman_roles(data: bytes):
     """{'codes', ...}: the quantized weights' operands stored HuffmanBytes-encoded, per op."""
     graph = parse(container.unpack(data)[0]).graph
-    return {(ins.opType, role) for ins in graph.instructions if ins.opType in (Op.QuantizedLinear, Op.QuantizedEmbedding)
-            for role in ("codes", "scales", "zeros")
-            if getattr(ins.op.w, role) >= 0 and graph.tensors[getattr(ins.op.w, role)].encoding ==
-            ConstantEncoding.HuffmanBytes}
+    quantized = [ins for ins in graph.instructions if ins.opType in (Op.QuantizedLinear, Op.QuantizedEmbedding)]
+    return {(ins.opType, role) for ins in quantized for role in ("codes", "scales", "zeros")
+            if getattr(ins.op.w, role) >= 0
+            and graph.tensors[getattr(ins.op.w, role)].encoding == ConstantEncoding.HuffmanBytes}
 
 
 def _model(dtype, asymmetric=False):

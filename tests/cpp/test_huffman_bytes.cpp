@@ -137,7 +137,8 @@ TEST(HuffmanBytes, AnOffsetTableLargerThanThePayloadIsRefusedBeforeItIsRead) {
   auto stored = payload(1, uint64_t{1} << 40, kExampleLengths, {1}, {0x34});
   Status status = decode_huffman_bytes(stored.data(), stored.size(), nullptr, size_t{1} << 40);
   ASSERT_FALSE(status.is_ok());
-  EXPECT_NE(status.message().find("cannot hold its 1099511627776 chunk offsets"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("cannot hold its 1099511627776 chunk offsets"), std::string::npos)
+      << status.message();
 }
 
 // ---- through Program::load and Executor::create -------------------------------------------------

@@ -166,7 +166,9 @@ Status Executor::bind_encoded_constant(int id, ConstantBytes source) {
 // The constant's stored bytes, decoded by its encoding's decoder into `out` (`out_bytes`, its nbytes).
 static Status decode_constant(const ir::Tensor& t, const ConstantBytes& source, void* out, uint64_t out_bytes) {
   const auto* stored = static_cast<const uint8_t*>(source.data);
-  if (t.encoding() == ir::ConstantEncoding::HuffmanBytes) return decode_huffman_bytes(stored, source.size, out, out_bytes);
+  if (t.encoding() == ir::ConstantEncoding::HuffmanBytes) {
+    return decode_huffman_bytes(stored, source.size, out, out_bytes);
+  }
   return decode_packed_float(stored, source.size, t.dtype(), out, out_bytes);
 }
 

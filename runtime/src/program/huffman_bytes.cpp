@@ -71,8 +71,8 @@ Status check_chunk_ends(const Header& h) {
                 h.stream_size, " stream bytes the payload holds (truncated)");
     previous = end;
   }
-  ETGPU_CHECK(previous == h.stream_size, "huffman-bytes chunks end at stream byte ", previous, " but the payload holds ",
-              h.stream_size, " (trailing bytes)");
+  ETGPU_CHECK(previous == h.stream_size, "huffman-bytes chunks end at stream byte ", previous,
+              " but the payload holds ", h.stream_size, " (trailing bytes)");
   return Status::ok();
 }
 
@@ -101,7 +101,8 @@ Status check_code_lengths(const uint8_t* lengths, int* max_length) {
     kraft += uint32_t{1} << (kMaxCodeBits - lengths[v]);
     *max_length = std::max(*max_length, int{lengths[v]});
   }
-  ETGPU_CHECK(kraft <= (uint32_t{1} << kMaxCodeBits), "huffman-bytes code lengths are over-subscribed (no prefix code)");
+  ETGPU_CHECK(kraft <= (uint32_t{1} << kMaxCodeBits),
+              "huffman-bytes code lengths are over-subscribed (no prefix code)");
   ETGPU_CHECK(kraft == (uint32_t{1} << kMaxCodeBits),
               "huffman-bytes code lengths are incomplete (some bit patterns decode to no byte)");
   return Status::ok();
