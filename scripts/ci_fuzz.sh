@@ -14,12 +14,12 @@ command -v "$CMAKE" >/dev/null || CMAKE=cmake
 
 "$CMAKE" -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="${CXX:-clang++}" \
   -DETGPU_BUILD_FUZZERS=ON -DETGPU_CUDA=OFF -DETGPU_EXECUTORCH=OFF -DETGPU_BUILD_TOOLS=OFF >/dev/null
-"$CMAKE" --build "$BUILD_DIR" --target fuzz_payload fuzz_container fuzz_packed_float
+"$CMAKE" --build "$BUILD_DIR" --target fuzz_payload fuzz_container fuzz_packed_float fuzz_huffman_bytes
 
 # Seeds: the checked-in corpus (regenerate with tests/fuzz/make_corpus.py when the IR changes).
 SEEDS=tests/fuzz/corpus
 status=0
-for target in fuzz_payload fuzz_container fuzz_packed_float; do
+for target in fuzz_payload fuzz_container fuzz_packed_float fuzz_huffman_bytes; do
   kind="${target#fuzz_}"
   work="$BUILD_DIR/fuzz-corpus/$target"; artifacts="$BUILD_DIR/fuzz-artifacts/$target"
   mkdir -p "$work" "$artifacts"

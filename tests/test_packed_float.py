@@ -3,7 +3,6 @@ decodes): the documented byte layout, bit-exact round trips through the C++ deco
 bf16/f16/f32 bits, packing only when it saves bytes, and quantized models whose outputs are
 bit-identical with the encoding on and off (ETGPU_PACK_QPARAMS)."""
 
-import flatbuffers
 import pytest
 import torch
 
@@ -11,19 +10,11 @@ import etgpu
 from etgpu import container, packed_float
 from etgpu.compile import lower
 from etgpu.describe import parse
-from etgpu.dtypes import dtype_code
 from etgpu.ir.ConstantEncoding import ConstantEncoding
-from etgpu.ir.Dim import DimT
-from etgpu.ir.Expand import ExpandT
-from etgpu.ir.FormatVersion import FormatVersion
-from etgpu.ir.Graph import GraphT
-from etgpu.ir.Instruction import InstructionT
 from etgpu.ir.Op import Op
-from etgpu.ir.Program import ProgramT
-from etgpu.ir.Storage import Storage
-from etgpu.ir.Tensor import TensorT
 from etgpu.runtime import EtGpuError
-from parity import PteProgram, export, pte_path_enabled, randn
+from encoded_constants import decoded_by_runtime, quantized_linear_embed
+from parity import PteProgram, pte_path_enabled
 
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
 _BITS_DTYPE = {2: torch.int16, 4: torch.int32}
@@ -58,38 +49,8 @@ def _scale_like(dtype, n, generator) -> torch.Tensor:
     return (torch.rand(n, generator=generator) * 0.02 + 0.001).to(dtype)
 
 
-def _copy_program(stored: bytes, dtype, n: int) -> bytes:
-    """An .etgpu file whose one instruction copies a PackedFloat constant (stored as `stored`)
-    into the output: what it returns is exactly what the C++ decoder produced."""
-    nbytes = n * torch.tensor([], dtype=dtype).element_size()
-
-    def tensor(name, storage, **fields):
-        t = TensorT()
-        t.name, t.dtype, t.storage, t.nbytes = name, dtype_code(dtype), storage, nbytes
-        dim = DimT()
-        dim.sym, dim.mul, dim.add, dim.div = -1, 0, n, 1
-        t.shape = [dim]
-        for key, value in fields.items():
-            setattr(t, key, value)
-        return t
-
-    expand = ExpandT()
-    expand.x, expand.out = 0, 1
-    instruction = InstructionT()
-    instruction.opType, instruction.op = Op.Expand, expand
-    graph = GraphT()
-    graph.tensors = [tensor("packed", Storage.Constant, key="packed", encoding=ConstantEncoding.PackedFloat),
-                     tensor("out", Storage.Arena)]
-    graph.instructions, graph.inputs, graph.outputs, graph.arenaBytes = [instruction], [], [1], nbytes
-    program = ProgramT()
-    program.version, program.graph = FormatVersion.MAJOR, graph
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(program.Pack(builder), file_identifier=b"ETGP")
-    return container.pack(bytes(builder.Output()), {"packed": stored})
-
-
 def _decoded_by_runtime(stored: bytes, dtype, n: int) -> torch.Tensor:
-    return etgpu.Model(_copy_program(stored, dtype, n), device="cpu").run([])[0]
+    return decoded_by_runtime(stored, dtype, n, ConstantEncoding.PackedFloat)
 
 
 def test_encoder_writes_the_documented_example():
@@ -148,33 +109,6 @@ def test_raw_when_packing_does_not_pay(values):
 
 # ---- quantized models ------------------------------------------------------------------------------
 
-class LinearEmbed(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.embed = torch.nn.Embedding(48, 128)
-        self.proj = torch.nn.Linear(128, 64)
-
-    def forward(self, x, index):
-        return self.proj(x), self.embed(index)
-
-
-def _quantized(dtype, asymmetric: bool):
-    pytest.importorskip("torchao")
-    from torchao.quantization import IntxWeightOnlyConfig, quantize_
-    from torchao.quantization.granularity import PerAxis, PerGroup
-    from torchao.quantization.quant_primitives import MappingType
-
-    torch.manual_seed(0)
-    module = LinearEmbed().to(dtype)
-    mapping = MappingType.ASYMMETRIC if asymmetric else MappingType.SYMMETRIC
-    quantize_(module, IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(32), mapping_type=mapping),
-              filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear))
-    quantize_(module, IntxWeightOnlyConfig(weight_dtype=torch.int8, granularity=PerAxis(0)),
-              filter_fn=lambda m, fqn: isinstance(m, torch.nn.Embedding))
-    inputs = (randn(3, 128, dtype=dtype), torch.randint(0, 48, (2, 5)))
-    return export(module, inputs), inputs
-
-
 def _packed_roles(data: bytes):
     """{'scales', 'zeros', ...}: the quantized weights' operands stored PackedFloat-encoded."""
     graph = parse(container.unpack(data)[0]).graph
@@ -196,7 +130,7 @@ def _compiled(monkeypatch, exported, pack: bool) -> bytes:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("asymmetric", [False, True], ids=["symmetric", "asymmetric"])
 def test_quantized_outputs_bit_identical_with_and_without_packing(monkeypatch, dtype, asymmetric):
-    exported, inputs = _quantized(dtype, asymmetric)
+    exported, inputs = quantized_linear_embed(dtype, asymmetric)
     packed, raw = _compiled(monkeypatch, exported, True), _compiled(monkeypatch, exported, False)
     assert _packed_roles(packed) == ({"scales", "zeros"} if asymmetric else {"scales"})
     assert _packed_roles(raw) == set() and len(packed) < len(raw)
@@ -208,7 +142,7 @@ def test_quantized_outputs_bit_identical_with_and_without_packing(monkeypatch, d
 @pytest.mark.skipif(not pte_path_enabled(), reason="executorch not importable or ETGPU_TEST_PTE=0")
 def test_pte_named_data_carries_packed_scales(monkeypatch):
     """Through ExecuTorch: the packed scales are named data in the .pte, decoded by the backend."""
-    exported, inputs = _quantized(torch.bfloat16, asymmetric=True)
+    exported, inputs = quantized_linear_embed(torch.bfloat16, asymmetric=True)
     outputs = {}
     for pack in (True, False):
         monkeypatch.setenv("ETGPU_PACK_QPARAMS", "1" if pack else "0")
@@ -220,7 +154,7 @@ def test_pte_named_data_carries_packed_scales(monkeypatch):
 
 
 def test_a_truncated_packed_constant_is_named_at_load(monkeypatch):
-    exported, _ = _quantized(torch.bfloat16, asymmetric=False)
+    exported, _ = quantized_linear_embed(torch.bfloat16, asymmetric=False)
     payload, constants = container.unpack(_compiled(monkeypatch, exported, True))
     graph = parse(payload).graph
     key = next(t.key.decode() for t in graph.tensors if t.encoding == ConstantEncoding.PackedFloat)
@@ -232,7 +166,7 @@ def test_a_truncated_packed_constant_is_named_at_load(monkeypatch):
 def test_lowered_constants_hold_the_packed_bytes(monkeypatch):
     """The bytes under a packed tensor's key are the encoder's output for that tensor's values."""
     monkeypatch.setenv("ETGPU_PACK_QPARAMS", "1")
-    exported, _ = _quantized(torch.float32, asymmetric=False)
+    exported, _ = quantized_linear_embed(torch.float32, asymmetric=False)
     lowered = lower(exported)
     graph = parse(lowered.payload).graph
     packed = [t for t in graph.tensors if t.encoding == ConstantEncoding.PackedFloat]

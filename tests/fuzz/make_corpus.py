@@ -1,7 +1,8 @@
 """Writes the fuzzers' seed corpus from real exported programs: each small model is exported,
 compiled with etgpu.compile, and saved twice: the whole .etgpu file (for fuzz_container) and its
 bare IR payload (for fuzz_payload). Weights are tiny so seeds stay small and mutations fast.
-fuzz_packed_float gets the PackedFloat constants of those programs and a few made here.
+fuzz_packed_float gets the PackedFloat constants of those programs and a few made here;
+fuzz_huffman_bytes their HuffmanBytes constants and a few made here (multi-chunk, one byte value).
 
     PYTHONPATH=python ETGPU_BUILD_DIR=build .venv/bin/python tests/fuzz/make_corpus.py OUT_DIR
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 import torch
 
 import etgpu
-from etgpu import container, packed_float
+from etgpu import container, huffman_bytes, packed_float
 from etgpu.describe import parse
 from etgpu.dtypes import dtype_code
 from etgpu.ir.ConstantEncoding import ConstantEncoding
@@ -94,6 +95,24 @@ class PackedScales(torch.nn.Module):
         return self.fc(x), self.embed(index)
 
 
+class HuffmanCodes(torch.nn.Module):
+    """A bf16 int4 group-32 linear with normal weights (as a real model's), large enough that its
+    codes are stored HuffmanBytes-encoded: seeds the decoder through a whole file."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(256, 64)
+        torch.nn.init.normal_(self.fc.weight, std=0.02)
+        from etgpu.llm.quantize import linear_config
+        from torchao.quantization import quantize_
+
+        self.to(torch.bfloat16)
+        quantize_(self.fc, linear_config("int4-g32"))
+
+    def forward(self, x):
+        return self.fc(x)
+
+
 class RopeGlu(torch.nn.Module):
     """transformers' rotate_half RoPE and a SiLU-gated product: seeds the fused Rope and Glu."""
 
@@ -137,6 +156,7 @@ def models():
         ("normed_rope_cache", NormedRopeCache(), (torch.randn(1, 3, 2, 8), torch.randn(1, 1, 3, 8),
                                                   torch.randn(1, 1, 3, 8), torch.tensor([4, 5, 6])), None),
         ("packed_scales", PackedScales(), (torch.randn(3, 64, dtype=torch.bfloat16), torch.tensor([0, 31])), None),
+        ("huffman_codes", HuffmanCodes(), (torch.randn(2, 256, dtype=torch.bfloat16),), None),
     ]
 
 
@@ -146,12 +166,39 @@ def packed_float_seed(dtype_byte: int, stored: bytes) -> bytes:
     return bytes([dtype_byte, 0]) + stored
 
 
+def encoded_constants(data: bytes, encoding: int):
+    """{key: (dtype, stored bytes)} of a compiled program's constants stored in `encoding`."""
+    payload, constants = container.unpack(data)
+    dtypes = {t.key.decode(): t.dtype for t in parse(payload).graph.tensors if t.encoding == encoding}
+    return {key: (dtype, constants[key]) for key, dtype in sorted(dtypes.items())}
+
+
 def packed_constants(data: bytes):
     """The PackedFloat constants of a compiled program, as fuzz_packed_float inputs."""
-    payload, constants = container.unpack(data)
-    keys = {t.key.decode(): t.dtype for t in parse(payload).graph.tensors
-            if t.encoding == ConstantEncoding.PackedFloat}
-    return [packed_float_seed(dtype, constants[key]) for key, dtype in sorted(keys.items())]
+    return [packed_float_seed(dtype, stored)
+            for dtype, stored in encoded_constants(data, ConstantEncoding.PackedFloat).values()]
+
+
+def huffman_seed(stored: bytes, threads: int = 1) -> bytes:
+    """An input of fuzz_huffman_bytes: the decoder's thread limit, 0 (the size is the one the
+    payload's header declares), the payload."""
+    return bytes([threads, 0]) + stored
+
+
+def huffman_constants(data: bytes):
+    """The HuffmanBytes constants of a compiled program, as fuzz_huffman_bytes inputs."""
+    return [huffman_seed(stored) for _, stored in encoded_constants(data, ConstantEncoding.HuffmanBytes).values()]
+
+
+def huffman_made_seeds():
+    """Int4-like bytes in 64-byte chunks decoded on two threads (the last chunk short), one byte
+    value repeated, and the documented 4-byte example."""
+    generator = torch.Generator().manual_seed(0)
+    codes = (torch.randn(2 * 1000, generator=generator) * 2.5 + 8).round().clamp(0, 15).to(torch.uint8)
+    int4_like = codes[0::2] | codes[1::2] << 4
+    return {"int4_like_chunks": huffman_seed(huffman_bytes.encode(int4_like, chunk_bytes=64), threads=2),
+            "single_value": huffman_seed(huffman_bytes.encode(torch.full((300,), 9, dtype=torch.uint8))),
+            "documented_example": huffman_seed(huffman_bytes.encode(torch.tensor([0, 0, 1, 2], dtype=torch.uint8)))}
 
 
 def special_values_seeds():
@@ -165,10 +212,10 @@ def special_values_seeds():
 
 def main(out_dir: str) -> None:
     out = Path(out_dir)
-    for kind in ("container", "payload", "packed_float"):
+    for kind in ("container", "payload", "packed_float", "huffman_bytes"):
         (out / kind).mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    seeds = special_values_seeds()
+    seeds, huffman_seeds = special_values_seeds(), huffman_made_seeds()
     for name, module, inputs, dynamic in models():
         exported = torch.export.export(module.eval(), inputs, dynamic_shapes=dynamic)
         data = etgpu.compile(exported)
@@ -176,10 +223,14 @@ def main(out_dir: str) -> None:
         (out / "container" / f"{name}.etgpu").write_bytes(data)
         (out / "payload" / f"{name}.bin").write_bytes(payload)
         seeds.update({f"{name}_{i}": seed for i, seed in enumerate(packed_constants(data))})
+        huffman_seeds.update({f"{name}_{i}": seed for i, seed in enumerate(huffman_constants(data))})
         print(f"{name}: {len(data)} bytes (payload {len(payload)})")
     for name, seed in seeds.items():
         (out / "packed_float" / f"{name}.bin").write_bytes(seed)
     print(f"packed_float: {len(seeds)} seeds")
+    for name, seed in huffman_seeds.items():
+        (out / "huffman_bytes" / f"{name}.bin").write_bytes(seed)
+    print(f"huffman_bytes: {len(huffman_seeds)} seeds")
 
 
 if __name__ == "__main__":

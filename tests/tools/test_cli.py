@@ -121,6 +121,7 @@ def test_inspect_shows_what_packed_scales_save(tmp_path, capsys, monkeypatch):
     module = torch.nn.Sequential(torch.nn.Linear(128, 64)).to(torch.bfloat16)
     quantize_(module, linear_config("int4-g32"))
     exported = torch.export.export(module, (torch.randn(2, 128, dtype=torch.bfloat16),))
+    monkeypatch.setenv("ETGPU_HUFFMAN_CODES", "0")  # the codes raw: only the scales differ
     shown = {}
     for pack in ("1", "0"):
         monkeypatch.setenv("ETGPU_PACK_QPARAMS", pack)
@@ -132,3 +133,31 @@ def test_inspect_shows_what_packed_scales_save(tmp_path, capsys, monkeypatch):
     assert shown["0"] == str(raw)
     stored, decoded = map(int, re.fullmatch(r"(\d+) \(decoded (\d+)\)", shown["1"]).groups())
     assert decoded == raw and stored < raw
+
+
+def test_inspect_shows_what_huffman_codes_save(tmp_path, capsys, monkeypatch):
+    """The int4 weight's bytes as stored, and decoded, where its codes are entropy-coded (normal
+    weights, as a real model's: the codes cluster around the zero point)."""
+    pytest.importorskip("torchao")
+    from torchao.quantization import quantize_
+
+    from etgpu.llm.quantize import linear_config
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(512, 256))
+    torch.nn.init.normal_(module[0].weight, std=0.02)
+    module = module.to(torch.bfloat16)
+    quantize_(module, linear_config("int4-g32"))
+    exported = torch.export.export(module, (torch.randn(2, 512, dtype=torch.bfloat16),))
+    monkeypatch.setenv("ETGPU_PACK_QPARAMS", "0")  # the scales raw: only the codes differ
+    shown = {}
+    for huffman in ("1", "0"):
+        monkeypatch.setenv("ETGPU_HUFFMAN_CODES", huffman)
+        path = tmp_path / f"huffman_{huffman}.etgpu"
+        etgpu.compile(exported, path)
+        assert cli.main(["inspect", str(path)]) == 0
+        shown[huffman] = re.search(r"\n  int4 g32 +(.*)\n", capsys.readouterr().out).group(1)
+    codes, scales = 256 * 512 // 2, 256 * 16 * 2
+    assert shown["0"] == str(codes + scales)
+    stored, decoded = map(int, re.fullmatch(r"(\d+) \(decoded (\d+)\)", shown["1"]).groups())
+    assert decoded == codes + scales and scales + 0.8 * codes < stored < scales + 0.98 * codes

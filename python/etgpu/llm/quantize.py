@@ -78,7 +78,8 @@ def weight_bytes(model: torch.nn.Module, bits: int, group: int, embedding_bits: 
     """Weight bytes {"quantized", "dense"} as the engines hold them, of a transformers LM (may
     live on the meta device) quantized with a symmetric linear scheme and embeddings (8: int8 per
     row; 4: int4 groups of 32) tied to the LM head. Scales have the model's dtype; the file stores
-    them PackedFloat-encoded, smaller by a data-dependent amount. "dense" is an upper bound:
+    them PackedFloat-encoded and the codes HuffmanBytes-encoded, each smaller by a data-dependent
+    amount. "dense" is an upper bound:
     lowering stores identical constants (e.g. fresh norm weights) once."""
     embed, head = model.get_input_embeddings(), model.get_output_embeddings()
     scale_bytes = embed.weight.element_size()

@@ -21,7 +21,6 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.fx
 
-from etgpu import packed_float
 from etgpu.dtypes import dtype_code
 from etgpu.ir.ConstantEncoding import ConstantEncoding
 from etgpu.lower.registry import Unsupported
@@ -163,17 +162,19 @@ class LoweringContext:
     def bind(self, node: torch.fx.Node, tid: int) -> None:
         self.values[node] = tid
 
-    def constant(self, name: str, tensor: torch.Tensor, key: Optional[str] = None, packed: bool = False) -> int:
+    def constant(self, name: str, tensor: torch.Tensor, key: Optional[str] = None,
+                 quant_role: Optional[str] = None) -> int:
         """A weight: bytes stored once by `key` (a content hash by default, so tied weights share).
-        `packed`: a quantization parameter (scales, float zeros), stored PackedFloat-encoded when
-        that is smaller (etgpu/packed_float.py) and the encoding is enabled."""
-        from etgpu.lower.constants import content_key, packing_enabled, tensor_bytes
+        `quant_role`: the tensor is a quantized weight's "codes", "scales" or "zeros", stored in
+        that role's compact lossless encoding when it pays and is enabled
+        (constants.encode_quant_operand)."""
+        from etgpu.lower.constants import content_key, encode_quant_operand, tensor_bytes
 
-        stored = packed_float.pack_if_smaller(tensor) if packed and packing_enabled() else None
-        encoding = ConstantEncoding.Raw if stored is None else ConstantEncoding.PackedFloat
-        data = tensor_bytes(tensor) if stored is None else stored
-        key = key or content_key(data, tensor)
-        self.constants.setdefault(key, data)
+        stored, encoding = encode_quant_operand(tensor, quant_role) if quant_role else (None, ConstantEncoding.Raw)
+        if stored is None:
+            stored, encoding = tensor_bytes(tensor), ConstantEncoding.Raw
+        key = key or content_key(stored, tensor)
+        self.constants.setdefault(key, stored)
         return self.add_tensor(TensorSpec(name, tensor.dtype, [AffineDim(-1, 0, int(s)) for s in tensor.shape],
                                           storage=Storage.CONSTANT, key=key, encoding=encoding))
 

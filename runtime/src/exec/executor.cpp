@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "program/huffman_bytes.h"
 #include "program/packed_float.h"
 #include "program/verify.h"
 
@@ -118,7 +119,7 @@ Status Executor::bind_constant(int id, ConstantSource* constants) {
     ETGPU_RETURN_IF_ERROR(found.status());
     source = found.take();
   }
-  if (t.encoding() == ir::ConstantEncoding::PackedFloat) return bind_packed_constant(id, std::move(source));
+  if (t.encoding() != ir::ConstantEncoding::Raw) return bind_encoded_constant(id, std::move(source));
   // Checked for every source (inline data too): the upload below copies `bytes` from it.
   if (source.data && source.size != bytes) {
     if (source.release) source.release();
@@ -152,9 +153,9 @@ Status Executor::bind_constant(int id, ConstantSource* constants) {
   return status;
 }
 
-// A PackedFloat constant (verify_graph allows the encoding only on float constants). The stored
-// bytes are released once decoded: the engine then holds the only copy.
-Status Executor::bind_packed_constant(int id, ConstantBytes source) {
+// A PackedFloat or HuffmanBytes constant (verify_graph allows each encoding only on the dtypes it
+// decodes to). The stored bytes are released once decoded: the engine then holds the only copy.
+Status Executor::bind_encoded_constant(int id, ConstantBytes source) {
   Status status = decode_into_engine(id, source);
   if (source.release) source.release();
   ETGPU_CHECK(status.is_ok(), constant_label(id), ": ", status.message());
@@ -162,18 +163,26 @@ Status Executor::bind_packed_constant(int id, ConstantBytes source) {
   return Status::ok();
 }
 
+// The constant's stored bytes, decoded by its encoding's decoder into `out` (`out_bytes`, its nbytes).
+static Status decode_constant(const ir::Tensor& t, const ConstantBytes& source, void* out, uint64_t out_bytes) {
+  const auto* stored = static_cast<const uint8_t*>(source.data);
+  if (t.encoding() == ir::ConstantEncoding::HuffmanBytes) {
+    return decode_huffman_bytes(stored, source.size, out, out_bytes);
+  }
+  return decode_packed_float(stored, source.size, t.dtype(), out, out_bytes);
+}
+
 // Decodes straight into a host-memory engine's allocation; for a device engine, into a host
 // buffer that is then uploaded.
 Status Executor::decode_into_engine(int id, const ConstantBytes& source) {
   const ir::Tensor& t = *graph().tensors()->Get(id);
   const uint64_t bytes = t.nbytes();
-  const auto* stored = static_cast<const uint8_t*>(source.data);
   auto memory = allocate_owned(bytes);
   ETGPU_RETURN_IF_ERROR(memory.status());
   tensor_data_[id] = memory.value();
-  if (engine_->uses_host_memory()) return decode_packed_float(stored, source.size, t.dtype(), memory.value(), bytes);
+  if (engine_->uses_host_memory()) return decode_constant(t, source, memory.value(), bytes);
   std::vector<uint8_t> decoded(bytes);
-  ETGPU_RETURN_IF_ERROR(decode_packed_float(stored, source.size, t.dtype(), decoded.data(), bytes));
+  ETGPU_RETURN_IF_ERROR(decode_constant(t, source, decoded.data(), bytes));
   ETGPU_RETURN_IF_ERROR(engine_->upload(memory.value(), decoded.data(), bytes));
   return engine_->synchronize();  // the upload may be asynchronous: `decoded` must outlive it
 }

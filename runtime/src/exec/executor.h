@@ -74,7 +74,7 @@ class Executor {
   const ir::Graph& graph() const { return program_->graph(); }
   Status allocate_storage(ConstantSource* constants);
   Status bind_constant(int id, ConstantSource* constants);
-  Status bind_packed_constant(int id, ConstantBytes source);
+  Status bind_encoded_constant(int id, ConstantBytes source);
   Status decode_into_engine(int id, const ConstantBytes& source);
   Result<void*> allocate_owned(uint64_t bytes);
   std::string constant_label(int id) const;

@@ -100,14 +100,20 @@ Status verify_storage(const ir::Graph& graph, int index, uint64_t max_bytes) {
   return err("tensor ", index, " has unknown storage kind ", static_cast<int>(t.storage()));
 }
 
-// An encoding other than Raw is for float constants only (the formats packed_float.cpp decodes);
-// their stored bytes are checked when they are decoded, at executor creation.
+// PackedFloat is for float constants and HuffmanBytes for byte constants only (the formats
+// packed_float.cpp and huffman_bytes.cpp decode); their stored bytes are checked when they are
+// decoded, at executor creation.
 Status verify_encoding(const ir::Tensor& t, int index) {
-  if (t.encoding() == ir::ConstantEncoding::Raw) return Status::ok();
-  ETGPU_CHECK(t.encoding() == ir::ConstantEncoding::PackedFloat, "tensor ", index,
-              " has unknown constant encoding ", static_cast<int>(t.encoding()));
-  ETGPU_CHECK(t.storage() == ir::Storage::Constant, "tensor ", index,
-              " is PackedFloat-encoded but not a constant");
+  const ir::ConstantEncoding encoding = t.encoding();
+  if (encoding == ir::ConstantEncoding::Raw) return Status::ok();
+  ETGPU_CHECK(encoding == ir::ConstantEncoding::PackedFloat || encoding == ir::ConstantEncoding::HuffmanBytes,
+              "tensor ", index, " has unknown constant encoding ", static_cast<int>(encoding));
+  const char* name = ir::EnumNameConstantEncoding(encoding);
+  ETGPU_CHECK(t.storage() == ir::Storage::Constant, "tensor ", index, " is ", name, "-encoded but not a constant");
+  if (encoding == ir::ConstantEncoding::HuffmanBytes) {
+    ETGPU_CHECK(t.dtype() == ir::DType::U8, "tensor ", index, " is HuffmanBytes-encoded but its dtype is not U8");
+    return Status::ok();
+  }
   ETGPU_CHECK(t.dtype() == ir::DType::F32 || t.dtype() == ir::DType::F16 || t.dtype() == ir::DType::BF16,
               "tensor ", index, " is PackedFloat-encoded but its dtype is not F32, F16 or BF16");
   return Status::ok();

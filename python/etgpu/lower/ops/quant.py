@@ -201,8 +201,9 @@ def _weight_table(ctx, weight) -> QuantWeightT:
     if memo_key not in ctx.memo:
         pack = _affine_operands if isinstance(weight, QuantizedWeight) else _nvfp4_operands
         fields, tensors = pack(ctx, weight)
-        # Scales and float zeros are stored packed when that is smaller; codes are already dense.
-        ids = {role: ctx.constant(f"{weight.node.name}_{role}", t.contiguous(), packed=role != "codes")
+        # Each operand is stored in its role's compact encoding when that pays (codes entropy-coded,
+        # scales and float zeros packed); the engines read the decoded bytes either way.
+        ids = {role: ctx.constant(f"{weight.node.name}_{role}", t.contiguous(), quant_role=role)
                for role, t in tensors.items()}
         ctx.memo[memo_key] = (fields, ids)
     fields, ids = ctx.memo[memo_key]
