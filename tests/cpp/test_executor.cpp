@@ -6,6 +6,7 @@
 #include "engine/engine.h"
 #include "etgpu/model.h"
 #include "exec/executor.h"
+#include "executor_support.h"
 #include "payload_builder.h"
 #include "program/container.h"
 
@@ -16,23 +17,8 @@ using testing::add_graph;
 using testing::build_payload;
 using testing::float_bytes;
 using testing::GraphDesc;
-
-class MapConstants : public ConstantSource {
- public:
-  std::map<std::string, std::vector<uint8_t>> bytes;
-  Result<ConstantBytes> get(const std::string& key) override {
-    auto it = bytes.find(key);
-    ETGPU_CHECK(it != bytes.end(), "no constant '", key, "'");
-    return ConstantBytes{it->second.data(), it->second.size(), {}};
-  }
-};
-
-Result<std::unique_ptr<Executor>> make_executor(const GraphDesc& g, ConstantSource* constants) {
-  const auto bytes = build_payload(g);
-  auto program = Program::load(bytes.data(), bytes.size());
-  ETGPU_RETURN_IF_ERROR(program.status());
-  return Executor::create(program.take(), constants, make_cpu_engine(1));
-}
+using testing::make_executor;
+using testing::MapConstants;
 
 class ExecutorTest : public ::testing::Test {
  protected:

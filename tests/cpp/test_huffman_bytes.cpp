@@ -10,6 +10,7 @@
 
 #include "engine/engine.h"
 #include "exec/executor.h"
+#include "executor_support.h"
 #include "payload_builder.h"
 #include "program/huffman_bytes.h"
 
@@ -19,6 +20,9 @@ namespace {
 using testing::build_payload;
 using testing::fixed;
 using testing::GraphDesc;
+using testing::load_status;
+using testing::make_executor;
+using testing::MapConstants;
 
 void put_u64(std::vector<uint8_t>* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<uint8_t>(v >> (8 * i)));
@@ -143,16 +147,6 @@ TEST(HuffmanBytes, AnOffsetTableLargerThanThePayloadIsRefusedBeforeItIsRead) {
 
 // ---- through Program::load and Executor::create -------------------------------------------------
 
-class MapConstants : public ConstantSource {
- public:
-  std::map<std::string, std::vector<uint8_t>> bytes;
-  Result<ConstantBytes> get(const std::string& key) override {
-    auto it = bytes.find(key);
-    ETGPU_CHECK(it != bytes.end(), "no constant '", key, "'");
-    return ConstantBytes{it->second.data(), it->second.size(), {}};
-  }
-};
-
 // out[4] = codes[4], a U8 constant stored HuffmanBytes-encoded under key "codes".
 GraphDesc copy_codes_graph() {
   GraphDesc g;
@@ -165,13 +159,6 @@ GraphDesc copy_codes_graph() {
   g.outputs = {1};
   g.arena_bytes = 16;
   return g;
-}
-
-Result<std::unique_ptr<Executor>> make_executor(const GraphDesc& g, ConstantSource* constants) {
-  const auto bytes = build_payload(g);
-  auto program = Program::load(bytes.data(), bytes.size());
-  ETGPU_RETURN_IF_ERROR(program.status());
-  return Executor::create(program.take(), constants, make_cpu_engine(1));
 }
 
 TEST(HuffmanBytesConstant, IsDecodedWhenTheExecutorIsCreated) {
@@ -204,21 +191,16 @@ TEST(HuffmanBytesConstant, ACorruptOneIsNamedAtCreate) {
       << raw.status().message();
 }
 
-Status load(const GraphDesc& g) {
-  const auto bytes = build_payload(g);
-  return Program::load(bytes.data(), bytes.size()).status();
-}
-
 TEST(HuffmanBytesConstant, LoadAllowsTheEncodingOnlyOnByteConstants) {
-  EXPECT_TRUE(load(copy_codes_graph()).is_ok());
+  EXPECT_TRUE(load_status(copy_codes_graph()).is_ok());
   GraphDesc floats = testing::add_graph();
   floats.tensors[1].encoding = ir::ConstantEncoding::HuffmanBytes;
-  EXPECT_NE(load(floats).message().find("tensor 1 is HuffmanBytes-encoded but its dtype is not U8"), std::string::npos)
-      << load(floats).message();
+  EXPECT_NE(load_status(floats).message().find("tensor 1 is HuffmanBytes-encoded but its dtype is not U8"), std::string::npos)
+      << load_status(floats).message();
   GraphDesc arena = copy_codes_graph();
   arena.tensors[1].encoding = ir::ConstantEncoding::HuffmanBytes;
-  EXPECT_NE(load(arena).message().find("tensor 1 is HuffmanBytes-encoded but not a constant"), std::string::npos)
-      << load(arena).message();
+  EXPECT_NE(load_status(arena).message().find("tensor 1 is HuffmanBytes-encoded but not a constant"), std::string::npos)
+      << load_status(arena).message();
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "engine/engine.h"
 #include "exec/executor.h"
+#include "executor_support.h"
 #include "payload_builder.h"
 #include "program/packed_float.h"
 
@@ -20,6 +21,9 @@ namespace {
 using testing::add_graph;
 using testing::build_payload;
 using testing::GraphDesc;
+using testing::load_status;
+using testing::make_executor;
+using testing::MapConstants;
 
 // The header of docs/quantization.md: magic, version, the format's exponent and mantissa bits,
 // stored exponent bits, sign flag, element count, minimum exponent, three zero bytes.
@@ -139,16 +143,6 @@ TEST(PackedFloat, RejectsNonFloatDtypesAndOddSizes) {
 
 // ---- through Program::load and Executor::create -------------------------------------------------
 
-class MapConstants : public ConstantSource {
- public:
-  std::map<std::string, std::vector<uint8_t>> bytes;
-  Result<ConstantBytes> get(const std::string& key) override {
-    auto it = bytes.find(key);
-    ETGPU_CHECK(it != bytes.end(), "no constant '", key, "'");
-    return ConstantBytes{it->second.data(), it->second.size(), {}};
-  }
-};
-
 // f32 {1, 2, 3}: exponents 127, 128, 128 (min 127, 1 bit), mantissas 0, 0, 0x400000: 24-bit codes.
 std::vector<uint8_t> packed_one_two_three() {
   return with_codes(header(8, 23, 1, 0, 3, 127), {0, 1u << 23, 1u << 23 | 0x400000}, 24);
@@ -159,13 +153,6 @@ GraphDesc packed_add_graph(bool inline_weight = false) {
   g.tensors[1].encoding = ir::ConstantEncoding::PackedFloat;
   if (inline_weight) g.tensors[1].key.clear(), g.tensors[1].data = packed_one_two_three();
   return g;
-}
-
-Result<std::unique_ptr<Executor>> make_executor(const GraphDesc& g, ConstantSource* constants) {
-  const auto bytes = build_payload(g);
-  auto program = Program::load(bytes.data(), bytes.size());
-  ETGPU_RETURN_IF_ERROR(program.status());
-  return Executor::create(program.take(), constants, make_cpu_engine(1));
 }
 
 void expect_adds_one_two_three(Executor& exec) {
@@ -244,26 +231,21 @@ TEST(PackedFloatConstant, ACorruptOneIsNamedAtCreate) {
       << raw.status().message();
 }
 
-Status load(const GraphDesc& g) {
-  const auto bytes = build_payload(g);
-  return Program::load(bytes.data(), bytes.size()).status();
-}
-
 TEST(PackedFloatConstant, LoadAllowsTheEncodingOnlyOnFloatConstants) {
-  EXPECT_TRUE(load(packed_add_graph()).is_ok());
+  EXPECT_TRUE(load_status(packed_add_graph()).is_ok());
   GraphDesc integer = packed_add_graph();
   integer.tensors[1].dtype = ir::DType::I32;
-  EXPECT_NE(load(integer).message().find("tensor 1 is PackedFloat-encoded but its dtype is not F32"),
+  EXPECT_NE(load_status(integer).message().find("tensor 1 is PackedFloat-encoded but its dtype is not F32"),
             std::string::npos)
-      << load(integer).message();
+      << load_status(integer).message();
   GraphDesc arena = add_graph();
   arena.tensors[2].encoding = ir::ConstantEncoding::PackedFloat;
-  EXPECT_NE(load(arena).message().find("tensor 2 is PackedFloat-encoded but not a constant"), std::string::npos)
-      << load(arena).message();
+  EXPECT_NE(load_status(arena).message().find("tensor 2 is PackedFloat-encoded but not a constant"), std::string::npos)
+      << load_status(arena).message();
   GraphDesc unknown = add_graph();
   unknown.tensors[1].encoding = static_cast<ir::ConstantEncoding>(9);
-  EXPECT_NE(load(unknown).message().find("tensor 1 has unknown constant encoding 9"), std::string::npos)
-      << load(unknown).message();
+  EXPECT_NE(load_status(unknown).message().find("tensor 1 has unknown constant encoding 9"), std::string::npos)
+      << load_status(unknown).message();
 }
 
 }  // namespace
