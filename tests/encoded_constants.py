@@ -1,6 +1,8 @@
 """Helpers of the constant-encoding tests (test_packed_float.py, test_huffman_bytes.py): a program
 that hands an encoded constant straight to its output, so that what it returns is exactly what the
-C++ decoder produced, and a small quantized model to compile with an encoding on and off."""
+C++ decoder produced, a small quantized model to compile with an encoding on and off, and the
+checks both encodings make of it (which operands are encoded; outputs bit-identical either way,
+through the .etgpu and the .pte paths)."""
 
 import flatbuffers
 import pytest
@@ -14,11 +16,12 @@ from etgpu.ir.Expand import ExpandT
 from etgpu.ir.FormatVersion import FormatVersion
 from etgpu.ir.Graph import GraphT
 from etgpu.ir.Instruction import InstructionT
+from etgpu.describe import parse
 from etgpu.ir.Op import Op
 from etgpu.ir.Program import ProgramT
 from etgpu.ir.Storage import Storage
 from etgpu.ir.Tensor import TensorT
-from parity import export, randn
+from parity import PteProgram, export, randn
 
 
 def copy_program(stored: bytes, dtype, n: int, encoding: int) -> bytes:
@@ -88,3 +91,37 @@ def quantized_linear_embed(dtype, asymmetric: bool, features: int = 128, outputs
               filter_fn=lambda m, fqn: isinstance(m, torch.nn.Embedding))
     inputs = (randn(3, features, dtype=dtype), torch.randint(0, rows, (2, 5)))
     return export(module, inputs), inputs
+
+
+def encoded_roles(data: bytes, encoding: int):
+    """{(op type, 'codes' | 'scales' | 'zeros')}: the quantized weights' operands stored in
+    `encoding` in an .etgpu file."""
+    graph = parse(container.unpack(data)[0]).graph
+    quantized = [ins for ins in graph.instructions if ins.opType in (Op.QuantizedLinear, Op.QuantizedEmbedding)]
+    return {(ins.opType, role) for ins in quantized for role in ("codes", "scales", "zeros")
+            if getattr(ins.op.w, role) >= 0 and graph.tensors[getattr(ins.op.w, role)].encoding == encoding}
+
+
+def compiled_with(monkeypatch, exported, switch: str, on: bool) -> bytes:
+    """The .etgpu bytes of `exported` with the encoding's environment switch on or off."""
+    monkeypatch.setenv(switch, "1" if on else "0")
+    return etgpu.compile(exported)
+
+
+def assert_same_outputs(program_a: bytes, program_b: bytes, inputs) -> None:
+    for a, b in zip(etgpu.Model(program_a, device="cpu").run(list(inputs)),
+                    etgpu.Model(program_b, device="cpu").run(list(inputs))):
+        assert torch.equal(a, b)
+
+
+def assert_pte_smaller_and_same_outputs(monkeypatch, exported, inputs, switch: str) -> None:
+    """Through ExecuTorch: with the encoding on, the encoded constants travel as named data in a
+    smaller .pte, the backend decodes them, and the outputs equal those with it off bit for bit."""
+    outputs = {}
+    for on in (True, False):
+        monkeypatch.setenv(switch, "1" if on else "0")
+        program = PteProgram(exported, device="cpu")
+        outputs[on] = (len(program.pte), program.method.execute(list(inputs)))
+    assert outputs[True][0] < outputs[False][0]
+    for a, b in zip(outputs[True][1], outputs[False][1]):
+        assert torch.equal(a, b)

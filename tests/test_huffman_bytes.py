@@ -14,8 +14,9 @@ from etgpu.describe import parse
 from etgpu.ir.ConstantEncoding import ConstantEncoding
 from etgpu.ir.Op import Op
 from etgpu.runtime import EtGpuError
-from encoded_constants import decoded_by_runtime, quantized_linear_embed
-from parity import PteProgram, pte_path_enabled
+from encoded_constants import (assert_pte_smaller_and_same_outputs, assert_same_outputs, compiled_with,
+                               decoded_by_runtime, encoded_roles, quantized_linear_embed)
+from parity import pte_path_enabled
 
 # Bytes {0, 0, 1, 2}: counts 2, 1, 1 give lengths 1, 2, 2 and canonical codes 0, 10, 11; the
 # stream holds each code first bit first from bit 0 up: 0 0 10 11 -> 0b00110100. The same bytes
@@ -124,12 +125,8 @@ def test_raw_when_encoding_does_not_pay(values):
 # ---- quantized models ------------------------------------------------------------------------------
 
 def _huffman_roles(data: bytes):
-    """{'codes', ...}: the quantized weights' operands stored HuffmanBytes-encoded, per op."""
-    graph = parse(container.unpack(data)[0]).graph
-    quantized = [ins for ins in graph.instructions if ins.opType in (Op.QuantizedLinear, Op.QuantizedEmbedding)]
-    return {(ins.opType, role) for ins in quantized for role in ("codes", "scales", "zeros")
-            if getattr(ins.op.w, role) >= 0
-            and graph.tensors[getattr(ins.op.w, role)].encoding == ConstantEncoding.HuffmanBytes}
+    """{(op type, 'codes'), ...}: the quantized weights' operands stored HuffmanBytes-encoded."""
+    return encoded_roles(data, ConstantEncoding.HuffmanBytes)
 
 
 def _model(dtype, asymmetric=False):
@@ -138,8 +135,7 @@ def _model(dtype, asymmetric=False):
 
 
 def _compiled(monkeypatch, exported, huffman: bool) -> bytes:
-    monkeypatch.setenv("ETGPU_HUFFMAN_CODES", "1" if huffman else "0")
-    return etgpu.compile(exported)
+    return compiled_with(monkeypatch, exported, "ETGPU_HUFFMAN_CODES", huffman)
 
 
 BOTH_CODES = {(Op.QuantizedLinear, "codes"), (Op.QuantizedEmbedding, "codes")}
@@ -152,23 +148,13 @@ def test_quantized_outputs_bit_identical_with_and_without_huffman_codes(monkeypa
     coded, raw = _compiled(monkeypatch, exported, True), _compiled(monkeypatch, exported, False)
     assert _huffman_roles(coded) == BOTH_CODES and _huffman_roles(raw) == set()
     assert len(coded) < len(raw)
-    for a, b in zip(etgpu.Model(coded, device="cpu").run(list(inputs)),
-                    etgpu.Model(raw, device="cpu").run(list(inputs))):
-        assert torch.equal(a, b)
+    assert_same_outputs(coded, raw, inputs)
 
 
 @pytest.mark.skipif(not pte_path_enabled(), reason="executorch not importable or ETGPU_TEST_PTE=0")
 def test_pte_named_data_carries_huffman_codes(monkeypatch):
-    """Through ExecuTorch: the coded codes are named data in the .pte, decoded by the backend."""
     exported, inputs = _model(torch.bfloat16, asymmetric=True)
-    outputs = {}
-    for huffman in (True, False):
-        monkeypatch.setenv("ETGPU_HUFFMAN_CODES", "1" if huffman else "0")
-        program = PteProgram(exported, device="cpu")
-        outputs[huffman] = (len(program.pte), program.method.execute(list(inputs)))
-    assert outputs[True][0] < outputs[False][0]
-    for a, b in zip(outputs[True][1], outputs[False][1]):
-        assert torch.equal(a, b)
+    assert_pte_smaller_and_same_outputs(monkeypatch, exported, inputs, "ETGPU_HUFFMAN_CODES")
 
 
 def _coded_constant(monkeypatch):

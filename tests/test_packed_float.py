@@ -11,10 +11,10 @@ from etgpu import container, packed_float
 from etgpu.compile import lower
 from etgpu.describe import parse
 from etgpu.ir.ConstantEncoding import ConstantEncoding
-from etgpu.ir.Op import Op
 from etgpu.runtime import EtGpuError
-from encoded_constants import decoded_by_runtime, quantized_linear_embed
-from parity import PteProgram, pte_path_enabled
+from encoded_constants import (assert_pte_smaller_and_same_outputs, assert_same_outputs, compiled_with,
+                               decoded_by_runtime, encoded_roles, quantized_linear_embed)
+from parity import pte_path_enabled
 
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]
 _BITS_DTYPE = {2: torch.int16, 4: torch.int32}
@@ -111,20 +111,11 @@ def test_raw_when_packing_does_not_pay(values):
 
 def _packed_roles(data: bytes):
     """{'scales', 'zeros', ...}: the quantized weights' operands stored PackedFloat-encoded."""
-    graph = parse(container.unpack(data)[0]).graph
-    roles = set()
-    for ins in graph.instructions:
-        if ins.opType in (Op.QuantizedLinear, Op.QuantizedEmbedding):
-            for role in ("codes", "scales", "zeros"):
-                index = getattr(ins.op.w, role)
-                if index >= 0 and graph.tensors[index].encoding == ConstantEncoding.PackedFloat:
-                    roles.add(role)
-    return roles
+    return {role for _, role in encoded_roles(data, ConstantEncoding.PackedFloat)}
 
 
 def _compiled(monkeypatch, exported, pack: bool) -> bytes:
-    monkeypatch.setenv("ETGPU_PACK_QPARAMS", "1" if pack else "0")
-    return etgpu.compile(exported)
+    return compiled_with(monkeypatch, exported, "ETGPU_PACK_QPARAMS", pack)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -134,23 +125,13 @@ def test_quantized_outputs_bit_identical_with_and_without_packing(monkeypatch, d
     packed, raw = _compiled(monkeypatch, exported, True), _compiled(monkeypatch, exported, False)
     assert _packed_roles(packed) == ({"scales", "zeros"} if asymmetric else {"scales"})
     assert _packed_roles(raw) == set() and len(packed) < len(raw)
-    for a, b in zip(etgpu.Model(packed, device="cpu").run(list(inputs)),
-                    etgpu.Model(raw, device="cpu").run(list(inputs))):
-        assert torch.equal(a, b)
+    assert_same_outputs(packed, raw, inputs)
 
 
 @pytest.mark.skipif(not pte_path_enabled(), reason="executorch not importable or ETGPU_TEST_PTE=0")
 def test_pte_named_data_carries_packed_scales(monkeypatch):
-    """Through ExecuTorch: the packed scales are named data in the .pte, decoded by the backend."""
     exported, inputs = quantized_linear_embed(torch.bfloat16, asymmetric=True)
-    outputs = {}
-    for pack in (True, False):
-        monkeypatch.setenv("ETGPU_PACK_QPARAMS", "1" if pack else "0")
-        program = PteProgram(exported, device="cpu")
-        outputs[pack] = (len(program.pte), program.method.execute(list(inputs)))
-    assert outputs[True][0] < outputs[False][0]
-    for a, b in zip(outputs[True][1], outputs[False][1]):
-        assert torch.equal(a, b)
+    assert_pte_smaller_and_same_outputs(monkeypatch, exported, inputs, "ETGPU_PACK_QPARAMS")
 
 
 def test_a_truncated_packed_constant_is_named_at_load(monkeypatch):

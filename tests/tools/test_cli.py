@@ -111,53 +111,49 @@ def test_inspect_pte_with_an_etgpu_delegate(tmp_path, capsys):
     assert re.search(r"MatMul\s+1", text), text
 
 
-def test_inspect_shows_what_packed_scales_save(tmp_path, capsys, monkeypatch):
-    """The int4 weight's bytes as stored, and decoded where the packed scales made them smaller."""
-    pytest.importorskip("torchao")
-    from torchao.quantization import quantize_
-
-    from etgpu.llm.quantize import linear_config
-
-    module = torch.nn.Sequential(torch.nn.Linear(128, 64)).to(torch.bfloat16)
-    quantize_(module, linear_config("int4-g32"))
-    exported = torch.export.export(module, (torch.randn(2, 128, dtype=torch.bfloat16),))
-    monkeypatch.setenv("ETGPU_HUFFMAN_CODES", "0")  # the codes raw: only the scales differ
-    shown = {}
-    for pack in ("1", "0"):
-        monkeypatch.setenv("ETGPU_PACK_QPARAMS", pack)
-        path = tmp_path / f"packed_{pack}.etgpu"
-        etgpu.compile(exported, path)
-        assert cli.main(["inspect", str(path)]) == 0
-        shown[pack] = re.search(r"\n  int4 g32 +(.*)\n", capsys.readouterr().out).group(1)
-    raw = 64 * 128 // 2 + 64 * 4 * 2  # int4 codes + bf16 scales
-    assert shown["0"] == str(raw)
-    stored, decoded = map(int, re.fullmatch(r"(\d+) \(decoded (\d+)\)", shown["1"]).groups())
-    assert decoded == raw and stored < raw
-
-
-def test_inspect_shows_what_huffman_codes_save(tmp_path, capsys, monkeypatch):
-    """The int4 weight's bytes as stored, and decoded, where its codes are entropy-coded (normal
-    weights, as a real model's: the codes cluster around the zero point)."""
+def _int4_bytes_shown(tmp_path, capsys, monkeypatch, rows, cols, encoding_switch, other_switch):
+    """`etgpu inspect`'s int4 g32 line, {"1": with, "0": without} the encoding `encoding_switch`,
+    the other encoding (`other_switch`) off, for one int4-g32 linear of normal weights (std 0.02,
+    as a real model's: the codes cluster around the zero point)."""
     pytest.importorskip("torchao")
     from torchao.quantization import quantize_
 
     from etgpu.llm.quantize import linear_config
 
     torch.manual_seed(0)
-    module = torch.nn.Sequential(torch.nn.Linear(512, 256))
+    module = torch.nn.Sequential(torch.nn.Linear(cols, rows))
     torch.nn.init.normal_(module[0].weight, std=0.02)
     module = module.to(torch.bfloat16)
     quantize_(module, linear_config("int4-g32"))
-    exported = torch.export.export(module, (torch.randn(2, 512, dtype=torch.bfloat16),))
-    monkeypatch.setenv("ETGPU_PACK_QPARAMS", "0")  # the scales raw: only the codes differ
+    exported = torch.export.export(module, (torch.randn(2, cols, dtype=torch.bfloat16),))
+    monkeypatch.setenv(other_switch, "0")
     shown = {}
-    for huffman in ("1", "0"):
-        monkeypatch.setenv("ETGPU_HUFFMAN_CODES", huffman)
-        path = tmp_path / f"huffman_{huffman}.etgpu"
+    for on in ("1", "0"):
+        monkeypatch.setenv(encoding_switch, on)
+        path = tmp_path / f"{encoding_switch}_{on}.etgpu"
         etgpu.compile(exported, path)
         assert cli.main(["inspect", str(path)]) == 0
-        shown[huffman] = re.search(r"\n  int4 g32 +(.*)\n", capsys.readouterr().out).group(1)
+        shown[on] = re.search(r"\n  int4 g32 +(.*)\n", capsys.readouterr().out).group(1)
+    return shown
+
+
+def _stored_and_decoded(line):
+    return tuple(map(int, re.fullmatch(r"(\d+) \(decoded (\d+)\)", line).groups()))
+
+
+def test_inspect_shows_what_packed_scales_save(tmp_path, capsys, monkeypatch):
+    """The int4 weight's bytes as stored, and decoded where the packed scales made them smaller."""
+    shown = _int4_bytes_shown(tmp_path, capsys, monkeypatch, 64, 128, "ETGPU_PACK_QPARAMS", "ETGPU_HUFFMAN_CODES")
+    raw = 64 * 128 // 2 + 64 * 4 * 2  # int4 codes + bf16 scales
+    assert shown["0"] == str(raw)
+    stored, decoded = _stored_and_decoded(shown["1"])
+    assert decoded == raw and stored < raw
+
+
+def test_inspect_shows_what_huffman_codes_save(tmp_path, capsys, monkeypatch):
+    """The int4 weight's bytes as stored, and decoded, where its codes are entropy-coded."""
+    shown = _int4_bytes_shown(tmp_path, capsys, monkeypatch, 256, 512, "ETGPU_HUFFMAN_CODES", "ETGPU_PACK_QPARAMS")
     codes, scales = 256 * 512 // 2, 256 * 16 * 2
     assert shown["0"] == str(codes + scales)
-    stored, decoded = map(int, re.fullmatch(r"(\d+) \(decoded (\d+)\)", shown["1"]).groups())
+    stored, decoded = _stored_and_decoded(shown["1"])
     assert decoded == codes + scales and scales + 0.8 * codes < stored < scales + 0.98 * codes
