@@ -22,7 +22,6 @@
 #include "engine/cuda/cublaslt.h"
 #include "engine/cuda/cuda_common.h"
 #include "engine/cuda/gemv.h"
-#include "engine/cuda/quant_internal.h"
 #include "quant_host.h"
 #include "read_floor.h"
 
@@ -82,6 +81,24 @@ double median_ms(cudaStream_t stream, int reps, Fn&& fn) {
   return ms[reps / 2];
 }
 
+// Median milliseconds of one replay of a CUDA graph of what `enqueue` puts on `stream` (run once
+// eagerly first: plans, module load).
+template <class Fn>
+double graph_ms(cudaStream_t stream, int reps, Fn&& enqueue) {
+  enqueue();
+  CHECK(cudaStreamSynchronize(stream));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  enqueue();
+  CHECK(cudaStreamEndCapture(stream, &graph));
+  CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  const double ms = median_ms(stream, reps, [&] { CHECK(cudaGraphLaunch(exec, stream)); });
+  CHECK(cudaGraphExecDestroy(exec));
+  CHECK(cudaGraphDestroy(graph));
+  return ms;
+}
+
 double copy_bandwidth(cudaStream_t stream) {
   const size_t bytes = size_t(1) << 30;
   void *src, *dst;
@@ -102,20 +119,28 @@ double copy_us(cudaStream_t stream, size_t bytes, int copies) {
   CHECK(cudaMalloc(&src, bytes * copies));
   CHECK(cudaMalloc(&dst, bytes * copies));
   CHECK(cudaMemsetAsync(src, 1, bytes * copies, stream));
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < copies; ++i) {
-    CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + i * bytes, static_cast<char*>(src) + i * bytes, bytes,
-                          cudaMemcpyDeviceToDevice, stream));
-  }
-  CHECK(cudaStreamEndCapture(stream, &graph));
-  CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  const double ms = median_ms(stream, 20, [&] { CHECK(cudaGraphLaunch(exec, stream)); });
-  CHECK(cudaGraphExecDestroy(exec));
-  CHECK(cudaGraphDestroy(graph));
+  const double ms = graph_ms(stream, 20, [&] {
+    for (int i = 0; i < copies; ++i) {
+      CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + i * bytes, static_cast<char*>(src) + i * bytes, bytes,
+                            cudaMemcpyDeviceToDevice, stream));
+    }
+  });
   CHECK(cudaFree(src));
   CHECK(cudaFree(dst));
+  return ms * 1e3 / copies;
+}
+
+// Median time of a kernel that only reads `bytes` (read_floor.cu), timed as copy_us: the floor
+// under the GEMV of those bytes.
+double read_only_us(cudaStream_t stream, size_t bytes, int copies) {
+  const size_t stride = (bytes + 255) / 256 * 256;  // 256-byte aligned regions
+  void* data;
+  CHECK(cudaMalloc(&data, stride * copies));
+  CHECK(cudaMemsetAsync(data, 1, stride * copies, stream));
+  const double ms = graph_ms(stream, 20, [&] {
+    for (int i = 0; i < copies; ++i) CHECK(launch_read_only(static_cast<char*>(data) + i * stride, bytes, stream));
+  });
+  CHECK(cudaFree(data));
   return ms * 1e3 / copies;
 }
 
@@ -165,18 +190,10 @@ using LinearFn = Status (*)(const cuda::Context&, const Node&, const QuantLinear
 // Median time of one launch: a graph of one launch per weight copy, replayed.
 double time_nodes(const cuda::Context& ctx, const std::vector<Node>& nodes, int reps,
                   LinearFn linear = cuda::quant_linear) {
-  for (const Node& n : nodes) check(linear(ctx, n, std::get<QuantLinearParams>(n.params)), "quant_linear");
-  CHECK(cudaStreamSynchronize(ctx.stream));
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  CHECK(cudaStreamBeginCapture(ctx.stream, cudaStreamCaptureModeThreadLocal));
-  for (const Node& n : nodes) check(linear(ctx, n, std::get<QuantLinearParams>(n.params)), "quant_linear");
-  CHECK(cudaStreamEndCapture(ctx.stream, &graph));
-  CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  const double ms = median_ms(ctx.stream, reps, [&] { CHECK(cudaGraphLaunch(exec, ctx.stream)); });
-  CHECK(cudaGraphExecDestroy(exec));
-  CHECK(cudaGraphDestroy(graph));
-  return ms / nodes.size();
+  return graph_ms(ctx.stream, reps, [&] {
+           for (const Node& n : nodes) check(linear(ctx, n, std::get<QuantLinearParams>(n.params)), "quant_linear");
+         }) /
+         nodes.size();
 }
 
 // The bf16 GEMV (cuda::gemv, M = 1) on rotating copies of an N x K weight, timed as time_nodes
@@ -199,17 +216,7 @@ double time_bf16_gemv(const cuda::Context& ctx, int64_t n, int64_t k, int copies
       if (!handled) check(Status::error("shape not taken by the GEMV"), "gemv");
     }
   };
-  enqueue_all();
-  CHECK(cudaStreamSynchronize(ctx.stream));
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  CHECK(cudaStreamBeginCapture(ctx.stream, cudaStreamCaptureModeThreadLocal));
-  enqueue_all();
-  CHECK(cudaStreamEndCapture(ctx.stream, &graph));
-  CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  const double ms = median_ms(ctx.stream, reps, [&] { CHECK(cudaGraphLaunch(exec, ctx.stream)); });
-  CHECK(cudaGraphExecDestroy(exec));
-  CHECK(cudaGraphDestroy(graph));
+  const double ms = graph_ms(ctx.stream, reps, enqueue_all);
   for (void* w : weights) CHECK(cudaFree(w));
   CHECK(cudaFree(x));
   CHECK(cudaFree(out));

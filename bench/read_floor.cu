@@ -1,18 +1,6 @@
 #include "read_floor.h"
 
-#include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <vector>
-
 namespace {
-
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) {
-    std::printf("CUDA error %s in %s\n", cudaGetErrorString(e), what);
-    std::exit(1);
-  }
-}
 
 // XORs every loaded word into one value, stored only if it equals a constant no fill produces,
 // so the loads stay and nothing is written.
@@ -29,46 +17,20 @@ __global__ void read_only_kernel(const uint4* data, size_t count, unsigned* sink
     const uint4 a = __ldg(data + i);
     acc ^= a.x ^ a.y ^ a.z ^ a.w;
   }
-  if (acc == 0x9e3779b9u) *sink = acc;
+  if (acc == 0x9e3779b9u && sink) *sink = acc;
 }
 
 }  // namespace
 
-double read_only_us(cudaStream_t stream, size_t bytes, int copies) {
-  int device = 0, sms = 0;
-  check(cudaGetDevice(&device), "cudaGetDevice");
-  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "attribute");
-  const size_t count = bytes / 16, stride = (count + 15) / 16 * 16;  // 256-byte aligned regions
-  char* data = nullptr;
-  unsigned* sink = nullptr;
-  check(cudaMalloc(&data, stride * 16 * copies), "cudaMalloc");
-  check(cudaMalloc(&sink, sizeof(unsigned)), "cudaMalloc");
-  check(cudaMemsetAsync(data, 1, stride * 16 * copies, stream), "cudaMemset");
-  cudaGraph_t graph;
-  cudaGraphExec_t exec;
-  check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "capture");
-  for (int i = 0; i < copies; ++i) {
-    read_only_kernel<<<4 * sms, 512, 0, stream>>>(reinterpret_cast<const uint4*>(data) + i * stride, count, sink);
-  }
-  check(cudaStreamEndCapture(stream, &graph), "capture");
-  check(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
-  cudaEvent_t start, end;
-  check(cudaEventCreate(&start), "event");
-  check(cudaEventCreate(&end), "event");
-  std::vector<float> ms(25);
-  for (int rep = -5; rep < static_cast<int>(ms.size()); ++rep) {  // 5 warm-up replays
-    check(cudaEventRecord(start, stream), "record");
-    check(cudaGraphLaunch(exec, stream), "launch");
-    check(cudaEventRecord(end, stream), "record");
-    check(cudaEventSynchronize(end), "sync");
-    if (rep >= 0) check(cudaEventElapsedTime(&ms[rep], start, end), "elapsed");
-  }
-  std::sort(ms.begin(), ms.end());
-  check(cudaEventDestroy(start), "event");
-  check(cudaEventDestroy(end), "event");
-  check(cudaGraphExecDestroy(exec), "graph");
-  check(cudaGraphDestroy(graph), "graph");
-  check(cudaFree(data), "cudaFree");
-  check(cudaFree(sink), "cudaFree");
-  return ms[ms.size() / 2] * 1e3 / copies;
+cudaError_t launch_read_only(const void* data, size_t bytes, cudaStream_t stream) {
+  static const int sms = [] {
+    int device = 0, count = 0;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device);
+    return count;
+  }();
+  // 4 blocks of 512 threads per SM: every SM's threads, each with four loads in flight. The sink
+  // is never written (no fill of these bytes XORs to the constant), so null is fine.
+  read_only_kernel<<<4 * sms, 512, 0, stream>>>(static_cast<const uint4*>(data), bytes / 16, nullptr);
+  return cudaGetLastError();
 }
