@@ -41,6 +41,7 @@ namespace etgpu::cuda {
 namespace {
 
 constexpr int kTileRows = kGemvTileRows;
+constexpr int kPairRows = kTileRows / 2;  // rows of each of a Glu pair's weights per tile
 constexpr int kStepWords = 16;  // 4 lanes x 16 bytes of one row
 
 constexpr int kDepth = 4;  // steps of loads in flight per lane
@@ -191,7 +192,7 @@ struct GemvSiblings {
   T* out[kMaxGemvSiblings];
   int tiles[kMaxGemvSiblings];
   int count;
-  T* glu;  // with a Glu (count 2): its output; tiles[0] then counts the 8-row pairs
+  T* glu;  // with a Glu (count 2): its output; tiles[0] then counts the pairs' tiles, tiles[1] is 0
   UnaryOp act;
 };
 
@@ -203,20 +204,21 @@ __device__ __forceinline__ V sibling(const V (&values)[kMaxGemvSiblings], int s)
   return s == 0 ? values[0] : s == 1 ? values[1] : values[2];
 }
 
-// A Glu pair's epilogue: partial row r < 8 is gate row 8 tile + r, row r + 8 the same up row.
+// A Glu pair's epilogue: partial row r < kPairRows is gate row kPairRows tile + r, row
+// r + kPairRows the same up row.
 // Gate, up and the Glu are stored with the Glu kernel's roundings (gate and up to T, act(gate)
 // to T, then the product), so the outputs equal the three instructions run one by one.
 template <class T>
 __device__ __forceinline__ void store_glu_pair(const GemvSiblings<T>& group, const float (*partial)[kTileRows][8],
                                                int warps, int tile, int m, int first_row) {
-  const int64_t n = group.rows[0], r0 = int64_t(tile) * 8;
-  for (int i = threadIdx.x; i < 8 * 8; i += blockDim.x) {
+  const int64_t n = group.rows[0], r0 = int64_t(tile) * kPairRows;
+  for (int i = threadIdx.x; i < kPairRows * 8; i += blockDim.x) {
     const int row = i >> 3, col = i & 7;
     if (col >= m || r0 + row >= n) continue;
     float gate = 0.f, up = 0.f;
     for (int k = 0; k < warps; ++k) {
       gate += partial[k][row][col];
-      up += partial[k][row + 8][col];
+      up += partial[k][row + kPairRows][col];
     }
     if (group.bias[0]) gate += static_cast<float>(group.bias[0][r0 + row]);
     if (group.bias[1]) up += static_cast<float>(group.bias[1][r0 + row]);
@@ -236,9 +238,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
   __shared__ float partial[kMaxWarps][kTileRows][8];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5, g = lane >> 2, t = lane & 3;
   // The block's sibling and tile: blockIdx.y runs over the siblings' tiles in turn; with a Glu,
-  // over 8-row pairs of both (rows 0-7 of the tile from gate, 8-15 from up).
+  // over the pairs' tiles (rows 0-7 of a tile from gate, 8-15 the same rows of up; all in
+  // tiles[0], so s stays 0).
   int s = 0, tile = static_cast<int>(blockIdx.y);
-  for (; !group.glu && s + 1 < group.count && tile >= group.tiles[s]; ++s) tile -= group.tiles[s];
+  for (; s + 1 < group.count && tile >= group.tiles[s]; ++s) tile -= group.tiles[s];
   PackedWeight w = group.w;
   w.codes = sibling(group.codes, s);
   w.scales = sibling(group.scales, s);
@@ -253,7 +256,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 1)
     up.codes = group.codes[1];
     up.scales = group.scales[1];
     up.zeros = group.zeros[1];
-    rows = lane_rows<kFmt, P>(w, int64_t(tile) * 8 + g, up, int64_t(tile) * 8 + g);
+    rows = lane_rows<kFmt, P>(w, int64_t(tile) * kPairRows + g, up, int64_t(tile) * kPairRows + g);
   } else {
     rows = lane_rows<kFmt, P>(w, int64_t(tile) * kTileRows + g, w, int64_t(tile) * kTileRows + g + 8);
   }
@@ -344,9 +347,8 @@ template <int kFmt, class T, class P, int kZero, int kGroups>
 cudaError_t launch(const Context& c, const GemvSiblings<T>& group, const T* x, int m, int rows, int warps) {
   constexpr auto kernel = quant_gemv_kernel<kFmt, T, P, kZero, kGroups>;
   if (const cudaError_t e = allow_dynamic_smem<kernel>(x_smem_limit()); e != cudaSuccess) return e;
-  // Blocks along y: every sibling's tiles, or a Glu pair's 8-row pairs (counted in tiles[0]).
-  int64_t tiles = 0;
-  for (int s = 0; s < (group.glu ? 1 : group.count); ++s) tiles += group.tiles[s];
+  int64_t tiles = 0;  // blocks along y: every sibling's tiles
+  for (int s = 0; s < group.count; ++s) tiles += group.tiles[s];
   const dim3 grid(static_cast<unsigned>((m + rows - 1) / rows), static_cast<unsigned>(tiles));
   const size_t smem = static_cast<size_t>(rows) * group.w.cols * sizeof(T);
   return launch_overlapped(kernel, grid, dim3(warps * 32), smem, c.stream, group, x, m, rows);
@@ -410,7 +412,10 @@ Status quant_gemv_siblings(const Context& c, const QuantWeightParams& p, const G
       group.out[s] = static_cast<T*>(siblings[s].out);
       group.tiles[s] = static_cast<int>(gemv_tiles(ws.rows));
     }
-    if (glu) group.tiles[0] = static_cast<int>((w.rows + 7) / 8);  // 8-row pairs of gate and up
+    if (glu) {  // each tile takes kPairRows rows of gate and of up
+      group.tiles[0] = static_cast<int>((w.rows + kPairRows - 1) / kPairRows);
+      group.tiles[1] = 0;
+    }
     with_step_kind<kFmt>(w, [&](auto zero, auto groups) {
       status = launch<kFmt, T, decltype(param), decltype(zero)::value, decltype(groups)::value>(
           c, group, static_cast<const T*>(x), static_cast<int>(m), rows, warps);

@@ -11,8 +11,8 @@ struct PackedWeight;
 // x rows up to this many take the GEMV (8 per pass: the mma's 8 columns); more dequantize the
 // weight and multiply with cuBLASLt. Measured on the H200 (bench/quant_gemv_bench, 2026-11-30
 // session 17): at M = 16 the GEMV's two passes beat the dequantize pass + cuBLASLt (nvfp4 8192 x
-// 2048 ties; int4-g32 2048 x 8192 0.021 vs 0.025 ms, 8192 x 2048 0.019 vs 0.024), at M = 32 they lose
-// (0.038 vs 0.026, 0.033 vs 0.023): each pass reads the whole weight again.
+// 2048 ties; int4-g32 2048 x 8192 0.021 vs 0.025 ms, 8192 x 2048 0.019 vs 0.024), at M = 32 they
+// lose (0.038 vs 0.026, 0.033 vs 0.023): each pass reads the whole weight again.
 constexpr int64_t kMaxGemvRows = 16;
 
 // The GEMV's tiles of weight rows (one per block), and how many one launch takes, all siblings
